@@ -1,0 +1,182 @@
+"""Command line: ``python -m convae train|evaluate|info``.
+
+Errors are printed as one line (``error: ...``) with exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .data import SOURCES, DataNotFoundError, load_dataset
+from .models import DECODERS, count_parameters
+from .train import LOSSES, TrainConfig, configure_threads, evaluate, fit
+
+D = TrainConfig()  # defaults shown in --help come from the dataclass, stated once
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m convae",
+        description="ConvAE Explorer: train and evaluate small convolutional autoencoders.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    data_help = (f"data source: {', '.join(SOURCES)} (in $CONVAE_DATA, default ./data) or "
+                 "folder:PATH with PATH/train/<class>/* and PATH/test/<class>/* "
+                 "(default: %(default)s)")
+
+    t = sub.add_parser("train", help="train a model and write a checkpoint",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", default="cifar10", help=data_help)
+    t.add_argument("--decoder", choices=DECODERS, default=D.decoder,
+                   help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3")
+    t.add_argument("--loss", choices=LOSSES, default=D.loss,
+                   help="reconstruction loss (bce as in the CIFAR assignment, mse as in the notes)")
+    t.add_argument("--epochs", type=int, default=D.epochs, help="passes over the training set")
+    t.add_argument("--batch-size", type=int, default=D.batch_size, help="images per step")
+    t.add_argument("--lr", type=float, default=D.lr, help="Adam learning rate")
+    t.add_argument("--classes", default="",
+                   help="comma-separated class names to train on (empty: all classes)")
+    t.add_argument("--limit", type=int, default=None,
+                   help="use only the first N training images (default: all)")
+    t.add_argument("--noise", type=float, default=D.noise,
+                   help="std of Gaussian noise added to inputs (targets stay clean)")
+    t.add_argument("--seed", type=int, default=D.seed, help="random seed (same seed, same model)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=D.device,
+                   help="auto uses CUDA when present")
+    t.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: one per core, or $CONVAE_THREADS)")
+    t.add_argument("--out", default=None,
+                   help="checkpoint to write (default: checkpoints/<data>-<decoder>.pt)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a checkpoint",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("checkpoint", help="path of a .pt checkpoint (or a bare state_dict)")
+    e.add_argument("--data", default=None,
+                   help=data_help.replace("(default: %(default)s)",
+                                          "(default: the source the checkpoint was trained on)"))
+    e.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
+    i.add_argument("checkpoint")
+    return p
+
+
+def _classes(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = {"b": None}
+
+    def decode_progress(done: int, total: int, what: str) -> None:
+        if bar["b"] is None or bar["b"].desc != what:
+            if bar["b"] is not None:
+                bar["b"].close()
+            bar["b"] = tqdm(total=total, desc=what, unit="img", file=sys.stderr)
+        bar["b"].n = done
+        bar["b"].refresh()
+        if done >= total:
+            bar["b"].close()
+            bar["b"] = None
+
+    return decode_progress
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    threads = configure_threads(args.threads)
+    cfg = TrainConfig(decoder=args.decoder, loss=args.loss, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, classes=tuple(_classes(args.classes)),
+                      limit=args.limit, noise=args.noise, seed=args.seed, device=args.device)
+    data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
+    default_name = Path(args.data.removeprefix("folder:")).name or "data"
+    out = Path(args.out or f"checkpoints/{default_name}-{args.decoder}.pt")
+    bar = None
+
+    def on_event(ev) -> None:
+        nonlocal bar
+        if args.quiet:
+            if ev.kind == "epoch":
+                print(f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, test PSNR "
+                      f"{ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s", file=sys.stderr)
+            return
+        if bar is None:
+            bar = tqdm(total=ev.epochs * ev.steps_per_epoch, unit="step", file=sys.stderr,
+                       desc=f"train {cfg.decoder}")
+        if ev.kind == "step":
+            bar.update(1)
+            if ev.step % 20 == 0:
+                bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.4f}",
+                                img_s=f"{ev.images_per_s:.0f}")
+        else:
+            bar.write(f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, "
+                      f"test PSNR {ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s")
+
+    try:
+        result = fit(cfg, data, on_event)
+    except KeyboardInterrupt:  # Ctrl-C: fit() itself never sees it, so nothing is written
+        print("\ninterrupted: no checkpoint written", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.diverged:
+        print(f"warning: {result.diverged}", file=sys.stderr)
+    if result.epochs_done == 0:
+        print("error: no epoch finished, so no checkpoint was written", file=sys.stderr)
+        return 1
+    save_checkpoint(out, result.model, cfg.to_dict(), result.history, result.test_metrics,
+                    data.fingerprint, args.data)
+    m = result.test_metrics
+    print(f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
+          f"{result.seconds:.0f} s on {threads} threads")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    configure_threads()
+    ck = load_checkpoint(args.checkpoint)
+    source = args.data or ck.data_source or "cifar10"
+    data = load_dataset(source, progress=_progress_bar())
+    test = data.test.filter(_classes(args.classes))
+    res = evaluate(ck.model, test, per_class=True)
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "data": source, **res}, indent=2))
+        return 0
+    print(f"{args.checkpoint} on {source} test split ({res['n']} images)")
+    print(f"{'class':<14}{'n':>6}{'MSE':>10}{'PSNR dB':>10}{'SSIM':>8}")
+    for name, r in res["per_class"].items():
+        print(f"{name:<14}{r['n']:>6}{r['mse']:>10.5f}{r['psnr']:>10.2f}{r['ssim']:>8.4f}")
+    print(f"{'all':<14}{res['n']:>6}{res['mse']:>10.5f}{res['psnr']:>10.2f}{res['ssim']:>8.4f}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    ck = load_checkpoint(args.checkpoint)
+    print(json.dumps({"model_config": ck.config.to_dict(),
+                      "parameters": count_parameters(ck.model), "bare_state_dict": ck.bare,
+                      "train_config": ck.train_config, "test_metrics": ck.test_metrics,
+                      "data_source": ck.data_source, "created": ck.created}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info}[args.command](args)
+    except (CheckpointError, DataNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

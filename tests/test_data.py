@@ -1,0 +1,112 @@
+"""Data sources: the real folder loader on a tree made here, the cache, filters, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from convae.data import DataNotFoundError, load_dataset
+
+from .conftest import CLASSES, make_image_tree
+
+
+def test_folder_source_decodes_tree(image_tree, data_root):
+    seen = []
+    ds = load_dataset(f"folder:{image_tree}", progress=lambda d, t, w: seen.append((d, t)))
+    assert ds.classes == list(CLASSES)
+    assert ds.train.images.shape == (48, 3, 32, 32) and ds.train.images.dtype == torch.uint8
+    assert ds.test.images.shape == (18, 3, 32, 32)
+    assert ds.train.class_counts() == {c: 16 for c in CLASSES}
+    # classes interleaved, so the first N images are a balanced sample
+    assert ds.train.labels[:6].tolist() == [0, 1, 2, 0, 1, 2]
+    assert seen and seen[-1][0] == seen[-1][1]  # progress reported up to the total
+
+
+def test_second_load_comes_from_cache(image_tree, data_root):
+    first = load_dataset(f"folder:{image_tree}")
+    assert list((data_root / "cache").glob("folder-*.pt"))
+    calls = []
+    second = load_dataset(f"folder:{image_tree}", progress=lambda *a: calls.append(a))
+    assert not calls  # nothing decoded again
+    assert torch.equal(first.train.images, second.train.images)
+    assert first.fingerprint == second.fingerprint
+
+
+def test_corrupted_cache_is_rebuilt(image_tree, data_root):
+    first = load_dataset(f"folder:{image_tree}")
+    cache = next((data_root / "cache").glob("folder-*.pt"))
+    cache.write_bytes(b"garbage")
+    again = load_dataset(f"folder:{image_tree}")
+    assert torch.equal(first.test.images, again.test.images)
+    cache.unlink()
+    assert len(load_dataset(f"folder:{image_tree}").train) == 48
+
+
+def test_pixels_match_the_files(image_tree, data_root):
+    from PIL import Image
+
+    ds = load_dataset(f"folder:{image_tree}")
+    png = Image.open(image_tree / "test" / "square" / "0000.png")
+    expected = torch.from_numpy(np.array(png)).permute(2, 0, 1)
+    # test order interleaves classes: index 1 is the first 'square'
+    assert torch.equal(ds.test.images[1], expected)
+
+
+def test_filter_and_head(image_tree, data_root):
+    ds = load_dataset(f"folder:{image_tree}")
+    only = ds.test.filter(["square"])
+    assert len(only) == 6 and set(only.labels.tolist()) == {1}
+    assert len(ds.train.head(5)) == 5
+    with pytest.raises(ValueError, match="unknown class"):
+        ds.test.filter(["airplane"])
+
+
+def test_non_images_and_empty_class_folder(tmp_path, data_root):
+    tree = make_image_tree(tmp_path / "t", n_train=4, n_test=2)
+    (tree / "train" / "circle" / "notes.txt").write_text("not an image")
+    (tree / "train" / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (tree / "train" / "empty").mkdir()
+    (tree / "test" / "empty").mkdir()
+    ds = load_dataset(f"folder:{tree}")
+    assert ds.train.class_counts() == {"circle": 4, "empty": 0, "square": 4, "stripes": 4}
+
+
+def test_missing_torchvision_source_message(data_root):
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset("mnist")
+    msg = str(err.value)
+    assert "mnist" in msg and str(data_root / "MNIST" / "raw") in msg
+    assert "CONVAE_DATA" in msg and "go online" in msg and "folder:PATH" in msg
+
+
+def test_missing_cifar_names_both_places(data_root):
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset("cifar10")
+    assert "cifar-10-batches-py" in str(err.value) and "cifar10-jpeg" in str(err.value)
+
+
+def test_bad_folder_and_unknown_source(tmp_path, data_root):
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path / 'nope'}")
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(DataNotFoundError, match="missing"):
+        load_dataset(f"folder:{tmp_path / 'flat'}")
+    with pytest.raises(ValueError, match="unknown data source"):
+        load_dataset("imagenet")
+
+
+@pytest.mark.shared_data
+def test_shared_cifar10_copy(cifar):
+    assert cifar.train.images.shape == (50000, 3, 32, 32)
+    assert cifar.test.images.shape == (10000, 3, 32, 32)
+    assert cifar.classes[0] == "airplane" and cifar.classes[-1] == "truck"
+    assert cifar.test.class_counts()["cat"] == 1000
+    assert cifar.test.labels[0] == 0  # the first test image is an airplane
+
+
+@pytest.mark.shared_data
+def test_shared_fashion_mnist(shared_root):
+    if not (shared_root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip("Fashion-MNIST not unpacked in this data root (./dev test does it)")
+    ds = load_dataset("fashion-mnist", root=shared_root)
+    assert ds.train.images.shape == (60000, 1, 28, 28)
+    assert ds.classes[0] == "T-shirt/top"

@@ -1,0 +1,93 @@
+"""Training on real (tiny) data: the loss falls, stops are clean, runs are reproducible."""
+
+import pytest
+import torch
+
+from convae.train import TrainConfig, evaluate, fit, lr_factor
+
+
+def test_a_few_steps_lower_the_loss(tiny_data):
+    losses = []
+    fit(TrainConfig(epochs=3, batch_size=8, lr=3e-3, warmup_steps=1), tiny_data,
+        lambda ev: losses.append(ev.loss) if ev.kind == "step" else None)
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < first
+
+
+def test_events_and_history(tiny_data):
+    events = []
+    r = fit(TrainConfig(decoder="upsample", loss="mse", epochs=2, batch_size=16), tiny_data,
+            events.append)
+    steps = [e for e in events if e.kind == "step"]
+    epochs = [e for e in events if e.kind == "epoch"]
+    assert len(steps) == 2 * 5 and len(epochs) == 2  # 72 images / 16 = 5 steps
+    assert epochs[-1].test_psnr == pytest.approx(r.history[-1]["test_psnr"])
+    assert all(e.images_per_s > 0 for e in steps)
+    assert r.epochs_done == 2 and not r.stopped
+    assert {"mse", "psnr", "ssim"} <= set(r.test_metrics)
+
+
+def test_same_seed_same_model(tiny_data):
+    cfg = TrainConfig(epochs=1, batch_size=16, seed=3)
+    a, b = fit(cfg, tiny_data), fit(cfg, tiny_data)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k])
+    c = fit(TrainConfig(epochs=1, batch_size=16, seed=4), tiny_data)
+    assert not torch.equal(a.model.conv1.weight, c.model.conv1.weight)
+
+
+def test_stop_keeps_last_finished_epoch(tiny_data):
+    cfg = TrainConfig(epochs=3, batch_size=16)
+    # run A stops at its first epoch-end; run B stops two steps into epoch 2
+    a = fit(cfg, tiny_data, lambda ev: ev.kind == "epoch")
+    b = fit(cfg, tiny_data, lambda ev: ev.kind == "step" and ev.epoch == 2 and ev.step == 7)
+    assert a.stopped and b.stopped and a.epochs_done == b.epochs_done == 1
+    assert len(b.history) == 1
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k])
+
+
+def test_stop_before_first_epoch_keeps_nothing_trained(tiny_data):
+    r = fit(TrainConfig(epochs=2, batch_size=16), tiny_data, lambda ev: True)
+    assert r.stopped and r.epochs_done == 0 and r.history == [] and r.test_metrics == {}
+
+
+def test_divergence_is_caught(tiny_data):
+    r = fit(TrainConfig(epochs=3, batch_size=16, lr=1e12, loss="mse", warmup_steps=0),
+            tiny_data)
+    assert r.diverged and "learning rate" in r.diverged
+    assert all(torch.isfinite(p).all() for p in r.model.parameters())
+
+
+def test_noise_classes_limit_and_big_batch(tiny_data):
+    r = fit(TrainConfig(epochs=1, batch_size=1000, classes=("square",), limit=5, noise=0.2),
+            tiny_data)
+    assert r.history[0]["step"] == 1  # one batch: 5 images, batch clipped to the data
+    assert r.test_metrics["n"] == 8  # test split filtered to squares
+    with pytest.raises(ValueError, match="no training images"):
+        fit(TrainConfig(epochs=1, classes=()), tiny_data.__class__(
+            "x", tiny_data.train.head(0), tiny_data.test, "fp"))
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0), dict(lr=-1), dict(epochs=0), dict(batch_size=0),
+                                 dict(loss="l1"), dict(noise=-0.1), dict(limit=0)])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(**bad)
+
+
+def test_lr_schedule_shape():
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1)
+    assert lr_factor(10, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(100, 10, 100) == pytest.approx(0.05)
+
+
+def test_evaluate_per_class_and_channel_check(tiny_models, tiny_data):
+    model = tiny_models["transpose"].model
+    res = evaluate(model, tiny_data.test, per_class=True)
+    assert set(res["per_class"]) == set(tiny_data.classes)
+    assert 0 < res["ssim"] <= 1 and res["psnr"] > 5
+    grey = tiny_data.test.__class__(tiny_data.test.images[:, :1], tiny_data.test.labels,
+                                    tiny_data.classes)
+    with pytest.raises(ValueError, match="channel"):
+        evaluate(model, grey)
