@@ -1,0 +1,295 @@
+"""Figure builders for the app: image grids, activation maps, curves, architecture diagram.
+
+Plain numpy / PIL / plotly, no Streamlit, so every figure can be built and checked in a
+test. Small images are always enlarged by repeating pixels (nearest neighbour): a 32x32
+CIFAR-10 image scaled by the browser's smooth filter looks blurred, and blur is exactly
+what a student must not confuse with the autoencoder's own loss of detail.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from PIL import Image, ImageDraw
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+COLOUR_MODES = ("channel", "layer", "model")
+COLOUR_MODE_LABELS = {"channel": "per channel", "layer": "per layer", "model": "whole model"}
+DIVERGING = "RdBu_r"  # signed maps (conv outputs): blue < 0 < red, white at zero
+SEQUENTIAL = "Viridis"  # non-negative maps (after ReLU, pools, sigmoid)
+PART_COLOURS = {"input": "#7f7f7f", "encoder": "#1f77b4", "code": "#d62728",
+                "decoder": "#2ca02c"}
+RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+# ----------------------------------------------------------------- photo images
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """One image (C, H, W) in [0, 1] -> uint8 (H, W, 3) or (H, W) for greyscale."""
+    a = (x.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def upscale(img: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarge an (H, W[, C]) image by repeating each pixel ``factor`` times (no blur)."""
+    factor = max(1, int(factor))
+    return img.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def display_scale(image_size: int, target_px: int = 96) -> int:
+    """The integer enlargement that brings an image closest to ``target_px`` wide."""
+    return max(1, round(target_px / image_size))
+
+
+def image_list(x: torch.Tensor, target_px: int = 96) -> list[np.ndarray]:
+    """A batch (N, C, H, W) in [0, 1] as uint8 images enlarged to about ``target_px``.
+
+    Shown with ``st.image(..., width="content")`` so the browser draws them 1:1.
+    """
+    f = display_scale(x.shape[-1], target_px)
+    return [upscale(to_uint8(img), f) for img in x]
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+def grid_png(rows: Sequence[tuple[str, torch.Tensor]], captions: Sequence[Sequence[str]]
+             | None = None, target_px: int = 96, gap: int = 4, label_px: int = 150) -> bytes:
+    """A labelled grid of image rows as PNG bytes (the Reconstructions download).
+
+    Args:
+        rows: (row label, images (N, C, H, W) in [0, 1]); rows may have different N.
+        captions: optional text under each image, one sequence per row.
+        target_px: about how wide each image is drawn (integer nearest upscaling).
+    """
+    f = display_scale(rows[0][1].shape[-1], target_px)
+    side = rows[0][1].shape[-1] * f
+    caption_px = 14 if captions else 0
+    n_cols = max(len(x) for _, x in rows)
+    width = label_px + n_cols * (side + gap) + gap
+    height = len(rows) * (side + caption_px + gap) + gap
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (label, x) in enumerate(rows):
+        top = gap + r * (side + caption_px + gap)
+        draw.text((gap, top + side // 2 - 6), label[:24], fill="black")
+        for c, img in enumerate(x):
+            left = label_px + gap + c * (side + gap)
+            canvas.paste(Image.fromarray(_rgb(upscale(to_uint8(img), f))), (left, top))
+            if captions and c < len(captions[r]) and captions[r][c]:
+                draw.text((left + 2, top + side + 1), captions[r][c], fill="black")
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------- activation maps
+
+
+def grid_shape(channels: int) -> tuple[int, int]:
+    """(rows, cols) for tiling channel maps: one row up to 8 maps, then rows of 8."""
+    cols = min(channels, 8)
+    return math.ceil(channels / cols), cols
+
+
+def colour_range(activation: torch.Tensor, mode: str,
+                 model_range: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The (min, max) a colour scale spans in ``mode`` ("layer" or "model")."""
+    if mode == "model":
+        if model_range is None:
+            raise ValueError("the whole-model colour scale needs the model's value range")
+        lo, hi = model_range
+    else:
+        lo, hi = float(activation.min()), float(activation.max())
+    if hi <= lo:  # a constant map: widen so the colour scale is defined
+        hi = lo + 1e-6
+    return lo, hi
+
+
+def activation_grid(activation: torch.Tensor, step: str, mode: str = "layer",
+                    model_range: tuple[float, float] | None = None,
+                    tile_px: int = 110) -> go.Figure:
+    """Every channel of one image's activation as a tiled heatmap with hover values.
+
+    One heatmap trace holds all tiles (NaN gaps between them): one trace instead of 16
+    subplots keeps a layer step fast to build and to draw.
+
+    Args:
+        activation: (C, H, W) or (1, C, H, W).
+        step: the step's name (title).
+        mode: "channel" (each map stretched over its own min..max; the colourbar reads
+            0 = that channel's min, 1 = its max), "layer" (one scale for this step) or
+            "model" (one scale for every step, given as ``model_range``).
+        tile_px: about how many screen pixels each map gets.
+    """
+    if mode not in COLOUR_MODES:
+        raise ValueError(f"colour mode must be one of {COLOUR_MODES}, got {mode!r}")
+    a = (activation[0] if activation.ndim == 4 else activation).detach().float().cpu()
+    c, h, w = a.shape
+    rows, cols = grid_shape(c)
+    gap = max(1, h // 8)
+    big_h, big_w = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
+    z = np.full((big_h, big_w), np.nan, dtype=np.float32)
+    # customdata per cell: channel, row, column, true value (z may be normalised).
+    cd = np.full((big_h, big_w, 4), np.nan, dtype=np.float32)
+    values = a.numpy()
+    if mode == "channel":
+        lo = values.reshape(c, -1).min(1)[:, None, None]
+        hi = values.reshape(c, -1).max(1)[:, None, None]
+        shown = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
+        zmin, zmax, scale, zmid = 0.0, 1.0, SEQUENTIAL, None
+        bar = dict(title=dict(text="own range", side="right"), tickvals=[0, 0.5, 1],
+                   ticktext=["channel min", "mid", "channel max"])
+    else:
+        shown = values
+        zmin, zmax = colour_range(a, mode, model_range)
+        if zmin < 0 < zmax:  # signed: centre white on zero so sign reads at a glance
+            m = max(-zmin, zmax)
+            zmin, zmax, scale, zmid = -m, m, DIVERGING, 0.0
+        else:
+            scale, zmid = SEQUENTIAL, None
+        bar = dict(title=dict(text="value", side="right"))
+    yy, xx = np.mgrid[:h, :w]
+    annotations = []
+    for ch in range(c):
+        r, col = divmod(ch, cols)
+        top, left = r * (h + gap), col * (w + gap)
+        z[top:top + h, left:left + w] = shown[ch]
+        cd[top:top + h, left:left + w] = np.stack(
+            [np.full((h, w), ch), yy, xx, values[ch]], axis=-1)
+        annotations.append(dict(x=left + w / 2 - 0.5, y=top - 0.5, text=f"ch {ch}",
+                                showarrow=False, yanchor="bottom", font=dict(size=11),
+                                xref="x", yref="y"))
+    fig = go.Figure(go.Heatmap(
+        z=z, customdata=cd, colorscale=scale, zmin=zmin, zmax=zmax, zmid=zmid,
+        hoverongaps=False, colorbar=dict(thickness=14, len=1.0, **bar),
+        hovertemplate=("channel %{customdata[0]}<br>row %{customdata[1]}, "
+                       "col %{customdata[2]}<br>value %{customdata[3]:.4f}<extra></extra>"),
+    ))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x",
+                     constrain="domain")
+    label = COLOUR_MODE_LABELS[mode]
+    fig.update_layout(
+        title=dict(text=f"{step}: {c} channel{'s' * (c > 1)} of {h}x{w} "
+                        f"(colour scale {label})", x=0, font=dict(size=14)),
+        annotations=annotations, height=rows * tile_px + 70,
+        margin=dict(l=10, r=10, t=60, b=10),
+    )
+    return fig
+
+
+def _lut(scale: str = SEQUENTIAL) -> np.ndarray:
+    """A 256-entry uint8 RGB table of a plotly colour scale (for thumbnails)."""
+    cols = sample_colorscale(scale, list(np.linspace(0, 1, 256)), colortype="tuple")
+    return (np.array(cols) * 255).round().astype(np.uint8)
+
+
+_VIRIDIS = _lut()
+
+
+def step_thumbnail(activation: torch.Tensor, step: str, in_channels: int,
+                   target_px: int = 96) -> np.ndarray:
+    """A small picture of one step for the overview strip.
+
+    Image-like steps (input and the final sigmoid with the image's channel count) are
+    shown as the picture itself; other steps as their channel maps tiled, each stretched
+    over its own range and coloured with viridis (structure, not scale, is what the
+    strip is for).
+    """
+    a = (activation[0] if activation.ndim == 4 else activation).detach().float().cpu()
+    c, h, w = a.shape
+    if step in ("input", "sigmoid") and c == in_channels:
+        img = to_uint8(a)
+        return upscale(_rgb(img), display_scale(w, target_px))
+    rows, cols = (2, 2) if c == 4 else (math.ceil(c / math.ceil(math.sqrt(c))),
+                                        math.ceil(math.sqrt(c)))
+    flat = a.reshape(c, -1)
+    lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
+    norm = ((a - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))).numpy()
+    gap = 1
+    mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
+    for ch in range(c):
+        r, col = divmod(ch, cols)
+        idx = (norm[ch] * 255).round().astype(np.int64)
+        mosaic[r * (h + gap):r * (h + gap) + h, col * (w + gap):col * (w + gap) + w] = (
+            _VIRIDIS[idx])
+    return upscale(mosaic, display_scale(mosaic.shape[1], target_px))
+
+
+# ----------------------------------------------------------------------- curves
+
+
+def training_curves(runs: Sequence[dict]) -> go.Figure:
+    """Train loss per step and test PSNR per epoch, one colour per run, overlaid.
+
+    Args:
+        runs: dicts with "label", "steps" [(step, loss), ...] and "history" (fit()'s
+            per-epoch dicts with "epoch" and "test_psnr").
+    """
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("Train loss per step", "Test PSNR per epoch"))
+    for i, run in enumerate(runs):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        steps = run.get("steps") or []
+        if steps:
+            s, v = zip(*steps, strict=True)
+            fig.add_trace(go.Scatter(x=s, y=v, mode="lines", name=run["label"],
+                                     legendgroup=run["label"], line=dict(color=colour)),
+                          row=1, col=1)
+        hist = run.get("history") or []
+        if hist:
+            fig.add_trace(go.Scatter(
+                x=[h["epoch"] for h in hist], y=[h["test_psnr"] for h in hist],
+                mode="lines+markers", name=run["label"], legendgroup=run["label"],
+                showlegend=not steps, line=dict(color=colour)), row=1, col=2)
+    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
+    fig.update_yaxes(title_text="PSNR (dB)", row=1, col=2)
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# --------------------------------------------------------- architecture diagram
+
+
+def architecture_diagram(rows: Sequence[dict]) -> go.Figure:
+    """Each step as a block whose height is its spatial size and whose width grows with
+    its channel count, so the shapes visibly shrink to the code and grow back.
+
+    Args:
+        rows: :func:`convae.inspect.architecture` output.
+    """
+    fig = go.Figure()
+    max_side = max(int(r["output shape"].split(" x ")[-1]) for r in rows)
+    for i, r in enumerate(rows):
+        c, h, _w = (int(v) for v in r["output shape"].split(" x "))
+        width = 0.25 + 0.55 * math.sqrt(c / 16)
+        height = h / max_side
+        colour = PART_COLOURS[r["part"]]
+        fig.add_trace(go.Bar(
+            x=[i], y=[height], base=[-height / 2], width=[width], marker_color=colour,
+            name=r["part"], legendgroup=r["part"], showlegend=False,
+            hovertemplate=(f"<b>{r['step']}</b><br>{r['layer']}<br>{r['output shape']} = "
+                           f"{r['values']:,} values<extra></extra>")))
+        fig.add_annotation(x=i, y=-0.55, text=r["output shape"].replace(" x ", "×"),
+                           showarrow=False, font=dict(size=10), textangle=-35)
+    for part, colour in PART_COLOURS.items():
+        fig.add_trace(go.Bar(x=[None], y=[None], marker_color=colour, name=part))
+    fig.update_xaxes(tickvals=list(range(len(rows))), ticktext=[r["step"] for r in rows],
+                     side="top", showgrid=False)
+    fig.update_yaxes(visible=False, range=[-0.8, 0.55])
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), barmode="overlay",
+                      bargap=0, legend=dict(orientation="h", y=-0.05),
+                      plot_bgcolor="rgba(0,0,0,0)")
+    return fig

@@ -1,0 +1,67 @@
+"""Turning a user's photo into a model input: decode, centre-crop, resize.
+
+Kept apart from data.py because an upload is one untrusted file of any size and kind,
+not a data set: it must fail with a clear message, never with a PIL traceback.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+# A phone photo is ~12 Mpx; anything far beyond that is a decompression bomb, not a photo.
+MAX_PIXELS = 50_000_000
+
+
+class ImageDecodeError(ValueError):
+    """An upload that is not a readable image; the message is meant for the user."""
+
+
+def centre_crop_square(im: Image.Image) -> Image.Image:
+    """The largest centred square of ``im`` (the models take square images)."""
+    w, h = im.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return im.crop((left, top, left + side, top + side))
+
+
+def image_to_input(data: bytes, channels: int, size: int, name: str = "the upload"
+                   ) -> torch.Tensor:
+    """Decode image bytes into a (1, C, size, size) float tensor in [0, 1].
+
+    The photo is centre-cropped to a square, then shrunk with a box/area filter (it
+    averages all source pixels, so a large photo does not alias the way nearest or
+    bilinear sampling would), and converted to RGB or greyscale as the model needs.
+
+    Raises:
+        ImageDecodeError: empty, not an image, truncated, or absurdly large.
+    """
+    if not data:
+        raise ImageDecodeError(f"{name} is empty (0 bytes). Choose a JPEG or PNG photo.")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.size[0] * im.size[1] > MAX_PIXELS:
+                raise ImageDecodeError(
+                    f"{name} is {im.size[0]}x{im.size[1]} pixels, too large to open "
+                    "safely. Use a photo under 50 megapixels.")
+            im.load()
+            # Transparent PNGs: composite on white so transparent areas are not black.
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB" if channels == 3 else "L")
+            im = centre_crop_square(im).resize((size, size), Image.Resampling.BOX)
+            arr = np.asarray(im, dtype=np.uint8)
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            SyntaxError) as exc:
+        raise ImageDecodeError(
+            f"{name} is not an image that can be read ({type(exc).__name__}). "
+            "Choose a JPEG, PNG, GIF, BMP or WebP photo.") from None
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(arr.copy()).float().div_(255)[None]

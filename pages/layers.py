@@ -1,0 +1,126 @@
+"""Layers: follow one image through every step of the model, channel by channel."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from convae.figures import (
+    COLOUR_MODE_LABELS,
+    COLOUR_MODES,
+    activation_grid,
+    image_list,
+    step_thumbnail,
+)
+from convae.images import ImageDecodeError, image_to_input
+from convae.inspect import channel_stats, value_range
+from convae.models import CODE_STEP, trace
+from pages.common import current_data, require_model, selected_classes
+
+st.title("Layers")
+st.caption("Pick an image, then step from the input through the encoder to the 4-channel "
+           "code and back out through the decoder. Hover a map to read its values.")
+
+choice = require_model("layers")
+cfg = choice.config
+data = current_data()
+usable = data if data is not None and choice.fits(data) else None
+
+# ------------------------------------------------------------- image choice
+left, right = st.columns([1, 3], gap="large")
+with left:
+    sources = ["test image", "your photo"] if usable is not None else ["your photo"]
+    src = st.radio("Image", sources, key="layers_source", horizontal=True,
+                   persist_state="session")
+    x, caption = None, ""
+    if src == "your photo":
+        if usable is None:
+            st.caption("No matching data set is loaded, so upload a photo to look inside "
+                       "the model.")
+        up = st.file_uploader("Upload a photo", type=["png", "jpg", "jpeg", "gif", "bmp",
+                              "webp"], key="layers_upload",
+                              help="Centre-cropped to a square and shrunk to the model's "
+                                   f"{cfg.image_size}x{cfg.image_size} input.")
+        if up is not None:
+            try:
+                x = image_to_input(up.getvalue(), cfg.in_channels, cfg.image_size, up.name)
+                caption = f"{up.name}, cropped and resized to {cfg.image_size}px"
+            except ImageDecodeError as exc:
+                st.error(str(exc))
+        if x is None and usable is not None:
+            st.caption("Showing a test image until a photo is uploaded.")
+    if x is None and usable is not None:
+        classes = selected_classes()
+        default_cls = "airplane" if "airplane" in classes else classes[0]
+        if st.session_state.get("layers_class") not in classes:
+            st.session_state["layers_class"] = default_cls
+        cls = st.selectbox("Class", classes, key="layers_class")
+        subset = usable.test.filter([cls])
+        idx = st.number_input(f"Index among the {len(subset):,} test {cls} images", 0,
+                              max(len(subset) - 1, 0), key="layers_index",
+                              persist_state="session")
+        idx = min(int(idx), len(subset) - 1)
+        x = subset.floats(slice(idx, idx + 1))
+        caption = f"test {cls} #{idx}"
+    if x is None:
+        st.info("Upload a photo (JPEG, PNG, ...) to trace it through the model.")
+        st.stop()
+    st.image(image_list(x, target_px=192), caption=caption)
+
+# ------------------------------------------------------------------ tracing
+acts = trace(choice.model, x)  # no hooks, no mutation: safe on a shared cached model
+names = [n for n, _ in acts]
+by_name = dict(acts)
+
+
+def _move(delta: int) -> None:
+    i = names.index(st.session_state.get("layers_step", names[1]))
+    st.session_state["layers_step"] = names[max(0, min(len(names) - 1, i + delta))]
+
+
+if st.session_state.get("layers_step") not in names:  # the other decoder has other steps
+    st.session_state["layers_step"] = names[1]
+
+with right:
+    b1, mid, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
+    b1.button("◀ Prev", key="layers_prev", on_click=_move, args=(-1,),
+              help="Previous step")
+    b2.button("Next ▶", key="layers_next", on_click=_move, args=(1,), help="Next step")
+    step = mid.select_slider("Step", names, key="layers_step", persist_state="session")
+    mode = st.segmented_control(
+        "Colour scale", COLOUR_MODES, key="layers_colour", default="layer", required=True,
+        format_func=COLOUR_MODE_LABELS.get, persist_state="session",
+        help="Per channel: every map uses its own range (shows structure). Per layer: one "
+             "scale for this step (compare channels). Whole model: one scale for every "
+             "step (compare steps).")
+    act = by_name[step]
+    model_range = value_range(acts) if mode == "model" else None
+    where = "the code" if step == CODE_STEP else (
+        "the input image" if step == "input" else f"step {names.index(step)} of "
+        f"{len(names) - 1}")
+    st.caption(f"**{step}** ({where}): output {' x '.join(map(str, act.shape[1:]))} "
+               f"= {act[0].numel():,} values.")
+    st.plotly_chart(activation_grid(act, step, mode or "layer", model_range),
+                    key="layers_maps", config={"displayModeBar": False})
+
+    stats = channel_stats(act, step)
+    st.dataframe(
+        stats, hide_index=True,
+        column_config={
+            "channel": st.column_config.NumberColumn("channel", format="%d"),
+            "min": st.column_config.NumberColumn(format="%.3f"),
+            "max": st.column_config.NumberColumn(format="%.3f"),
+            "mean": st.column_config.NumberColumn(format="%.3f"),
+            "zeros": st.column_config.ProgressColumn(
+                "zeros after ReLU", min_value=0.0, max_value=1.0, format="percent",
+                help="Share of exactly-zero values: units the ReLU switched off. Only "
+                     "shown after a ReLU."),
+        })
+
+# -------------------------------------------------------------- overview strip
+st.subheader("The whole path at a glance")
+st.caption("Every step, small (each map stretched over its own range). The code is "
+           f"{CODE_STEP}, in the middle; ▶ marks the step shown above.")
+thumbs = [step_thumbnail(a, n, cfg.in_channels, target_px=88) for n, a in acts]
+labels = [f"{'▶ ' if n == step else ''}{n} {'x'.join(map(str, a.shape[1:]))}"
+          for n, a in acts]
+st.image(thumbs, caption=labels)

@@ -1,0 +1,66 @@
+"""Overview: what an autoencoder does, the chosen model's architecture and a first look
+at its reconstructions."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from convae.figures import architecture_diagram, image_list
+from convae.inspect import architecture, compression
+from convae.models import count_parameters
+from convae.train import reconstruct
+from pages.common import current_data, require_model, selected_classes
+
+st.title("ConvAE Explorer")
+st.markdown(
+    "An **autoencoder** learns to copy an image through a narrow gap. The **encoder** "
+    "squeezes a 32x32 colour image (3,072 numbers) into a **code** of just 256 numbers; "
+    "the **decoder** has to rebuild the whole picture from that code alone. Because the "
+    "code is 12 times smaller than the image, the network cannot store every pixel: it "
+    "must learn what matters (edges, colours, rough shapes) and let fine detail go, "
+    "which is why its reconstructions look a little blurred. Nobody tells it what to "
+    "keep; it learns that only by trying to make its copies match the originals."
+)
+
+choice = require_model("overview")
+model = choice.model
+comp = compression(model)
+c, h, w = comp["code_shape"]
+
+cols = st.columns(4)
+cols[0].metric("Input", f"{comp['input_values']:,} values")
+cols[1].metric("Code", f"{comp['code_values']:,} values", help=f"{c} channels of {h}x{w}")
+cols[2].metric("Compression", f"{comp['ratio']:.0f}x smaller")
+cols[3].metric("Parameters", f"{count_parameters(model):,}", help=f"{choice.config.decoder} "
+               "decoder")
+
+st.subheader(f"Architecture: {choice.label}")
+rows = architecture(model)
+st.plotly_chart(architecture_diagram(rows), config={"displayModeBar": False})
+st.dataframe(
+    [{k: r[k] for k in ("step", "layer", "output shape", "parameters")} for r in rows],
+    hide_index=True,
+    column_config={"parameters": st.column_config.NumberColumn(format="%d")},
+)
+st.caption(f"Total: {count_parameters(model):,} trainable parameters. The code is the output "
+           f"of pool2 ({c}x{h}x{w}); the decoder grows it back to the image size.")
+
+st.subheader("First test images and their reconstructions")
+data = current_data()
+if data is None:
+    st.info("No data set is loaded (see the sidebar), so there are no test images to "
+            "show. The Layers page can still take your own photo.")
+    st.stop()
+if not choice.fits(data):
+    st.warning(f"{choice.short} takes {choice.config.in_channels}-channel "
+               f"{choice.config.image_size}px images; the data set has "
+               f"{data.train.channels}-channel {data.train.image_size}px images. Pick a "
+               "matching model or data set in the sidebar.")
+    st.stop()
+classes = selected_classes()
+test = data.test.filter(classes).head(10)
+x = test.floats()
+st.caption(f"Top: originals (classes: {', '.join(classes)}). Bottom: what {choice.short} "
+           "rebuilds from each 256-value code.")
+st.image(image_list(x), caption=[test.classes[i] for i in test.labels.tolist()])
+st.image(image_list(reconstruct(model, x)))
