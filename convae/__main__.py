@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None,
                    help="checkpoint to write (default: checkpoints/<data>-<decoder>.pt)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--snapshots", type=int, default=0, metavar="K",
+                   help="also store the weights at step 0 and at K evenly spaced steps in the "
+                        "checkpoint, to watch artifacts form over training (0: none)")
 
     e = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a checkpoint",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -122,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       f"test PSNR {ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s")
 
     try:
-        result = fit(cfg, data, on_event)
+        result = fit(cfg, data, on_event, snapshots=args.snapshots)
     except KeyboardInterrupt:  # Ctrl-C: fit() itself never sees it, so nothing is written
         print("\ninterrupted: no checkpoint written", file=sys.stderr)
         return 130
@@ -135,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("error: no epoch finished, so no checkpoint was written", file=sys.stderr)
         return 1
     save_checkpoint(out, result.model, cfg.to_dict(), result.history, result.test_metrics,
-                    data.fingerprint, args.data)
+                    data.fingerprint, args.data, snapshots=result.snapshots or None)
     m = result.test_metrics
     print(f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
           f"{result.seconds:.0f} s on {threads} threads")
@@ -165,7 +168,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(json.dumps({"model_config": ck.config.to_dict(),
                       "parameters": count_parameters(ck.model), "bare_state_dict": ck.bare,
                       "train_config": ck.train_config, "test_metrics": ck.test_metrics,
-                      "data_source": ck.data_source, "created": ck.created}, indent=2))
+                      "data_source": ck.data_source, "created": ck.created,
+                      "snapshot_steps": [s.get("step") for s in ck.snapshots]}, indent=2))
     return 0
 
 

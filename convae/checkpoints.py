@@ -5,7 +5,8 @@ Layout (FORMAT_VERSION 1)::
     {"format": "convae-checkpoint", "format_version": 1,
      "model_config": AEConfig dict, "train_config": TrainConfig dict or None,
      "state_dict": {...}, "history": [per-epoch dicts], "test_metrics": {...},
-     "data_fingerprint": str, "data_source": str, "created": ISO time}
+     "data_fingerprint": str, "data_source": str, "created": ISO time,
+     "snapshots": [{"step", "epoch", "state_dict"}]  (optional, train --snapshots K)}
 
 Only tensors, numbers, strings, lists and dicts: ``torch.load(weights_only=True)``
 reads it and refuses anything that could run code. A bare ``state_dict`` saved
@@ -49,6 +50,7 @@ class Checkpoint:
     data_source: str = ""
     created: str = ""
     bare: bool = False  # loaded from a bare course-notebook state_dict
+    snapshots: list[dict] = field(default_factory=list)  # raw; see snapshot_models()
 
 
 def save_checkpoint(
@@ -59,15 +61,17 @@ def save_checkpoint(
     test_metrics: dict | None = None,
     data_fingerprint: str = "",
     data_source: str = "",
+    snapshots: list[dict] | None = None,
 ) -> Path:
     """Write a checkpoint atomically: a temp file in the same folder, then os.replace.
 
     A crash or kill mid-write leaves the previous file at ``path`` untouched.
+    ``snapshots`` (``TrainResult.snapshots``) are stored under "snapshots" when given.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = checkpoint_dict(model, train_config, history, test_metrics, data_fingerprint,
-                           data_source)
+                           data_source, snapshots)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -82,8 +86,15 @@ def save_checkpoint(
 
 
 def checkpoint_dict(model, train_config=None, history=None, test_metrics=None,
-                    data_fingerprint="", data_source="") -> dict:
+                    data_fingerprint="", data_source="", snapshots=None) -> dict:
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    extra = {}
+    if snapshots:  # an optional key: format version 1 readers simply ignore it
+        extra["snapshots"] = [
+            {"step": int(s["step"]), "epoch": int(s.get("epoch", 0)),
+             "state_dict": {k: v.detach().cpu().contiguous().clone()
+                            for k, v in s["state_dict"].items()}}
+            for s in snapshots]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -95,6 +106,7 @@ def checkpoint_dict(model, train_config=None, history=None, test_metrics=None,
         "data_fingerprint": data_fingerprint,
         "data_source": data_source,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
     }
 
 
@@ -214,7 +226,53 @@ def _from_blob(blob: object, name: str) -> Checkpoint:
         data_fingerprint=str(blob.get("data_fingerprint", "")),
         data_source=str(blob.get("data_source", "")),
         created=str(blob.get("created", "")),
+        snapshots=list(blob.get("snapshots") or []),
     )
+
+
+@dataclass
+class Snapshot:
+    """The model as it was after ``step`` optimizer steps (step 0: random init)."""
+
+    step: int
+    epoch: int  # 1-based epoch the step belongs to; 0 for the initial weights
+    model: ConvAutoencoder
+
+
+def snapshot_models(snapshots: list[dict], config: AEConfig, name: str = "the checkpoint"
+                    ) -> list[Snapshot]:
+    """Rebuild the models of training snapshots, in step order.
+
+    Args:
+        snapshots: ``Checkpoint.snapshots`` (from a file) or ``TrainResult.snapshots``
+            (from a run in this process): dicts with "step", "epoch", "state_dict".
+        config: their architecture (``Checkpoint.config`` or ``result.model.config``).
+        name: how to call the source in error messages.
+
+    Returns:
+        One :class:`Snapshot` per entry, each an eval-mode model on the CPU.
+
+    Raises:
+        CheckpointError: a snapshot that is malformed, non-finite or does not fit.
+    """
+    out = []
+    order = sorted(snapshots, key=lambda s: s.get("step", 0) if isinstance(s, dict) else 0)
+    for i, snap in enumerate(order):
+        state = snap.get("state_dict") if isinstance(snap, dict) else None
+        if not isinstance(state, dict) or "step" not in snap:
+            raise CheckpointError(f"{name}: snapshot {i} has no step or state_dict.")
+        if any(isinstance(v, torch.Tensor) and v.is_floating_point()
+               and not torch.isfinite(v).all() for v in state.values()):
+            raise CheckpointError(f"{name}: snapshot at step {snap['step']} has NaN or "
+                                  "infinite weights.")
+        model = ConvAutoencoder(config)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{name}: snapshot at step {snap['step']} does not fit a "
+                                  f"{config.decoder} autoencoder ({str(exc)[:200]}).") from None
+        out.append(Snapshot(int(snap["step"]), int(snap.get("epoch", 0)), model.eval()))
+    return out
 
 
 def is_finite_number(x: object) -> bool:

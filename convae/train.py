@@ -102,6 +102,8 @@ class TrainResult:
     diverged: str | None = None  # why training was cut short by a non-finite loss
     seconds: float = 0.0
     data_fingerprint: str = ""
+    # fit(snapshots=K): [{"step", "epoch", "state_dict"}] at step 0 and K points (CPU copies)
+    snapshots: list[dict] = field(default_factory=list)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -149,6 +151,7 @@ def fit(
     data: DataSet,
     callback: Callback | None = None,
     model: ConvAutoencoder | None = None,
+    snapshots: int = 0,
 ) -> TrainResult:
     """Train an autoencoder on ``data`` as ``cfg`` says.
 
@@ -159,6 +162,11 @@ def fit(
             returning True stops training (the last finished epoch is kept).
         model: continue from this model instead of a fresh one (it is not modified; a
             copy is trained).
+        snapshots: K > 0 keeps CPU copies of the weights at step 0 (before any update)
+            and after K evenly spaced steps, the last being the final step, in
+            ``result.snapshots`` for "artifacts over training" (issue 4). When a run
+            stops or diverges, snapshots past the kept epoch are dropped and the kept
+            model is added as the last one. K is capped at the number of steps.
 
     Returns:
         The trained model (on CPU, eval mode), per-epoch history and final test metrics.
@@ -182,6 +190,11 @@ def fit(
     result = TrainResult(model, cfg, data_fingerprint=data.fingerprint)
     good_state = copy.deepcopy(model.state_dict())
     step = 0
+    if snapshots < 0:
+        raise ValueError(f"snapshots must be >= 0, got {snapshots}")
+    snap_at = snapshot_steps(snapshots, cfg.epochs * steps_per_epoch)
+    if snapshots > 0:
+        result.snapshots.append(_snapshot(model, 0, 0))
     t_start = time.perf_counter()
 
     for epoch in range(1, cfg.epochs + 1):
@@ -210,6 +223,8 @@ def fit(
                 break
             seen += len(idx)
             loss_sum += value * len(idx)
+            if step in snap_at:
+                result.snapshots.append(_snapshot(model, step, epoch))
             if callback is not None:
                 ev = TrainEvent("step", step, epoch, cfg.epochs, steps_per_epoch, value,
                                 seen / (time.perf_counter() - t_epoch),
@@ -238,10 +253,37 @@ def fit(
                 break
 
     model.eval().to("cpu", memory_format=torch.contiguous_format)
+    if result.snapshots:
+        _end_snapshots(result, model)
     result.seconds = time.perf_counter() - t_start
     if result.epochs_done > 0:
         result.test_metrics = evaluate(model, test)
     return result
+
+
+def snapshot_steps(k: int, total: int) -> set[int]:
+    """The steps after which fit(snapshots=k) copies the weights: k evenly spaced, last = total.
+
+    Step 0 (the initial weights) is taken as well, separately.
+    """
+    k = min(k, total)
+    return {round(total * j / k) for j in range(1, k + 1)} if k > 0 else set()
+
+
+def _snapshot(model: ConvAutoencoder, step: int, epoch: int) -> dict:
+    # Plain CPU tensors in the default layout: they go into checkpoints read with
+    # weights_only=True, and a CUDA or channels_last copy would not load everywhere.
+    state = {k: v.detach().to("cpu", copy=True).contiguous()
+             for k, v in model.state_dict().items()}
+    return {"step": step, "epoch": epoch, "state_dict": state}
+
+
+def _end_snapshots(result: TrainResult, model: ConvAutoencoder) -> None:
+    """Keep only snapshots on the way to the returned model, ending with that model."""
+    last_step = result.history[-1]["step"] if result.history else 0
+    result.snapshots = [s for s in result.snapshots if s["step"] <= last_step]
+    if result.snapshots[-1]["step"] != last_step:
+        result.snapshots.append(_snapshot(model, last_step, result.epochs_done))
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
