@@ -1,4 +1,4 @@
-"""Command line: ``python -m convae train|evaluate|info``.
+"""Command line: ``python -m convae train|evaluate|info|compare``.
 
 Errors are printed as one line (``error: ...``) with exit status 2, not a traceback.
 """
@@ -67,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
     i.add_argument("checkpoint")
+
+    c = sub.add_parser("compare", help="per-class PSNR, SSIM and checkerboard score of two "
+                       "checkpoints on one test split",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("checkpoints", nargs=2, metavar="CHECKPOINT",
+                   help="two .pt checkpoints, e.g. the transpose and the upsample model")
+    c.add_argument("--data", default=None,
+                   help=data_help.replace("(default: %(default)s)",
+                                          "(default: the first checkpoint's source)"))
+    c.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
 
@@ -173,10 +184,44 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from .compare import per_class_table
+
+    configure_threads()
+    cks = [load_checkpoint(path) for path in args.checkpoints]
+    names = [ck.config.decoder for ck in cks]
+    if names[0] == names[1]:  # same decoder twice: tell them apart by file name
+        names = [Path(path).stem for path in args.checkpoints]
+    if names[0] == names[1]:
+        names = [f"{names[0]} (A)", f"{names[1]} (B)"]
+    source = args.data or cks[0].data_source or "cifar10"
+    data = load_dataset(source, progress=_progress_bar())
+    test = data.test.filter(_classes(args.classes))
+    t0 = time.perf_counter()
+    rows = per_class_table(dict(zip(names, (ck.model for ck in cks), strict=True)), test)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"checkpoints": dict(zip(names, args.checkpoints, strict=True)),
+                          "data": source, "seconds": seconds, "rows": rows}, indent=2))
+        return 0
+    print(f"{' vs '.join(args.checkpoints)} on {source} test split ({len(test)} images, "
+          f"{seconds:.1f} s); checkerboard in 8-bit grey levels (score x 255)")
+    wc = max(len(r["class"]) for r in rows) + 2
+    wm = max(map(len, names)) + 2
+    print(f"{'class':<{wc}}{'model':<{wm}}{'n':>6}{'PSNR dB':>9}{'SSIM':>8}{'checker':>9}")
+    for r in rows:
+        print(f"{r['class']:<{wc}}{r['model']:<{wm}}{r['n']:>6}{r['psnr']:>9.2f}"
+              f"{r['ssim']:>8.4f}{255 * r['checkerboard']:>9.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info}[args.command](args)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info,
+                "compare": cmd_compare}[args.command](args)
     except (CheckpointError, DataNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

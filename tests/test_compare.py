@@ -1,6 +1,7 @@
 """Decoder comparison (issue 4): checkerboard meter, spectrum, A/B scores, per-class
 table, overlap map, and weight snapshots over training (library and CLI)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,19 @@ def test_cli_train_snapshots_writes_weights_only_snapshots(image_tree, tmp_path)
         [s["step"] for s in snaps]
     info = run_cli("info", str(ckpt), data_root=tmp_path / "root")
     assert '"snapshot_steps"' in info.stdout
+
+
+def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_path):
+    paths = [save_checkpoint(tmp_path / f"{dec}.pt", r.model) for dec, r in tiny_models.items()]
+    r = run_cli("compare", *map(str, paths), "--data", f"folder:{image_tree}", "--json",
+                data_root=tmp_path / "root")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    rows = {(row["class"], row["model"]): row for row in res["rows"]}
+    assert len(rows) == 8 and rows[("all", "upsample")]["n"] == 18 and res["seconds"] > 0
+    assert rows[("circle", "transpose")]["checkerboard"] >= 0
+    table = run_cli("compare", *map(str, paths), "--data", f"folder:{image_tree}",
+                    "--classes", "square", data_root=tmp_path / "root").stdout
+    assert "square" in table and "circle" not in table and "transpose" in table
+    bad = run_cli("compare", str(paths[0]), str(tmp_path / "none.pt"), data_root=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
