@@ -53,7 +53,7 @@ with left:
         default_cls = "airplane" if "airplane" in classes else classes[0]
         if st.session_state.get("layers_class") not in classes:
             st.session_state["layers_class"] = default_cls
-        cls = st.selectbox("Class", classes, key="layers_class")
+        cls = st.selectbox("Class", classes, key="layers_class", persist_state="session")
         subset = usable.test.filter([cls])
         idx = st.number_input(f"Index among the {len(subset):,} test {cls} images", 0,
                               max(len(subset) - 1, 0), key="layers_index",
