@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from convae.train import configure_threads
-from pages.common import render_sidebar
+from pages.common import PIXELATED_CSS, render_sidebar
 
 
 @st.cache_resource(show_spinner=False)
@@ -20,21 +20,26 @@ def _threads() -> int:
     return configure_threads()
 
 
-st.set_page_config(page_title="ConvAE Explorer", page_icon="🧩", layout="wide")
+st.set_page_config(page_title="ConvAE Explorer", page_icon=":material/compress:",
+                   layout="wide")
 _threads()
+st.html(PIXELATED_CSS)
 
 # Every url_path differs from its file's name on purpose: AppTest (1.67) also indexes
 # pages/ the old automatic way, and a page whose url matches its file name is then rerun
 # without app.py, so the shared sidebar vanishes from the second run on.
 page = st.navigation({
     "Explore": [
-        st.Page("pages/overview.py", title="Overview", icon="🏠", url_path="start",
-                default=True),
-        st.Page("pages/reconstructions.py", title="Reconstructions", icon="🖼️", url_path="recon"),
-        st.Page("pages/layers.py", title="Layers", icon="🔬", url_path="layer-by-layer"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/home:",
+                url_path="start", default=True),
+        st.Page("pages/reconstructions.py", title="Reconstructions",
+                icon=":material/grid_view:", url_path="recon"),
+        st.Page("pages/layers.py", title="Layers", icon=":material/layers:",
+                url_path="layer-by-layer"),
     ],
     "Build": [
-        st.Page("pages/train.py", title="Train", icon="🏋️", url_path="training"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:",
+                url_path="training"),
     ],
 })
 with st.sidebar:

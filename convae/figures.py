@@ -95,8 +95,9 @@ def grid_png(rows: Sequence[tuple[str, torch.Tensor]], captions: Sequence[Sequen
 
 
 def grid_shape(channels: int) -> tuple[int, int]:
-    """(rows, cols) for tiling channel maps: one row up to 8 maps, then rows of 8."""
-    cols = min(channels, 8)
+    """(rows, cols) for tiling channel maps: up to 4 in one row, else a near-square grid
+    (16 maps as 4x4 keeps each map large enough to read)."""
+    cols = channels if channels <= 4 else math.ceil(math.sqrt(channels))
     return math.ceil(channels / cols), cols
 
 
@@ -116,7 +117,7 @@ def colour_range(activation: torch.Tensor, mode: str,
 
 def activation_grid(activation: torch.Tensor, step: str, mode: str = "layer",
                     model_range: tuple[float, float] | None = None,
-                    tile_px: int = 110) -> go.Figure:
+                    tile_px: int = 150) -> go.Figure:
     """Every channel of one image's activation as a tiled heatmap with hover values.
 
     One heatmap trace holds all tiles (NaN gaps between them): one trace instead of 16
@@ -135,7 +136,7 @@ def activation_grid(activation: torch.Tensor, step: str, mode: str = "layer",
     a = (activation[0] if activation.ndim == 4 else activation).detach().float().cpu()
     c, h, w = a.shape
     rows, cols = grid_shape(c)
-    gap = max(1, h // 8)
+    gap = max(2, h // 4)  # room for the "ch N" labels between rows
     big_h, big_w = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
     z = np.full((big_h, big_w), np.nan, dtype=np.float32)
     # customdata per cell: channel, row, column, true value (z may be normalised).
@@ -282,14 +283,14 @@ def architecture_diagram(rows: Sequence[dict]) -> go.Figure:
             name=r["part"], legendgroup=r["part"], showlegend=False,
             hovertemplate=(f"<b>{r['step']}</b><br>{r['layer']}<br>{r['output shape']} = "
                            f"{r['values']:,} values<extra></extra>")))
-        fig.add_annotation(x=i, y=-0.55, text=r["output shape"].replace(" x ", "×"),
-                           showarrow=False, font=dict(size=10), textangle=-35)
+        fig.add_annotation(x=i, y=-0.5, text=r["output shape"].replace(" x ", "×"),
+                           showarrow=False, font=dict(size=11), yanchor="top")
     for part, colour in PART_COLOURS.items():
         fig.add_trace(go.Bar(x=[None], y=[None], marker_color=colour, name=part))
     fig.update_xaxes(tickvals=list(range(len(rows))), ticktext=[r["step"] for r in rows],
                      side="top", showgrid=False)
-    fig.update_yaxes(visible=False, range=[-0.8, 0.55])
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), barmode="overlay",
-                      bargap=0, legend=dict(orientation="h", y=-0.05),
+    fig.update_yaxes(visible=False, range=[-0.68, 0.52])
+    fig.update_layout(height=250, margin=dict(l=10, r=10, t=30, b=10), barmode="overlay",
+                      bargap=0, legend=dict(orientation="h", y=-0.02, x=0),
                       plot_bgcolor="rgba(0,0,0,0)")
     return fig

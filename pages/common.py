@@ -280,7 +280,7 @@ def _sidebar_data(sb) -> DataSet | None:
             st.rerun()
         return None
     data = current_data()
-    sb.caption(f"✅ {source_label(data.source)}: {len(data.train):,} train / "
+    sb.caption(f":material/check_circle: {source_label(data.source)}: {len(data.train):,} train / "
                f"{len(data.test):,} test images, {len(data.classes)} classes, "
                f"{data.train.image_size}x{data.train.image_size}")
     return data
@@ -368,6 +368,22 @@ def render_sidebar() -> None:
 
 
 # ----------------------------------------------------------- page helpers
+
+
+# Browsers smooth enlarged images; a 32x32 picture must stay blocky so its pixels, not
+# the browser's filter, are what students see. Applied to every st.image.
+PIXELATED_CSS = ("<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img "
+                 "{image-rendering: pixelated;}</style>")
+
+
+def show_images(images: list, captions: list[str] | None = None, per_row: int = 10) -> None:
+    """Images side by side in equal columns (``per_row`` a row), each stretched to its
+    column and drawn pixelated, so a row of ten always fits the page width."""
+    for start in range(0, len(images), per_row):
+        cols = st.columns(per_row, gap="small")
+        for i, img in enumerate(images[start:start + per_row]):
+            cap = captions[start + i] if captions else None
+            cols[i].image(img, caption=cap, width="stretch")
 
 
 def require_model(page: str) -> ModelChoice:

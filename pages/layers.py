@@ -81,12 +81,12 @@ if st.session_state.get("layers_step") not in names:  # the other decoder has ot
     st.session_state["layers_step"] = names[1]
 
 with right:
-    b1, mid, b2 = st.columns([1, 8, 1], vertical_alignment="bottom")
+    step = st.select_slider("Step", names, key="layers_step", persist_state="session")
+    b1, b2, mid = st.columns([1, 1, 5], vertical_alignment="bottom")
     b1.button("◀ Prev", key="layers_prev", on_click=_move, args=(-1,),
-              help="Previous step")
-    b2.button("Next ▶", key="layers_next", on_click=_move, args=(1,), help="Next step")
-    step = mid.select_slider("Step", names, key="layers_step", persist_state="session")
-    mode = st.segmented_control(
+              width="stretch")
+    b2.button("Next ▶", key="layers_next", on_click=_move, args=(1,), width="stretch")
+    mode = mid.segmented_control(
         "Colour scale", COLOUR_MODES, key="layers_colour", default="layer", required=True,
         format_func=COLOUR_MODE_LABELS.get, persist_state="session",
         help="Per channel: every map uses its own range (shows structure). Per layer: one "
@@ -103,8 +103,10 @@ with right:
                     key="layers_maps", config={"displayModeBar": False})
 
     stats = channel_stats(act, step)
+    after_relu = stats[0]["zeros"] is not None
     st.dataframe(
-        stats, hide_index=True,
+        stats, hide_index=True, height=35 * (len(stats) + 1) + 3,
+        column_order=["channel", "min", "max", "mean"] + ["zeros"] * after_relu,
         column_config={
             "channel": st.column_config.NumberColumn("channel", format="%d"),
             "min": st.column_config.NumberColumn(format="%.3f"),
@@ -120,7 +122,9 @@ with right:
 st.subheader("The whole path at a glance")
 st.caption("Every step, small (each map stretched over its own range). The code is "
            f"{CODE_STEP}, in the middle; ▶ marks the step shown above.")
-thumbs = [step_thumbnail(a, n, cfg.in_channels, target_px=88) for n, a in acts]
-labels = [f"{'▶ ' if n == step else ''}{n} {'x'.join(map(str, a.shape[1:]))}"
-          for n, a in acts]
-st.image(thumbs, caption=labels)
+split = names.index(CODE_STEP) + 1  # encoder row ends with the code
+for title, part in (("Encoder", acts[:split]), ("Decoder", acts[split:])):
+    st.markdown(f"**{title}**")
+    st.image([step_thumbnail(a, n, cfg.in_channels, target_px=96) for n, a in part],
+             caption=[f"{'▶ ' if n == step else ''}{n} {'x'.join(map(str, a.shape[1:]))}"
+                      for n, a in part])

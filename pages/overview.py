@@ -9,7 +9,7 @@ from convae.figures import architecture_diagram, image_list
 from convae.inspect import architecture, compression
 from convae.models import count_parameters
 from convae.train import reconstruct
-from pages.common import current_data, require_model, selected_classes
+from pages.common import current_data, require_model, selected_classes, show_images
 
 st.title("ConvAE Explorer")
 st.markdown(
@@ -39,7 +39,7 @@ rows = architecture(model)
 st.plotly_chart(architecture_diagram(rows), config={"displayModeBar": False})
 st.dataframe(
     [{k: r[k] for k in ("step", "layer", "output shape", "parameters")} for r in rows],
-    hide_index=True,
+    hide_index=True, height=35 * (len(rows) + 1) + 3,  # every row, no inner scrolling
     column_config={"parameters": st.column_config.NumberColumn(format="%d")},
 )
 st.caption(f"Total: {count_parameters(model):,} trainable parameters. The code is the output "
@@ -62,5 +62,5 @@ test = data.test.filter(classes).head(10)
 x = test.floats()
 st.caption(f"Top: originals (classes: {', '.join(classes)}). Bottom: what {choice.short} "
            "rebuilds from each 256-value code.")
-st.image(image_list(x), caption=[test.classes[i] for i in test.labels.tolist()])
-st.image(image_list(reconstruct(model, x)))
+show_images(image_list(x), [test.classes[i] for i in test.labels.tolist()])
+show_images(image_list(reconstruct(model, x)), ["reconstruction"] * len(x))

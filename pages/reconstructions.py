@@ -8,7 +8,13 @@ import torch
 from convae.figures import grid_png, image_list
 from convae.metrics import psnr, psnr_from_mse
 from convae.train import reconstruct
-from pages.common import current_data, selected_classes, selected_models, source_label
+from pages.common import (
+    current_data,
+    selected_classes,
+    selected_models,
+    show_images,
+    source_label,
+)
 
 SORTS = {"order": "data set order", "best": "best first", "worst": "worst first"}
 POOL = 500  # sorting looks at this many images, so "worst" finds the truly hard ones
@@ -58,7 +64,7 @@ st.caption(f"{split} images of {', '.join(classes)}"
            "to the original; about 20 dB looks soft, 30 dB is hard to tell apart.")
 names = [pool.classes[i] for i in pool.labels[keep].tolist()]
 st.markdown("**Originals**")
-st.image(image_list(x[keep]), caption=names)
+show_images(image_list(x[keep]), names)
 rows = [("original", x[keep])]
 captions = [names]
 for m, r, s in zip(models, recons, scores, strict=True):
@@ -66,7 +72,7 @@ for m, r, s in zip(models, recons, scores, strict=True):
     # Mean PSNR as the data-set convention: PSNR of the mean MSE (convae.metrics).
     mean_shown = float(psnr_from_mse(((r[keep] - x[keep]) ** 2).flatten(1).mean(1).mean()))
     st.markdown(f"**{m.label}**: mean PSNR {mean_shown:.2f} dB over these {len(keep)}")
-    st.image(image_list(r[keep]), caption=[f"{v:.1f} dB" for v in shown.tolist()])
+    show_images(image_list(r[keep]), [f"{v:.1f} dB" for v in shown.tolist()])
     rows.append((m.short, r[keep]))
     captions.append([f"{v:.1f} dB" for v in shown.tolist()])
 

@@ -56,7 +56,7 @@ st.caption(f"Trains on {source_label(data.source)}, classes: "
            "on every page.")
 
 # ------------------------------------------------------------------ settings
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 decoder = c1.segmented_control(
     "Decoder", [*DECODERS, "both"], key="train_decoder", default="transpose",
     required=True, persist_state="session",
@@ -70,7 +70,7 @@ loss = c2.radio("Loss", ["bce", "mse"], key="train_loss", horizontal=True,
 epochs = c3.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
 batch = c4.selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="train_batch",
                      persist_state="session")
-c5, c6, c7, c8 = st.columns(4)
+c5, c6, c7, c8 = st.columns([2, 1, 1, 1])
 lr = c5.number_input("Learning rate", 1e-5, 1.0, 3e-3, format="%.4f", step=1e-3,
                      key="train_lr", persist_state="session")
 seed = c6.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed", persist_state="session")
