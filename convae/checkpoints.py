@@ -74,6 +74,7 @@ def save_checkpoint(
                            data_source, snapshots)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
         with os.fdopen(fd, "wb") as f:
             torch.save(blob, f)
             f.flush()
