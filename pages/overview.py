@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convae.figures import architecture_diagram, image_list
+from convae.figures import architecture_image, architecture_markdown, image_list
 from convae.inspect import architecture, compression
 from convae.models import count_parameters
 from convae.train import reconstruct
@@ -36,12 +36,13 @@ cols[3].metric("Parameters", f"{count_parameters(model):,}", help=f"{choice.conf
 
 st.subheader(f"Architecture: {choice.label}")
 rows = architecture(model)
-st.plotly_chart(architecture_diagram(rows), config={"displayModeBar": False})
-st.dataframe(
-    [{k: r[k] for k in ("step", "layer", "output shape", "parameters")} for r in rows],
-    hide_index=True, height=35 * (len(rows) + 1) + 3,  # every row, no inner scrolling
-    column_config={"parameters": st.column_config.NumberColumn(format="%d")},
-)
+# A picture and a Markdown table, not plotly / st.dataframe: this is the first page, and
+# those two front-end libraries add ~2 s to a cold start (bench/app_speed.py).
+st.image(architecture_image(rows), width="stretch",
+         caption="Block height: image side; width: channels. Grey input, blue encoder, "
+                 "red code, green decoder.")
+with st.expander("Layer table", expanded=True):
+    st.markdown(architecture_markdown(rows))
 st.caption(f"Total: {count_parameters(model):,} trainable parameters. The code is the output "
            f"of pool2 ({c}x{h}x{w}); the decoder grows it back to the image size.")
 

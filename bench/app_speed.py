@@ -1,0 +1,186 @@
+"""How fast the app answers: a rerun after each main interaction, and the cold start.
+
+Interactions are timed with Streamlit's AppTest (the same script runs as in a browser,
+without the websocket and the browser's drawing) against warm caches: the first run of
+each page is done and thrown away, then every interaction is repeated and the median is
+reported. Cold start is a real ``streamlit run`` subprocess: the time from launch to
+/_stcore/health answering, plus the time from opening the page in headless Chromium
+(Playwright) until the Overview's last image (the 10th reconstruction) is drawn; the browser's own launch is not counted. Without Playwright only the health
+time is given.
+
+Usage::
+
+    python bench/app_speed.py                 # real data (./data) and ./checkpoints
+    python bench/app_speed.py --repeats 7 --source folder:/path/to/tree
+
+Targets on a 2-core CPU: a layer step <= 0.3 s, cold start <= 6 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {"layers: next step": 0.3, "cold start: first page rendered": 6.0}
+
+
+def _median_rerun(at, action: Callable, repeats: int) -> float:
+    times = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        action(at, i)
+        times.append(time.perf_counter() - t)
+        if at.exception:
+            raise RuntimeError(f"app raised: {[e.value for e in at.exception]}")
+    return statistics.median(times)
+
+
+def interactions(repeats: int) -> list[tuple[str, float]]:
+    """Median seconds of a full rerun after each main interaction, per page."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()  # warm: imports, data cache, shipped models
+    rows: list[tuple[str, float]] = []
+
+    def page(name: str) -> None:
+        at.switch_page(f"pages/{name}.py").run()
+        at.run()  # a second run so caches and figures are warm
+
+    classes = at.sidebar.multiselect(key="sidebar_classes").options
+    rows.append(("overview: plain rerun", _median_rerun(at, lambda a, i: a.run(), repeats)))
+    rows.append(("overview: change classes", _median_rerun(
+        at, lambda a, i: a.sidebar.multiselect(key="sidebar_classes").set_value(
+            [classes[i % len(classes)]]).run(), repeats)))
+    at.sidebar.multiselect(key="sidebar_classes").set_value([]).run()
+
+    page("layers")
+    names = at.select_slider(key="layers_step").options
+
+    def step(a, i):
+        # next, and back to the start at the end, so every step is measured
+        if a.session_state["layers_step"] == names[-1]:
+            a.select_slider(key="layers_step").set_value(names[1]).run()
+        else:
+            a.button(key="layers_next").click().run()
+
+    rows.append(("layers: next step", _median_rerun(at, step, max(repeats, len(names)))))
+    rows.append(("layers: slider jump", _median_rerun(
+        at, lambda a, i: a.select_slider(key="layers_step").set_value(
+            names[(3 * i + 2) % len(names)]).run(), repeats)))
+    modes = ["model", "channel", "layer"]
+    rows.append(("layers: colour mode", _median_rerun(
+        at, lambda a, i: a.segmented_control(key="layers_colour").set_value(
+            modes[i % 3]).run(), repeats)))
+    rows.append(("layers: other image", _median_rerun(
+        at, lambda a, i: a.number_input(key="layers_index").set_value(i + 1).run(), repeats)))
+
+    page("reconstructions")
+    rows.append(("reconstructions: image count", _median_rerun(
+        at, lambda a, i: a.slider(key="recon_n").set_value(8 + 2 * (i % 6)).run(), repeats)))
+    sorts = ["worst", "best", "order"]
+    rows.append(("reconstructions: sort", _median_rerun(
+        at, lambda a, i: a.segmented_control(key="recon_sort").set_value(
+            sorts[i % 3]).run(), repeats)))
+
+    page("train")
+    rows.append(("train: change a setting", _median_rerun(
+        at, lambda a, i: a.number_input(key="train_epochs").set_value(2 + i % 3).run(),
+        repeats)))
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cold_start() -> list[tuple[str, float]]:
+    """Launch ``streamlit run`` and time health, then the first page's full render."""
+    port = _free_port()
+    env = dict(os.environ)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+         "--server.headless", "true", "--server.port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.perf_counter() - t0 > 120:
+                raise RuntimeError("the server did not answer /_stcore/health in 120 s")
+            time.sleep(0.05)
+        rows.append(("cold start: server healthy", time.perf_counter() - t0))
+        rendered = _first_render(port)
+        if rendered is not None:
+            rows.append(("cold start: first page rendered", rendered + rows[0][1]))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return rows
+
+
+def _first_render(port: int) -> float | None:
+    """Seconds from opening the page in headless Chromium until the Overview's images
+    are all drawn, or None without Playwright."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("(playwright not installed: cold start measured to health only)")
+        return None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        t = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{port}/")
+        # The Overview is done when its last element, the 10th reconstruction, is drawn
+        # (21 images: the architecture diagram, 10 test images, 10 reconstructions).
+        page.wait_for_selector("[data-testid='stImage'] >> nth=20", timeout=120_000)
+        elapsed = time.perf_counter() - t
+        browser.close()
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5, help="runs per interaction (default 5)")
+    ap.add_argument("--source", help="data source for the app ($CONVAE_SOURCE; default "
+                                     "cifar10)")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold-start timing")
+    args = ap.parse_args()
+    if args.source:
+        os.environ["CONVAE_SOURCE"] = args.source
+    os.chdir(ROOT)
+    rows = [] if args.no_cold else cold_start()
+    rows += interactions(args.repeats)
+    print(f"\n{'interaction':40s} {'seconds':>8s} {'target':>7s}")
+    for name, sec in rows:
+        target = TARGETS.get(name)
+        mark = "" if target is None else (f"<= {target:.1f}" + (" ok" if sec <= target
+                                                                 else " MISSED"))
+        print(f"{name:40s} {sec:8.3f} {mark}")
+
+
+if __name__ == "__main__":
+    main()
