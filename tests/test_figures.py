@@ -1,0 +1,152 @@
+"""Figure builders, model inspection and photo decoding: what the pages draw is right."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convae.figures import (
+    activation_grid,
+    architecture_diagram,
+    architecture_image,
+    architecture_markdown,
+    grid_png,
+    image_list,
+    step_thumbnail,
+    training_curves,
+    upscale,
+)
+from convae.images import ImageDecodeError, image_to_input
+from convae.inspect import architecture, channel_stats, compression, value_range
+from convae.models import AEConfig, ConvAutoencoder, trace
+
+
+@pytest.fixture(params=["transpose", "upsample"])
+def model(request) -> ConvAutoencoder:
+    torch.manual_seed(0)
+    return ConvAutoencoder(AEConfig(decoder=request.param)).eval()
+
+
+def test_upscale_repeats_pixels_without_blending():
+    img = np.array([[0, 255], [255, 0]], dtype=np.uint8)
+    big = upscale(img, 3)
+    assert big.shape == (6, 6)
+    assert set(np.unique(big)) == {0, 255}  # no in-between values: nothing was smoothed
+    assert (big[:3, :3] == 0).all() and (big[:3, 3:] == 255).all()
+
+
+def test_image_list_enlarges_cifar_to_about_96_px():
+    imgs = image_list(torch.rand(2, 3, 32, 32))
+    assert [i.shape for i in imgs] == [(96, 96, 3), (96, 96, 3)]
+    grey = image_list(torch.rand(1, 1, 28, 28))
+    assert grey[0].shape == (84, 84)
+
+
+def test_architecture_matches_the_design_table(model):
+    rows = architecture(model)
+    by_step = {r["step"]: r for r in rows}
+    assert by_step["conv1"]["parameters"] == 448
+    assert by_step["conv2"]["parameters"] == 580
+    assert by_step["pool2"]["output shape"] == "4 x 8 x 8"
+    assert by_step["pool2"]["part"] == "code"
+    assert by_step["sigmoid"]["output shape"] == "3 x 32 x 32"
+    total = sum(r["parameters"] for r in rows)
+    assert total == (1495 if model.config.decoder == "transpose" else 2055)
+    assert compression(model)["ratio"] == 12
+    md = architecture_markdown(rows)
+    assert md.count("\n") == len(rows) + 1
+    assert architecture_image(rows).shape[2] == 3
+    fig = architecture_diagram(rows)
+    assert list(fig.layout.xaxis.ticktext) == [r["step"] for r in rows]
+
+
+def test_channel_stats_count_relu_zeros_only_after_a_relu(model):
+    acts = dict(trace(model, torch.rand(1, 3, 32, 32)))
+    relu = channel_stats(acts["relu1"], "relu1")
+    assert len(relu) == 16
+    for row, ch in zip(relu, acts["relu1"][0], strict=True):
+        assert row["zeros"] == pytest.approx(float((ch == 0).float().mean()))
+        assert row["min"] >= 0 and row["min"] <= row["mean"] <= row["max"]
+    assert all(r["zeros"] is None for r in channel_stats(acts["conv1"], "conv1"))
+    assert channel_stats(acts["pool2"], "pool2")[0]["zeros"] is not None
+
+
+def test_activation_grid_hover_holds_the_true_values(model):
+    acts = trace(model, torch.rand(1, 3, 32, 32))
+    conv1 = dict(acts)["conv1"]
+    fig = activation_grid(conv1, "conv1", "channel")
+    trace0 = fig.data[0]
+    cd = np.asarray(trace0.customdata)
+    # Channel 5, pixel (3, 7): find it in the tiled grid through its customdata.
+    hit = (cd[..., 0] == 5) & (cd[..., 1] == 3) & (cd[..., 2] == 7)
+    assert hit.sum() == 1
+    assert cd[hit][0, 3] == pytest.approx(float(conv1[0, 5, 3, 7]), rel=1e-5)
+    assert (trace0.zmin, trace0.zmax) == (0.0, 1.0)  # per channel: normalised
+    z = np.asarray(trace0.z, dtype=float)
+    assert np.nanmin(z) == 0 and np.nanmax(z) == 1
+
+
+def test_colour_modes_span_the_right_ranges(model):
+    acts = trace(model, torch.rand(1, 3, 32, 32))
+    relu1 = dict(acts)["relu1"]
+    layer = activation_grid(relu1, "relu1", "layer").data[0]
+    assert layer.zmax == pytest.approx(float(relu1.max()))
+    lo, hi = value_range(acts)
+    whole = activation_grid(relu1, "relu1", "model", (lo, hi)).data[0]
+    assert whole.zmax == pytest.approx(max(-lo, hi) if lo < 0 < hi else hi)
+    assert whole.zmax >= layer.zmax
+    # Signed maps get a diverging scale centred on zero.
+    conv1 = dict(acts)["conv1"]
+    if float(conv1.min()) < 0 < float(conv1.max()):
+        signed = activation_grid(conv1, "conv1", "layer").data[0]
+        assert signed.zmid == 0 and signed.zmin == -signed.zmax
+    with pytest.raises(ValueError):
+        activation_grid(relu1, "relu1", "model")  # needs the model's range
+
+
+def test_step_thumbnails_are_pictures_for_image_steps_and_tiles_otherwise(model):
+    for name, act in trace(model, torch.rand(1, 3, 32, 32)):
+        thumb = step_thumbnail(act, name, 3)
+        assert thumb.dtype == np.uint8 and thumb.ndim == 3 and thumb.shape[2] == 3
+        assert 60 <= thumb.shape[1] <= 140, name
+
+
+def test_training_curves_overlay_runs():
+    runs = [{"label": d, "steps": [(1, 0.7), (2, 0.6)],
+             "history": [{"epoch": 1, "test_psnr": 15.0}]} for d in ("a", "b")]
+    fig = training_curves(runs)
+    assert len(fig.data) == 4
+    assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis2.title.text == "PSNR (dB)"
+
+
+def test_grid_png_is_a_readable_png():
+    png = grid_png([("original", torch.rand(3, 3, 32, 32)), ("model", torch.rand(2, 3, 32, 32))],
+                   [["a", "b", "c"], ["1 dB", "2 dB"]])
+    im = Image.open(io.BytesIO(png))
+    assert im.format == "PNG" and im.width > 3 * 96
+
+
+def _encode(arr: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return buf.getvalue()
+
+
+def test_photo_is_centre_cropped_and_resized():
+    arr = np.zeros((40, 80, 3), dtype=np.uint8)
+    arr[:, 20:60] = 255  # a white centre square on a black wide picture
+    x = image_to_input(_encode(arr, "PNG"), 3, 32)
+    assert x.shape == (1, 3, 32, 32)
+    assert float(x.min()) > 0.95  # the crop kept only the white centre
+    grey = image_to_input(_encode(arr, "JPEG"), 1, 28)
+    assert grey.shape == (1, 1, 28, 28)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n broken"])
+def test_non_images_raise_a_clear_error(data):
+    with pytest.raises(ImageDecodeError, match="JPEG"):
+        image_to_input(data, 3, 32, "upload.png")
