@@ -36,6 +36,8 @@ page = st.navigation({
                 icon=":material/grid_view:", url_path="recon"),
         st.Page("pages/layers.py", title="Layers", icon=":material/layers:",
                 url_path="layer-by-layer"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:",
+                url_path="decoders"),
     ],
     "Build": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:",

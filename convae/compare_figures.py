@@ -1,0 +1,307 @@
+"""Figure builders for the Compare page (and the Layers page's compare mode).
+
+Plain numpy / PIL / plotly, no Streamlit, like :mod:`convae.figures`: every picture the
+page shows can be built and checked in a test. The numbers come from
+:mod:`convae.compare` and :mod:`convae.metrics`; this module only draws them.
+
+Checkerboard scores are drawn in 8-bit grey levels (score x 255, as the command line's
+``compare`` prints them): "0.7 levels" is easier to picture than "0.0027".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from .figures import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
+
+ERROR_SCALE = "Inferno"  # dark = no error, bright = large: errors pop out of a dark map
+LEVELS = 255  # checkerboard score x 255 = amplitude in 8-bit grey levels
+INPUT_COLOUR = "#7f7f7f"
+# Where a stride-2 pattern sits in the radially averaged spectrum (cycles per pixel).
+STRIPE_FREQ = 0.5  # period-2 stripes: (pi, 0) and (0, pi)
+CHECKER_FREQ = 0.5 * 2**0.5  # a 2-pixel checkerboard: (pi, pi), the spectrum's corner
+# A decoder step of one model and the step of the other model that plays its part, for
+# the Layers page's compare mode (same names match themselves).
+EQUIVALENT_STEPS = {"t_conv1": "conv4", "t_conv2": "conv5", "conv4": "t_conv1",
+                    "conv5": "t_conv2", "upsample1": "t_conv1", "upsample2": "t_conv2"}
+
+
+def _lut(scale: str) -> np.ndarray:
+    cols = sample_colorscale(scale, list(np.linspace(0, 1, 256)), colortype="tuple")
+    return (np.array(cols) * 255).round().astype(np.uint8)
+
+
+_ERROR_LUT = _lut(ERROR_SCALE)
+
+
+def error_image(abs_error: torch.Tensor, vmax: float, target_px: int = 96) -> np.ndarray:
+    """One image's absolute error (C, H, W) as an enlarged colour map on the scale 0..vmax.
+
+    The largest error over the colour channels is shown at each pixel, so with ``vmax``
+    = :attr:`convae.compare.Comparison.error_max` the worst pixel of either model is
+    the top of the scale and both models' maps read on the same colours.
+    """
+    e = abs_error.detach().float().cpu().amax(0).numpy()
+    idx = np.clip(np.round(e / max(vmax, 1e-12) * 255), 0, 255).astype(np.int64)
+    return upscale(_ERROR_LUT[idx], display_scale(e.shape[-1], target_px))
+
+
+def error_images(abs_error: torch.Tensor, vmax: float, target_px: int = 96) -> list[np.ndarray]:
+    """:func:`error_image` for each image of a batch (N, C, H, W)."""
+    return [error_image(e, vmax, target_px) for e in abs_error]
+
+
+def error_scale_bar(vmax: float, width: int = 256, height: int = 14) -> np.ndarray:
+    """The error colour scale as a horizontal strip (left 0, right ``vmax``)."""
+    row = _ERROR_LUT[np.linspace(0, 255, width).round().astype(np.int64)]
+    return np.repeat(row[None], height, axis=0)
+
+
+def swipe_image(a: torch.Tensor, b: torch.Tensor, split: int, target_px: int = 320,
+                line: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Two reconstructions (C, H, W) on one picture: ``a`` left of column ``split``,
+    ``b`` from it on, with a thin divider line, enlarged without blur.
+
+    ``split`` 0 shows only ``b``, ``split`` = W only ``a``.
+    """
+    w = a.shape[-1]
+    split = int(np.clip(split, 0, w))
+    f = display_scale(w, target_px)
+    left, right = to_uint8(a), to_uint8(b)
+    out = upscale(np.concatenate([left[:, :split], right[:, split:]], axis=1), f)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    if 0 < split < w:
+        out = out.copy()
+        out[:, max(0, split * f - 1):split * f + 1] = line
+    return out
+
+
+def error_maps_figure(errors: Mapping[str, torch.Tensor], vmax: float,
+                      height: int = 330) -> go.Figure:
+    """Each model's absolute error of one image (C, H, W) as a heatmap, side by side, on
+    one colour axis from 0 to ``vmax``; hovering reads the error in grey levels."""
+    names = list(errors)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"|{n} - input|"
+                                                                 for n in names],
+                        horizontal_spacing=0.04)
+    for i, name in enumerate(names, start=1):
+        e = errors[name].detach().float().cpu().amax(0).numpy()
+        fig.add_trace(go.Heatmap(
+            z=e * LEVELS, coloraxis="coloraxis", name=name,
+            hovertemplate=(f"{name}<br>row %{{y}}, col %{{x}}<br>error %{{z:.1f}} "
+                           "grey levels<extra></extra>")), row=1, col=i)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if i == 1 else i}",
+                         visible=False, row=1, col=i)
+        fig.update_xaxes(visible=False, constrain="domain", row=1, col=i)
+    fig.update_layout(
+        coloraxis=dict(colorscale=ERROR_SCALE, cmin=0, cmax=vmax * LEVELS,
+                       colorbar=dict(title=dict(text="grey levels", side="right"),
+                                     thickness=12)),
+        height=height, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def per_image_table(names: Sequence[str], scores: Mapping, class_names: Sequence[str],
+                    first_index: int = 0) -> list[dict]:
+    """One row per image with both models' figures next to each other, for a sortable
+    table: PSNR, SSIM, MSE and checkerboard (grey levels) of A and B, and B - A in PSNR.
+
+    Args:
+        names: the two model labels (A, B).
+        scores: label -> :class:`convae.compare.ImageScores` (``Comparison.scores``).
+        class_names: each image's class.
+        first_index: the index of the first image in its (filtered) split.
+    """
+    a, b = names
+    sa, sb = scores[a], scores[b]
+    rows = []
+    for i, cls in enumerate(class_names):
+        rows.append({
+            "image": first_index + i, "class": cls,
+            f"PSNR {a}": float(sa.psnr[i]), f"PSNR {b}": float(sb.psnr[i]),
+            "PSNR B - A": float(sb.psnr[i] - sa.psnr[i]),
+            f"SSIM {a}": float(sa.ssim[i]), f"SSIM {b}": float(sb.ssim[i]),
+            f"checker {a}": LEVELS * float(sa.checkerboard[i]),
+            f"checker {b}": LEVELS * float(sb.checkerboard[i]),
+            f"MSE {a}": float(sa.mse[i]), f"MSE {b}": float(sb.mse[i]),
+        })
+    return rows
+
+
+def spectrum_figure(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                    height: int = 360) -> go.Figure:
+    """Radially averaged power spectra (from :func:`convae.metrics.radial_power_spectrum`)
+    on a log scale, and each reconstruction's power relative to the input's.
+
+    Args:
+        curves: label -> (freqs, power); the first entry is the input, the rest are
+            reconstructions. The DC term (frequency 0) is left out: it is the mean
+            brightness, orders of magnitude above the rest.
+    """
+    names = list(curves)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("Power by spatial frequency",
+                                        "Reconstruction power / input power"))
+    f0, p0 = (t.double().numpy() for t in curves[names[0]])
+    keep = f0 > 0
+    for i, name in enumerate(names):
+        f, p = (t.double().numpy() for t in curves[name])
+        colour = INPUT_COLOUR if i == 0 else RUN_COLOURS[(i - 1) % len(RUN_COLOURS)]
+        dash = "dot" if i == 0 else None
+        fig.add_trace(go.Scatter(x=f[keep], y=p[keep], mode="lines", name=name,
+                                 legendgroup=name, line=dict(color=colour, dash=dash),
+                                 hovertemplate="%{x:.3f} cycles/px: %{y:.2e}<extra>"
+                                               f"{name}</extra>"), row=1, col=1)
+        if i > 0:
+            fig.add_trace(go.Scatter(x=f[keep], y=p[keep] / np.maximum(p0[keep], 1e-30),
+                                     mode="lines", name=name, legendgroup=name,
+                                     showlegend=False, line=dict(color=colour),
+                                     hovertemplate="%{x:.3f} cycles/px: x%{y:.2f}<extra>"
+                                                   f"{name}</extra>"), row=1, col=2)
+    for col in (1, 2):
+        for x, text in ((STRIPE_FREQ, "period-2 stripes"), (CHECKER_FREQ, "checkerboard")):
+            fig.add_vline(x=x, line=dict(color="#bbbbbb", dash="dash", width=1), row=1,
+                          col=col, annotation_text=text if col == 1 else None,
+                          annotation_position="top left", annotation_font_size=10)
+        fig.update_xaxes(title_text="cycles per pixel", range=[0, 0.72], row=1, col=col)
+        fig.update_yaxes(type="log", row=1, col=col)
+    fig.add_hline(y=1, line=dict(color="#888888", width=1), row=1, col=2)
+    fig.update_yaxes(title_text="power (log)", row=1, col=1)
+    fig.update_yaxes(title_text="ratio (log)", row=1, col=2)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.22))
+    return fig
+
+
+CLASS_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "checkerboard": "checkerboard (grey levels)"}
+
+
+def per_class_rows(rows: Sequence[dict]) -> list[dict]:
+    """:func:`convae.compare.per_class_table` rows for display: checkerboard in grey
+    levels, one row per class and model."""
+    return [{"class": r["class"], "model": r["model"], "images": r["n"],
+             "PSNR (dB)": r["psnr"], "SSIM": r["ssim"],
+             "checkerboard (grey levels)": LEVELS * r["checkerboard"], "MSE": r["mse"]}
+            for r in rows]
+
+
+def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340
+                   ) -> go.Figure:
+    """Grouped bars: one group per class, one bar per model, of ``metric``
+    ("psnr", "ssim" or "checkerboard"); the "all" rows are drawn as dashed lines."""
+    if metric not in CLASS_METRICS:
+        raise ValueError(f"metric must be one of {list(CLASS_METRICS)}, got {metric!r}")
+    scale = LEVELS if metric == "checkerboard" else 1
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig = go.Figure()
+    for i, m in enumerate(models):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        mine = [r for r in rows if r["model"] == m and r["class"] != "all"]
+        fig.add_trace(go.Bar(x=[r["class"] for r in mine],
+                             y=[scale * r[metric] for r in mine], name=m,
+                             marker_color=colour,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>"))
+        overall = [r for r in rows if r["model"] == m and r["class"] == "all"]
+        if overall:
+            fig.add_hline(y=scale * overall[0][metric], line=dict(color=colour, dash="dash",
+                                                                  width=1))
+    label = CLASS_METRICS[metric]
+    lows = [scale * r[metric] for r in rows]
+    # PSNR and SSIM differ by a few percent between decoders: start the axis near the
+    # data so the difference is visible (the axis says where it starts).
+    y_range = None if metric == "checkerboard" else [min(lows) * 0.95, max(lows) * 1.02]
+    fig.update_layout(barmode="group", height=height, yaxis=dict(title=label, range=y_range),
+                      margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.08),
+                      title=dict(text=f"{label} per class (dashed: all classes)", x=0,
+                                 font=dict(size=14)))
+    return fig
+
+
+def overlap_figure(counts: torch.Tensor, kernel_size: int, stride: int = 2,
+                   height: int = 420) -> go.Figure:
+    """The overlap count map (:func:`convae.compare.overlap_map`) as an annotated heatmap."""
+    z = counts.detach().cpu().numpy()
+    fig = go.Figure(go.Heatmap(
+        z=z, text=z.astype(int).astype(str), texttemplate="%{text}",
+        textfont=dict(size=13), colorscale="Blues", zmin=0, zmax=max(4.0, float(z.max())),
+        colorbar=dict(title=dict(text="taps", side="right"), thickness=12),
+        hovertemplate="row %{y}, col %{x}: %{z:.0f} taps<extra></extra>"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_layout(
+        title=dict(text=f"ConvTranspose2d kernel {kernel_size}, stride {stride}: kernel taps "
+                        "landing on each output pixel", x=0, font=dict(size=14)),
+        height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def snapshot_curves(curves: Mapping[str, Sequence[dict]], current_steps: Sequence[int] = (),
+                    height: int = 320) -> go.Figure:
+    """PSNR and checkerboard score over training, one colour per model.
+
+    Args:
+        curves: label -> [{"step", "psnr", "checkerboard"}, ...] (one per snapshot).
+        current_steps: steps to mark with a vertical line (the snapshot shown).
+    """
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("PSNR over training", "Checkerboard over training"))
+    for i, (name, pts) in enumerate(curves.items()):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        steps = [p["step"] for p in pts]
+        fig.add_trace(go.Scatter(x=steps, y=[p["psnr"] for p in pts], mode="lines+markers",
+                                 name=name, legendgroup=name, line=dict(color=colour)),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=steps, y=[LEVELS * p["checkerboard"] for p in pts],
+                                 mode="lines+markers", name=name, legendgroup=name,
+                                 showlegend=False, line=dict(color=colour)), row=1, col=2)
+    for s in dict.fromkeys(current_steps):
+        for col in (1, 2):
+            fig.add_vline(x=s, line=dict(color="#999999", dash="dot", width=1), row=1, col=col)
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="PSNR (dB)", row=1, col=1)
+    fig.update_yaxes(title_text="grey levels", row=1, col=2)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def matching_step(step: str, names: Sequence[str]) -> str:
+    """The step of another model that plays the part of ``step`` (same name when it has
+    one; t_conv1 <-> conv4, t_conv2 <-> conv5, an upsample -> the transpose layer that
+    does its job); the last step when nothing matches."""
+    if step in names:
+        return step
+    other = EQUIVALENT_STEPS.get(step)
+    return other if other in names else names[-1]
+
+
+def paired_activation_grids(acts: Mapping[str, tuple[str, torch.Tensor]],
+                            tile_px: int = 110) -> list[go.Figure]:
+    """Activation maps of two (or more) models on one shared colour scale.
+
+    Args:
+        acts: model label -> (step name, activation (C, H, W) or (1, C, H, W)).
+
+    Returns:
+        One :func:`convae.figures.activation_grid` figure per model, all spanning the
+        joint min..max (centred on zero when the values have both signs).
+    """
+    lo = min(float(a.min()) for _, a in acts.values())
+    hi = max(float(a.max()) for _, a in acts.values())
+    figs = []
+    for label, (step, act) in acts.items():
+        fig = activation_grid(act, step, "model", (lo, hi), tile_px=tile_px)
+        a = act[0] if act.ndim == 4 else act
+        c, h, w = a.shape
+        fig.update_layout(title=dict(text=f"{label}: {step}, {c} x {h}x{w} "
+                                          "(one colour scale for both)"))
+        figs.append(fig)
+    return figs
