@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="use only the first N training images (default: all)")
     t.add_argument("--noise", type=float, default=D.noise,
                    help="std of Gaussian noise added to inputs (targets stay clean)")
+    t.add_argument("--corruption", default=D.corruption,
+                   help="corrupt the inputs, targets clean: gauss:STD, saltpepper:FRACTION, "
+                        "mask:SIDE (A-B ranges allowed), grey, drop:r|g|b|any; several "
+                        "joined by commas pick one per image (default: none)")
     t.add_argument("--seed", type=int, default=D.seed, help="random seed (same seed, same model)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=D.device,
                    help="auto uses CUDA when present")
@@ -110,7 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     threads = configure_threads(args.threads)
     cfg = TrainConfig(decoder=args.decoder, loss=args.loss, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, classes=tuple(_classes(args.classes)),
-                      limit=args.limit, noise=args.noise, seed=args.seed, device=args.device)
+                      limit=args.limit, noise=args.noise, seed=args.seed, device=args.device,
+                      corruption=args.corruption)
     data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
     default_name = Path(args.data.removeprefix("folder:")).name or "data"
     out = Path(args.out or f"checkpoints/{default_name}-{args.decoder}.pt")
@@ -153,6 +158,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.test_metrics
     print(f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
           f"{result.seconds:.0f} s on {threads} threads")
+    if "task" in m:
+        t = m["task"]
+        print(f"on corrupted test inputs ({t['spec']}): PSNR {t['psnr']:.2f} dB, SSIM "
+              f"{t['ssim']:.4f}, corrupted region {t['region_psnr']:.2f} dB (input: "
+              f"{t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB)")
     return 0
 
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .corrupt import corrupt, parse_corruption
 from .data import DataSet, ImageSet, add_gaussian_noise
 from .metrics import mse, psnr_from_mse, ssim
 from .models import AEConfig, ConvAutoencoder
@@ -46,6 +47,9 @@ class TrainConfig:
     noise: float = 0.0  # std of Gaussian noise added to inputs; targets stay clean
     seed: int = 0  # same seed, same result on CPU
     device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda"
+    # Corruption of the inputs, targets clean (convae/corrupt.py spec, e.g. "mask:4-16",
+    # "grey"): trains a denoising / repair model. Applied after ``noise``; "" = none.
+    corruption: str = ""
 
     def __post_init__(self) -> None:
         self.classes = tuple(self.classes)
@@ -65,6 +69,7 @@ class TrainConfig:
             raise ValueError(f"noise std must be >= 0, got {self.noise}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        parse_corruption(self.corruption)  # a bad spec fails here, not mid-training
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -206,6 +211,8 @@ def fit(
             target = (train.images[idx].to(device).float().div_(255)
                       .contiguous(memory_format=torch.channels_last))
             x = add_gaussian_noise(target, cfg.noise, gen) if cfg.noise > 0 else target
+            if cfg.corruption:
+                x = corrupt(x, cfg.corruption, gen)[0]
             loss = reconstruction_loss(model, x, target, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -258,6 +265,10 @@ def fit(
     result.seconds = time.perf_counter() - t_start
     if result.epochs_done > 0:
         result.test_metrics = evaluate(model, test)
+        if cfg.corruption:  # the task's own score: clean targets from corrupted inputs
+            from .tasks import evaluate_corrupted
+
+            result.test_metrics["task"] = evaluate_corrupted(model, test, cfg.corruption)
     return result
 
 

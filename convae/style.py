@@ -1,0 +1,255 @@
+"""Style as the course notes end it: Gram matrices, content and style losses, transfer.
+
+A layer's activation maps F (channels x positions) have the Gram matrix G = F F^T:
+which channels fire together, wherever in the picture. Matching G between two
+images matches their texture and colour statistics while ignoring layout (Gatys,
+Ecker and Bethge 2016, "Image Style Transfer Using Convolutional Neural Networks").
+Style transfer optimises the pixels of a target image for
+
+    alpha * content_loss(layer) + beta * sum_i w_i * style_loss(layer_i),
+
+content loss = MSE of the activations, style loss = MSE of the Gram matrices.
+
+The features come from a trained autoencoder's encoder (always here, offline), or
+from torchvision's VGG-19 when its weights already sit in the torch hub cache; they
+are never downloaded. Both extractors are fully convolutional, so images larger
+than 32x32 work too.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import ConvAutoencoder
+
+ENCODER_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
+# torchvision's VGG-19 weights file name (IMAGENET1K_V1), looked for in the hub cache.
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+# The usual style layers of Gatys et al.: the first ReLU of each block, by index in
+# torchvision's vgg19().features.
+VGG19_LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu4_2": 22,
+                "relu5_1": 29}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def gram_matrix(f: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """G = F F^T of activations (N, C, H, W) with F the (C, H*W) matrix of each image.
+
+    Args:
+        normalize: divide by the number of positions H*W, so images of different
+            sizes (a 32x32 content and a 64x64 style image) give comparable G.
+
+    Returns:
+        (N, C, C).
+    """
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    g = flat @ flat.transpose(1, 2)
+    return g / (h * w) if normalize else g
+
+
+def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE between a layer's activations and the content image's."""
+    return F.mse_loss(f, target)
+
+
+def style_loss(f: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """MSE between the Gram matrix of ``f`` and the style image's Gram matrix."""
+    return F.mse_loss(gram_matrix(f), target_gram.expand(f.shape[0], -1, -1))
+
+
+# -------------------------------------------------------------- extractors
+
+
+class EncoderFeatures(nn.Module):
+    """The trained autoencoder's encoder steps as a feature extractor (with grad).
+
+    Works on a private frozen copy: a model shared between sessions would otherwise
+    collect ``.grad`` from every style run (1,028 encoder weights, so copying is free).
+    """
+
+    name = "autoencoder encoder"
+
+    def __init__(self, model: ConvAutoencoder) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.layers = list(ENCODER_LAYERS)
+        self.in_channels = model.config.in_channels
+
+    def forward(self, x: torch.Tensor, wanted: Sequence[str]) -> dict[str, torch.Tensor]:
+        out = {}
+        last = max(self.layers.index(w) for w in wanted)
+        for name, module in self.model.encoder_steps()[:last + 1]:
+            x = module(x)
+            if name in wanted:
+                out[name] = x
+        return out
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torch.hub keeps downloaded weights ($TORCH_HOME, else ~/.cache/torch)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch")
+    return Path(home) / "hub" / "checkpoints"
+
+
+def vgg_weights_path() -> Path | None:
+    """The local VGG-19 weights file, or None when it is not there (never downloads)."""
+    p = hub_checkpoint_dir() / VGG19_FILE
+    return p if p.is_file() and p.stat().st_size > 0 else None
+
+
+class VGGFeatures(nn.Module):
+    """torchvision VGG-19 up to relu5_1, from a local weights file only.
+
+    Inputs are in [0, 1] and normalised with the ImageNet mean and std inside.
+    """
+
+    name = "VGG-19 (ImageNet, local weights)"
+
+    def __init__(self, weights: str | os.PathLike) -> None:
+        super().__init__()
+        from torchvision.models import vgg19
+
+        net = vgg19(weights=None)
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.features = net.features[:max(VGG19_LAYERS.values()) + 1].eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.layers = list(VGG19_LAYERS)
+        self.in_channels = 3
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, wanted: Sequence[str]) -> dict[str, torch.Tensor]:
+        x = (x - self.mean) / self.std
+        index = {VGG19_LAYERS[w]: w for w in wanted}
+        out = {}
+        for i, module in enumerate(self.features[:max(index) + 1]):
+            x = module(x)
+            if i in index:
+                out[index[i]] = x
+        return out
+
+
+# ------------------------------------------------------------ the transfer
+
+
+@dataclass
+class StyleConfig:
+    """One style-transfer run (the notes' alpha, beta and per-layer weights w_i)."""
+
+    content_layer: str = "relu2"  # deep enough to hold layout, not colour
+    # w_i: conv1 sees colour and edges, conv2 combinations of them.
+    style_weights: dict[str, float] = field(
+        default_factory=lambda: {"relu1": 1.0, "relu2": 1.0})
+    alpha: float = 1.0  # content weight
+    beta: float = 1000.0  # style weight: Gram entries are small, so beta >> alpha
+    steps: int = 200
+    lr: float = 0.03  # Adam on the pixels (values in [0, 1])
+    init: str = "content"  # start from the "content" image or from "noise"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.init not in ("content", "noise"):
+            raise ValueError(f"init must be content or noise, got {self.init!r}")
+        if self.alpha < 0 or self.beta < 0 or any(w < 0 for w in self.style_weights.values()):
+            raise ValueError("alpha, beta and the layer weights must be >= 0")
+
+
+@dataclass
+class StyleEvent:
+    step: int
+    steps: int
+    total: float
+    content: float
+    style: float
+    image: torch.Tensor  # the current target (1, C, H, W), detached
+
+
+@dataclass
+class StyleResult:
+    image: torch.Tensor  # (1, C, H, W) in [0, 1]
+    history: list[dict]  # per step: step, total, content, style
+    stopped: bool = False
+    seconds: float = 0.0
+
+
+def style_transfer(extractor: nn.Module, content: torch.Tensor, style: torch.Tensor,
+                   cfg: StyleConfig, callback: Callable[[StyleEvent], bool | None] | None = None,
+                   ) -> StyleResult:
+    """Optimise a target image for alpha * content loss + beta * sum w_i * style loss.
+
+    Args:
+        extractor: ``EncoderFeatures`` or ``VGGFeatures`` (not modified).
+        content: (1, C, H, W) in [0, 1]; the target has its size.
+        style: (1, C, H', W') in [0, 1]; any size.
+        callback: sees every step; returning True stops (the current image is kept).
+
+    Returns:
+        The image, the loss history and how long it took.
+    """
+    layers = list(extractor.layers)
+    unknown = [n for n in [cfg.content_layer, *cfg.style_weights] if n not in layers]
+    if unknown:
+        raise ValueError(f"unknown layer {unknown}: this extractor has {layers}")
+    for name, img in (("content", content), ("style", style)):
+        if img.ndim != 4 or img.shape[1] != extractor.in_channels:
+            raise ValueError(f"the {name} image must be (1, {extractor.in_channels}, H, W), "
+                             f"got {tuple(img.shape)}")
+    style_layers = [n for n, w in cfg.style_weights.items() if w > 0]
+    with torch.no_grad():
+        content_target = extractor(content, [cfg.content_layer])[cfg.content_layer]
+        grams = ({n: gram_matrix(f) for n, f in extractor(style, style_layers).items()}
+                 if style_layers else {})
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start = content.clone() if cfg.init == "content" else torch.rand(
+        content.shape, generator=gen)
+    target = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([target], lr=cfg.lr)
+    wanted = sorted({cfg.content_layer, *style_layers}, key=layers.index)
+    history: list[dict] = []
+    stopped = False
+    t0 = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        feats = extractor(target, wanted)
+        c_loss = content_loss(feats[cfg.content_layer], content_target)
+        s_loss = sum((cfg.style_weights[n] * style_loss(feats[n], grams[n])
+                      for n in style_layers), torch.zeros(()))
+        loss = cfg.alpha * c_loss + cfg.beta * s_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            target.clamp_(0, 1)  # stay a picture
+        row = {"step": step, "total": loss.item(), "content": c_loss.item(),
+               "style": s_loss.item()}
+        history.append(row)
+        if callback is not None and callback(StyleEvent(step, cfg.steps, row["total"],
+                                                        row["content"], row["style"],
+                                                        target.detach().clone())):
+            stopped = True
+            break
+    return StyleResult(target.detach().clone(), history, stopped, time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def layer_grams(extractor: nn.Module, x: torch.Tensor,
+                layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """Gram matrix (C, C) of each layer for one image (1, C, H, W)."""
+    layers = list(layers or extractor.layers)
+    return {n: gram_matrix(f)[0] for n, f in extractor(x, layers).items()}
