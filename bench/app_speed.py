@@ -5,7 +5,8 @@ without the websocket and the browser's drawing) against warm caches: the first 
 each page is done and thrown away, then every interaction is repeated and the median is
 reported. Cold start is a real ``streamlit run`` subprocess: the time from launch to
 /_stcore/health answering, plus the time from opening the page in headless Chromium
-(Playwright) until the Overview's last image (the 10th reconstruction) is drawn; the browser's own launch is not counted. Without Playwright only the health
+(Playwright) until the Overview's last image (the 10th reconstruction) is drawn;
+the browser's own launch is not counted. Without Playwright only the health
 time is given.
 
 Usage::
