@@ -166,10 +166,11 @@ def spectrum_figure(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
                                      hovertemplate="%{x:.3f} cycles/px: x%{y:.2f}<extra>"
                                                    f"{name}</extra>"), row=1, col=2)
     for col in (1, 2):
-        for x, text in ((STRIPE_FREQ, "period-2 stripes"), (CHECKER_FREQ, "checkerboard")):
+        for x, text in ((STRIPE_FREQ, "stripes"), (CHECKER_FREQ, "checkerboard")):
+            label = dict(annotation_text=text, annotation_position="top left",
+                         annotation_font_size=10) if col == 1 else {}
             fig.add_vline(x=x, line=dict(color="#bbbbbb", dash="dash", width=1), row=1,
-                          col=col, annotation_text=text if col == 1 else None,
-                          annotation_position="top left", annotation_font_size=10)
+                          col=col, **label)
         fig.update_xaxes(title_text="cycles per pixel", range=[0, 0.72], row=1, col=col)
         fig.update_yaxes(type="log", row=1, col=col)
     fig.add_hline(y=1, line=dict(color="#888888", width=1), row=1, col=2)

@@ -170,14 +170,14 @@ if tabs["Side by side"].open:
         st.dataframe(summary, hide_index=True, column_config=fmt)
 
         st.subheader("One image up close")
-        f1, f2 = st.columns([1, 2], gap="large")
+        f1, f2 = st.columns([1, 1.2], gap="large")
         with f1:
             view = st.segmented_control(
-                "Show", ["A", "B", "swipe"], key="compare_ab", default="swipe",
+                "Reconstruction", ["A", "B", "swipe"], key="compare_ab", default="swipe",
                 required=True, persist_state="session",
-                format_func={"A": f"A: {na}", "B": f"B: {nb}", "swipe": "swipe A | B"}.get,
-                help="Toggle between the two reconstructions of the same image, or see A "
-                     "left and B right of a divider you move.")
+                format_func={"A": "A", "B": "B", "swipe": "swipe A | B"}.get,
+                help=f"Toggle between the two reconstructions of the same image (A = {na}, "
+                     f"B = {nb}), or see A left and B right of a divider you move.")
             w = x.shape[-1]
             if view == "swipe":
                 cut = st.slider("Divider (column)", 0, w, w // 2, key="compare_swipe",
@@ -187,10 +187,10 @@ if tabs["Side by side"].open:
                 cut = w if view == "A" else 0
             ra_i, rb_i = comp.recon[na][focus], comp.recon[nb][focus]
             what = {"A": na, "B": nb, "swipe": f"{na} | {nb}"}[view]
-            st.image(swipe_image(ra_i, rb_i, cut), caption=f"{what} (image {start + focus})",
-                     width="stretch")
-            st.image(image_list(x[focus:focus + 1], 320)[0], caption="input",
-                     width="stretch")
+            p1, p2 = st.columns(2, gap="small")
+            p1.image(swipe_image(ra_i, rb_i, cut), caption=what, width="stretch")
+            p2.image(image_list(x[focus:focus + 1], 320)[0],
+                     caption=f"input: image {start + focus}, {labels[focus]}", width="stretch")
         with f2:
             st.plotly_chart(error_maps_figure({na: e_a[focus], nb: e_b[focus]},
                                               comp.error_max),
@@ -316,7 +316,7 @@ if tabs["Over training"].open:
                 cols = st.columns(3, gap="small")
                 for col, pic, cap in zip(cols, pics, caps, strict=True):
                     col.image(pic, caption=cap, width="stretch")
-                st.caption(f"Image {start + focus} (chosen under 'One image up close'). "
+                st.caption(f"Image {start + focus} (the close-up image chosen above). "
                            "cb = checkerboard score in grey levels.")
             with g2:
                 st.plotly_chart(snapshot_curves(curves, [snaps[na][idx].step,
