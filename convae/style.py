@@ -58,6 +58,12 @@ def gram_matrix(f: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     return g / (h * w) if normalize else g
 
 
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels (vertical and horizontal)."""
+    return ((x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
+            + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean())
+
+
 def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE between a layer's activations and the content image's."""
     return F.mse_loss(f, target)
@@ -156,9 +162,13 @@ class StyleConfig:
     style_weights: dict[str, float] = field(
         default_factory=lambda: {"relu1": 1.0, "relu2": 1.0})
     alpha: float = 1.0  # content weight
-    beta: float = 1000.0  # style weight: Gram entries are small, so beta >> alpha
+    beta: float = 100.0  # style weight: Gram differences are small, so beta >> alpha
     steps: int = 200
     lr: float = 0.03  # Adam on the pixels (values in [0, 1])
+    # Total-variation weight: pixel optimisation through a 3x3-conv encoder happily makes
+    # pixel-level noise (the encoder barely sees it); a smoothness term keeps it a picture
+    # (Mahendran and Vedaldi 2015). 0 turns it off.
+    tv: float = 1.0
     init: str = "content"  # start from the "content" image or from "noise"
     seed: int = 0
 
@@ -167,8 +177,9 @@ class StyleConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.init not in ("content", "noise"):
             raise ValueError(f"init must be content or noise, got {self.init!r}")
-        if self.alpha < 0 or self.beta < 0 or any(w < 0 for w in self.style_weights.values()):
-            raise ValueError("alpha, beta and the layer weights must be >= 0")
+        weights = [self.alpha, self.beta, self.tv, *self.style_weights.values()]
+        if any(w < 0 for w in weights):
+            raise ValueError("alpha, beta, tv and the layer weights must be >= 0")
 
 
 @dataclass
@@ -230,7 +241,7 @@ def style_transfer(extractor: nn.Module, content: torch.Tensor, style: torch.Ten
         c_loss = content_loss(feats[cfg.content_layer], content_target)
         s_loss = sum((cfg.style_weights[n] * style_loss(feats[n], grams[n])
                       for n in style_layers), torch.zeros(()))
-        loss = cfg.alpha * c_loss + cfg.beta * s_loss
+        loss = cfg.alpha * c_loss + cfg.beta * s_loss + cfg.tv * total_variation(target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -89,7 +89,7 @@ show_images(image_list(strip), [f"t={v:.2f}" for v in ts.tolist()], per_row=fram
 st.markdown("**Pixel cross-fade** for comparison: the code path moves shapes and colours "
             "through what the decoder can draw; a cross-fade only overlays two pictures.")
 show_images(image_list(fade), [f"t={v:.2f}" for v in ts.tolist()], per_row=frames)
-g1, g2, _ = st.columns([1, 1, 2])
+g1, g2, _ = st.columns([1, 1, 4])
 g1.image(image_list(at_t, 160)[0], caption=f"decoded at t = {t:.2f}", width="stretch")
 g2.image(image_list((1 - t) * xa + t * xb, 160)[0], caption=f"cross-fade at t = {t:.2f}",
          width="stretch")
@@ -104,7 +104,9 @@ st.dataframe(table, hide_index=True, key="code_ledger")
 st.caption(f"For the image picked above ({cls}). Quantised codes store their min and max "
            "too (8 bytes). JPEG is matched to the 8-bit code's size on its entropy-coded scan "
            "(its headers and tables, like the decoder's weights, are shared by every image); "
-           "the whole file is larger. The data set itself is a JPEG (quality 75) copy.")
+           "the whole file is larger. The data set itself is a JPEG (quality 75) copy, and "
+           "re-encoding it near quality 75 would replay its own artifacts almost exactly, "
+           "so JPEG qualities stop at 70.")
 
 
 @st.cache_data(show_spinner="Measuring rate and distortion...", max_entries=8)

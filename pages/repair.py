@@ -98,9 +98,9 @@ def _caption(name: str, y: torch.Tensor) -> str:
     return f"{name}: {whole:.1f} dB"
 
 
-cols = st.columns(len(shown))
-for col, (name, y) in zip(cols, shown, strict=True):
-    col.image(image_list(y, target_px=256)[0], caption=_caption(name, y), width="stretch")
+cols = st.columns([1, 1, 1, 1, 1])  # fixed widths: about 220 px a picture, task model or not
+for col, (name, y) in zip(cols, shown, strict=False):
+    col.image(image_list(y, target_px=224)[0], caption=_caption(name, y), width="stretch")
 
 
 @st.cache_data(show_spinner="Scoring on test images...", max_entries=32)
@@ -125,7 +125,9 @@ models = {name: m.model for name, m in (("plain " + decoder, plain),
 setting = (top, left, rh, rw) if mode == "mask" else (how,)
 df = _table(models, tuple((k, id(v)) for k, v in models.items()), data.source,
             tuple(selected_classes()), mode, setting)
-st.dataframe(df, hide_index=True, key="repair_table")
+st.dataframe(df, hide_index=True, key="repair_table",
+             column_config={c: st.column_config.NumberColumn(format="%.2f")
+                            for c in df.columns if c != "output"})
 st.caption(f"PSNR of the mean MSE against the original over the first {BATCH} test images of "
            f"the chosen classes ({region_text}).")
 if task is not None and "task" in (task.checkpoint.test_metrics or {}):

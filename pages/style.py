@@ -59,12 +59,14 @@ with g1:
                          key="style_gram_layer", persist_state="session")
 models = [m for m in selected_models() if m.fits(data)] or [choice]
 shown = {f"original ({cls})": x}
+decs = [m.config.decoder for m in models[:3]]
 for m in models[:3]:
-    shown[f"{m.short} reconstruction"] = reconstruct(m.model, x)
+    tag = m.config.decoder if decs.count(m.config.decoder) == 1 else m.short
+    shown[f"{tag} output"] = reconstruct(m.model, x)
 grams = {name: layer_grams(encoder, img, [layer])[layer] for name, img in shown.items()}
 with g1:
-    for name, img in shown.items():
-        st.image(image_list(img, 96)[0], caption=name, width=96)
+    for col, (name, img) in zip(st.columns(len(shown)), shown.items(), strict=True):
+        col.image(image_list(img, 96)[0], caption=name, width="stretch")
 with g2:
     st.plotly_chart(gram_figure(grams, layer), key="style_gram")
     st.caption(f"All measured with {choice.short}'s encoder. A blurry reconstruction keeps "
@@ -86,16 +88,20 @@ def _image(role: str, default_index: int) -> torch.Tensor | None:
             st.caption("Waiting for an upload.")
             return None
         try:
-            return image_to_input(up.getvalue(), 3, size, up.name)
+            img = image_to_input(up.getvalue(), 3, size, up.name)
         except ImageDecodeError as exc:
             st.error(str(exc))
             return None
+        st.image(image_list(img, 128)[0], caption=f"{role}, {size} px", width=128)
+        return img
     key = f"style_index_{role}"
     if key not in st.session_state:
         st.session_state[key] = min(default_index, len(images) - 1)
     img, _ = pick_image("style", images, "Test image", suffix=f"_{role}")
     f = size // img.shape[-1]
-    return img.repeat_interleave(f, 2).repeat_interleave(f, 3) if f > 1 else img
+    img = img.repeat_interleave(f, 2).repeat_interleave(f, 3) if f > 1 else img
+    st.image(image_list(img, 128)[0], caption=f"{role}, {img.shape[-1]} px", width=128)
+    return img
 
 
 s1, s2, s3 = st.columns(3, gap="large")
@@ -129,8 +135,12 @@ with p1:
                                  key=f"style_content_layer_{ex_name}", persist_state="session")
     alpha = st.slider("alpha (content weight)", 0.0, 10.0, 1.0, 0.1, key="style_alpha",
                       persist_state="session")
-    beta = st.select_slider("beta (style weight)", BETAS, value=10_000, key="style_beta",
+    beta = st.select_slider("beta (style weight)", BETAS, value=100, key="style_beta",
                             persist_state="session")
+    tv = st.select_slider("Smoothness (total variation weight)", (0, 1, 3, 10, 30), value=3,
+                          key="style_tv", persist_state="session",
+                          help="Pixel noise barely changes a 3x3 encoder's activations, so "
+                               "without it the result turns grainy.")
 with p2:
     st.markdown("Style layer weights w<sub>i</sub>", unsafe_allow_html=True)
     defaults = {"relu1": 1.0, "relu2": 1.0, "relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0,
@@ -149,7 +159,7 @@ with p3:
 
 if run and content is not None and style is not None:
     cfg = StyleConfig(content_layer=content_layer, style_weights=weights, alpha=alpha,
-                      beta=float(beta), steps=steps, lr=lr, init=init)
+                      beta=float(beta), tv=float(tv), steps=steps, lr=lr, init=init)
     bar = st.progress(0.0, text="Optimising the image...")
     live = st.empty()
 

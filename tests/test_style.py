@@ -15,6 +15,7 @@ from convae.style import (
     layer_grams,
     style_loss,
     style_transfer,
+    total_variation,
     vgg_weights_path,
 )
 
@@ -36,6 +37,10 @@ def test_gram_matrix_by_hand():
 
 def test_losses():
     a, b = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    assert float(total_variation(torch.ones(1, 3, 4, 4))) == 0
+    stripes = torch.zeros(1, 1, 4, 4)
+    stripes[..., ::2] = 1  # columns alternate: every horizontal step differs by 1
+    assert float(total_variation(stripes)) == pytest.approx(1.0)
     assert float(content_loss(a, a)) == 0 and float(content_loss(a, b)) > 0
     assert float(style_loss(a, gram_matrix(a))) == 0
     assert float(style_loss(a, gram_matrix(b))) > 0
@@ -64,7 +69,7 @@ def test_style_transfer_lowers_its_loss_and_reports_progress(tiny_models, tiny_d
     content = tiny_data.test.floats()[:1]
     style = tiny_data.test.floats()[-1:].repeat(1, 1, 2, 2)  # another image, 64x64
     seen = []
-    cfg = StyleConfig(steps=40, beta=1000.0, lr=0.03)
+    cfg = StyleConfig(steps=40, beta=1000.0, lr=0.03, tv=0.0)
     res = style_transfer(ex, content, style, cfg, callback=lambda ev: seen.append(ev.step))
     assert seen == list(range(1, 41))
     assert res.image.shape == content.shape and float(res.image.min()) >= 0
