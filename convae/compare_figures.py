@@ -220,7 +220,8 @@ def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340
     y_range = None if metric == "checkerboard" else [min(lows) * 0.95, max(lows) * 1.02]
     fig.update_layout(barmode="group", height=height, yaxis=dict(title=label, range=y_range),
                       margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.08),
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right",
+                                  yanchor="bottom"),
                       title=dict(text=f"{label} per class (dashed: all classes)", x=0,
                                  font=dict(size=14)))
     return fig

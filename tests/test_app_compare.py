@@ -175,7 +175,7 @@ def test_snapshot_scrubber_changes_the_shown_snapshot(app):
     scrub.set_value(0).run()
     _ok(app)
     first = _images(app)
-    assert any(", step 0:" in c for _, c in first)
+    assert any(c.startswith("A, step 0:") for _, c in first)
     assert [u for u, _ in first] != [u for u, _ in last]
     curves = _plotly(app, "compare_snapshot_curves")
     assert len(_array(curves["data"][0]["x"])) == 4
