@@ -25,7 +25,10 @@ def psnr_curve_figure(strengths: Sequence[float], curves: dict[str, list[float]]
     colours = iter(RUN_COLOURS)
     for name, ys in curves.items():
         is_input = name == "noisy input"
-        fig.add_scatter(x=list(strengths), y=ys, name=name, mode="lines+markers",
+        # 100 dB is PSNR's cap for "identical" (no noise on the input): leave it out so
+        # the lines that matter keep the height of the chart.
+        shown = [y if y < 99 else None for y in ys]
+        fig.add_scatter(x=list(strengths), y=shown, name=name, mode="lines+markers",
                         line=dict(dash="dash" if is_input else "solid",
                                   color="#7f7f7f" if is_input else next(colours)),
                         hovertemplate=f"{name}<br>{x_title} %{{x:.3g}}<br>"
@@ -34,9 +37,9 @@ def psnr_curve_figure(strengths: Sequence[float], curves: dict[str, list[float]]
         fig.add_vline(x=marker, line=dict(color="#d62728", width=1, dash="dot"))
     fig.update_layout(title=dict(text="PSNR against the clean image", x=0),
                       xaxis_title=x_title, yaxis_title="PSNR (dB)", height=380, **_LAYOUT)
-    # 100 dB means "identical" (noise 0 on the input): cap so the other lines stay readable
-    top = max((y for ys in curves.values() for y in ys if y < 99), default=30)
-    fig.update_yaxes(range=[None, top + 3])
+    finite = [y for ys in curves.values() for y in ys if y < 99]
+    if finite:
+        fig.update_yaxes(range=[min(finite) - 1, max(finite) + 1])
     return fig
 
 
