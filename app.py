@@ -43,6 +43,15 @@ page = st.navigation({
         st.Page("pages/train.py", title="Train", icon=":material/model_training:",
                 url_path="training"),
     ],
+    "Uses": [
+        st.Page("pages/denoise.py", title="Denoise", icon=":material/blur_off:",
+                url_path="denoising"),
+        st.Page("pages/repair.py", title="Repair", icon=":material/healing:",
+                url_path="repairing"),
+        st.Page("pages/code.py", title="Code", icon=":material/tune:", url_path="the-code"),
+        st.Page("pages/style.py", title="Style", icon=":material/palette:",
+                url_path="style-transfer"),
+    ],
 })
 with st.sidebar:
     st.title("ConvAE Explorer")
