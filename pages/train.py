@@ -40,6 +40,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 UI_EVERY_S = 0.25  # progress text; also how quickly a Stop click is noticed
 CHART_EVERY_S = 1.5  # redrawing the plotly curves costs more, so less often
 MAX_STEP_POINTS = 400  # thin the per-step loss curve to keep the chart light
+# Weights kept at step 0 and 8 points of every run (~2,000 parameters each), so the
+# Compare page can show artifacts forming over training (issue 4).
+SNAPSHOTS = 8
 
 st.title("Train")
 data = current_data()
@@ -105,7 +108,8 @@ def _config(dec: str) -> TrainConfig:
 def _checkpoint(result: TrainResult) -> Checkpoint:
     return Checkpoint(result.model, result.model.config, result.train_config.to_dict(),
                       result.history, result.test_metrics, result.data_fingerprint,
-                      data.source, datetime.now(UTC).isoformat(timespec="seconds"))
+                      data.source, datetime.now(UTC).isoformat(timespec="seconds"),
+                      snapshots=result.snapshots)
 
 
 class _Live:
@@ -179,7 +183,7 @@ def _train(decoders: list[str]) -> None:
     for i, cfg in enumerate(configs):
         runs.append({"label": cfg.decoder, "steps": [], "history": [], "keep_every": 1})
         live = _Live(runs, i, len(configs), bar, chart)
-        result = fit(cfg, data, live)
+        result = fit(cfg, data, live, snapshots=SNAPSHOTS)
         runs[i]["result"] = result
         if result.epochs_done:
             name = f"{cfg.decoder}-{cfg.loss}-{result.epochs_done}ep-seed{cfg.seed}"
@@ -230,7 +234,7 @@ if trained:
                        format_func=lambda k: trained[k].label)
     chosen = trained[key]
     ck = chosen.checkpoint
-    meta = dict(train_config=ck.train_config, history=ck.history,
+    meta = dict(train_config=ck.train_config, history=ck.history, snapshots=ck.snapshots,
                 test_metrics=ck.test_metrics, data_fingerprint=ck.data_fingerprint,
                 data_source=ck.data_source)
     s1, s2 = st.columns([3, 1], vertical_alignment="bottom")

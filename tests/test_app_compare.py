@@ -212,3 +212,17 @@ def test_shipped_models_on_the_real_test_split(monkeypatch, shared_root):
     psnr, cb = summary["PSNR (dB)"].tolist(), summary["checkerboard (grey levels)"].tolist()
     assert 15 < psnr[0] < psnr[1] < 35
     assert cb[1] < cb[0]
+
+
+def test_models_trained_on_the_train_page_carry_snapshots(app):
+    app.switch_page("pages/train.py").run()
+    app.segmented_control(key="train_decoder").set_value("both")
+    app.number_input(key="train_epochs").set_value(1)
+    app.number_input(key="train_limit").set_value(32)
+    app.button(key="train_start").click().run()
+    _ok(app)
+    app.switch_page("pages/compare.py").run()
+    _tab(app, "Over training")
+    assert app.select_slider(key="compare_snapshot").options  # no "train a pair" button
+    assert not app.get("button") or not any(
+        b.key == "compare_train_pair" for b in app.get("button"))
