@@ -286,7 +286,7 @@ def matching_step(step: str, names: Sequence[str]) -> str:
 
 
 def paired_activation_grids(acts: Mapping[str, tuple[str, torch.Tensor]],
-                            tile_px: int = 110) -> list[go.Figure]:
+                            tile_px: int = 80) -> list[go.Figure]:
     """Activation maps of two (or more) models on one shared colour scale.
 
     Args:
@@ -301,9 +301,7 @@ def paired_activation_grids(acts: Mapping[str, tuple[str, torch.Tensor]],
     figs = []
     for label, (step, act) in acts.items():
         fig = activation_grid(act, step, "model", (lo, hi), tile_px=tile_px)
-        a = act[0] if act.ndim == 4 else act
-        c, h, w = a.shape
-        fig.update_layout(title=dict(text=f"{label}: {step}, {c} x {h}x{w} "
-                                          "(one colour scale for both)"))
+        # Half a page wide: the name and step only (the page says the scale is shared).
+        fig.update_layout(title=dict(text=f"{label}: {step}"))
         figs.append(fig)
     return figs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from convae.compare_figures import matching_step, paired_activation_grids
 from convae.figures import (
     COLOUR_MODE_LABELS,
     COLOUR_MODES,
@@ -14,7 +15,7 @@ from convae.figures import (
 from convae.images import ImageDecodeError, image_to_input
 from convae.inspect import channel_stats, value_range
 from convae.models import CODE_STEP, trace
-from pages.common import current_data, require_model, selected_classes
+from pages.common import current_data, require_model, selected_classes, selected_models
 
 st.title("Layers")
 st.caption("Pick an image, then step from the input through the encoder to the 4-channel "
@@ -99,8 +100,30 @@ with right:
         f"{len(names) - 1}")
     st.caption(f"**{step}** ({where}): output {' x '.join(map(str, act.shape[1:]))} "
                f"= {act[0].numel():,} values.")
-    st.plotly_chart(activation_grid(act, step, mode or "layer", model_range),
-                    key="layers_maps", config={"displayModeBar": False})
+    # Compare mode (issue 4): another picked model that takes the same images, traced on
+    # the same image and drawn next to this one on one shared colour scale.
+    others = [m for m in selected_models() if m.key != choice.key
+              and (m.config.in_channels, m.config.image_size) == (cfg.in_channels,
+                                                                   cfg.image_size)]
+    other = others[0] if others else None
+    paired = other is not None and st.toggle(
+        f"Compare with {other.short}", key="layers_compare", persist_state="session",
+        help="Both models' maps for this image side by side, on one colour scale. Decoder "
+             "steps are matched by their job (t_conv1 / conv4, t_conv2 / conv5).")
+    if paired:
+        acts_b = trace(other.model, x)
+        step_b = matching_step(step, [n for n, _ in acts_b])
+        figs = paired_activation_grids({choice.short: (step, act),
+                                        other.short: (step_b, dict(acts_b)[step_b])})
+        for col, fig, k in zip(st.columns(2), figs, ("layers_maps", "layers_maps_b"),
+                               strict=True):
+            col.plotly_chart(fig, key=k, config={"displayModeBar": False})
+        st.caption(f"Left {choice.short} at {step}, right {other.short} at {step_b}: one "
+                   "colour scale for both (the colour-scale choice above applies to one "
+                   "model).")
+    else:
+        st.plotly_chart(activation_grid(act, step, mode or "layer", model_range),
+                        key="layers_maps", config={"displayModeBar": False})
 
     stats = channel_stats(act, step)
     after_relu = stats[0]["zeros"] is not None

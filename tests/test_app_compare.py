@@ -226,3 +226,19 @@ def test_models_trained_on_the_train_page_carry_snapshots(app):
     assert app.select_slider(key="compare_snapshot").options  # no "train a pair" button
     assert not app.get("button") or not any(
         b.key == "compare_train_pair" for b in app.get("button"))
+
+
+def test_layers_compare_mode_draws_both_models_on_one_scale(app):
+    app.switch_page("pages/layers.py").run()
+    _ok(app)
+    app.select_slider(key="layers_step").set_value("t_conv1").run()
+    assert len(app.get("plotly_chart")) == 1
+    app.toggle(key="layers_compare").set_value(True).run()
+    _ok(app)
+    a, b = (json.loads(c.proto.spec) for c in app.get("plotly_chart")[:2])
+    assert a["layout"]["title"]["text"] == "shapes-transpose: t_conv1"
+    assert b["layout"]["title"]["text"] == "shapes-upsample: conv4"  # same job, other name
+    scale = (a["data"][0]["zmin"], a["data"][0]["zmax"])
+    assert scale == (b["data"][0]["zmin"], b["data"][0]["zmax"])
+    za, zb = _array(a["data"][0]["z"]), _array(b["data"][0]["z"])
+    assert za.shape == zb.shape and not np.array_equal(za, zb, equal_nan=True)
