@@ -242,6 +242,10 @@ def device_name() -> str:
 def _default_selection(models: dict[str, ModelChoice], data: DataSet | None) -> list[str]:
     """Up to two models that fit the data, one per decoder when there are both."""
     fitting = [m for m in models.values() if m.fits(data)] or list(models.values())
+    # Task checkpoints (trained on corrupted inputs: denoise, inpaint, colorize) sort
+    # before the plain ones by name; the plain autoencoders are the sensible default.
+    plain = [m for m in fitting if not (m.checkpoint.train_config or {}).get("corruption")]
+    fitting = plain + [m for m in fitting if m not in plain]
     picked: list[str] = []
     for decoder in ("transpose", "upsample"):
         for m in fitting:

@@ -232,3 +232,18 @@ def test_app_is_useful_without_a_data_set(app_env, monkeypatch, tmp_path):
     _open(at, "layers")
     at.file_uploader(key="layers_upload").set_value(("me.png", _png(), "image/png")).run()
     assert not at.exception and at.get("plotly_chart")
+
+
+def test_default_models_are_the_plain_autoencoders():
+    """Task checkpoints (cifar10-colorize-*, ...) sort first by name but are not the default."""
+    from pathlib import Path
+
+    from convae.checkpoints import load_checkpoint
+    from pages.common import ModelChoice, _default_selection
+
+    ckdir = Path(__file__).resolve().parents[1] / "checkpoints"
+    models = {}
+    for f in sorted(ckdir.glob("cifar10-*.pt")):
+        models[f.name] = ModelChoice(f.name, f.stem, "shipped", load_checkpoint(f))
+    assert "cifar10-colorize-transpose.pt" in models  # sorts before the plain ones
+    assert _default_selection(models, None) == ["cifar10-transpose.pt", "cifar10-upsample.pt"]
