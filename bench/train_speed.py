@@ -3,8 +3,10 @@
 The course pipeline is what the notebooks do: a torchvision-style data set that turns
 each stored uint8 image into a PIL image and applies ``ToTensor`` per sample, a
 ``DataLoader`` with batch 20, the transpose model with ``nn.BCELoss`` on its sigmoid
-output and Adam at 1e-3. Ours is ``convae.train.fit`` with its defaults. Both read the
-same CIFAR-10 images (the shared JPEG copy, decoded once) on the same threads.
+output and Adam at 1e-3, in two forms: over the same in-memory uint8 images as
+torchvision's CIFAR10 holds them (the faster, conservative baseline), and as the course
+code runs on the JPEG copy here, ImageFolder + ToTensor decoding each file per sample.
+Ours is ``convae.train.fit`` (defaults, plus BCE and a large-batch variant).
 
 Two measurements:
 1. Throughput: images/s of each, in alternating rounds so that load from other
@@ -31,7 +33,8 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from convae.data import ImageSet, load_dataset  # noqa: E402
+from convae.data import ImageSet, _find_cifar_folder, data_root, load_dataset  # noqa: E402
+from convae.models import AEConfig, ConvAutoencoder  # noqa: E402
 from convae.train import TrainConfig, configure_threads, evaluate, fit  # noqa: E402
 
 
@@ -71,12 +74,13 @@ class CourseAutoencoder(nn.Module):
 class CourseRun:
     """The course training loop, steppable in chunks of batches."""
 
-    def __init__(self, train: ImageSet, seed: int = 0) -> None:
+    def __init__(self, train: ImageSet | Dataset, seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.model = CourseAutoencoder()
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.crit = nn.BCELoss()
-        self.loader = DataLoader(CourseCIFAR(train), batch_size=20, shuffle=True)
+        dataset = CourseCIFAR(train) if isinstance(train, ImageSet) else train
+        self.loader = DataLoader(dataset, batch_size=20, shuffle=True)
         self.it = iter(self.loader)
 
     def train_images(self, n: int) -> float:
@@ -97,34 +101,48 @@ class CourseRun:
         return time.perf_counter() - t
 
 
-def ours_images_per_s(data, n: int, seed: int) -> float:
+def ours_images_per_s(data, n: int, seed: int, **recipe) -> float:
     rates = []
-    fit(TrainConfig(epochs=1, limit=n, seed=seed, loss="bce"), data,
+    fit(TrainConfig(epochs=1, limit=n, seed=seed, **recipe), data,
         lambda ev: rates.append(ev.images_per_s) if ev.kind == "step" else None)
     return rates[-1]
 
 
-def throughput(data, rounds: int, n: int) -> tuple[list[float], list[float]]:
-    course, ours = [], []
-    run = CourseRun(data.train)
-    run.train_images(400)  # warm-up
+def throughput(data, rounds: int, n: int, folder: Path | None) -> dict[str, list[float]]:
+    """images/s of each pipeline, measured in alternating rounds."""
+    from torchvision.datasets import ImageFolder
+
+    runs = {"course, in-memory CIFAR10-style data set": CourseRun(data.train)}
+    if folder is not None:  # what the course code does on the JPEG copy: decode per sample
+        runs["course, ImageFolder on the JPEG files"] = CourseRun(
+            ImageFolder(str(folder / "train"), transform=transforms.ToTensor()))
+    ours = {"ours, fit() defaults (MSE, batch 32)": {},
+            "ours, fit() BCE batch 32": {"loss": "bce"},
+            "ours, fit() MSE batch 256, lr 6e-3": {"loss": "mse", "batch_size": 256,
+                                                   "lr": 6e-3}}
+    out: dict[str, list[float]] = {k: [] for k in [*runs, *ours]}
+    for run in runs.values():
+        run.train_images(400)  # warm-up
     ours_images_per_s(data, 640, 0)
     for r in range(rounds):
-        course.append(n / run.train_images(n))
-        ours.append(ours_images_per_s(data, n, r))
-        print(f"  round {r + 1}: course {course[-1]:7.0f} img/s   ours {ours[-1]:7.0f} img/s",
+        for name, run in runs.items():
+            out[name].append(n / run.train_images(n))
+        for name, recipe in ours.items():
+            out[name].append(ours_images_per_s(data, n, r, **recipe))
+        print(f"  round {r + 1}: " + ", ".join(f"{v[-1]:.0f}" for v in out.values()),
               flush=True)
-    return course, ours
+    return out
 
 
-def convergence(data, epochs: int, target: float) -> tuple[list[dict], list[dict]]:
+def convergence(data, epochs: int, loss: str) -> tuple[list[dict], list[dict]]:
     course_rows, run, train_s = [], CourseRun(data.train), 0.0
     for epoch in range(1, epochs + 1):
         train_s += run.train_images(len(data.train))
         run.it = iter(run.loader)  # one full epoch per call
-        run.model.eval()
-        p = evaluate(run.model, data.test, with_ssim=False)["psnr"]
-        run.model.train()
+        # Same parameter names, so the course weights load into our model for evaluate().
+        probe = ConvAutoencoder(AEConfig())
+        probe.load_state_dict(run.model.state_dict())
+        p = evaluate(probe, data.test, with_ssim=False)["psnr"]
         course_rows.append({"epoch": epoch, "train_s": train_s, "psnr": p})
         print(f"  course epoch {epoch}: {p:.2f} dB after {train_s:.0f} s", flush=True)
     ours_rows = []
@@ -138,7 +156,7 @@ def convergence(data, epochs: int, target: float) -> tuple[list[dict], list[dict
             print(f"  ours epoch {ev.epoch}: {ev.test_psnr:.2f} dB after "
                   f"{ours_rows[-1]['train_s']:.0f} s", flush=True)
 
-    fit(TrainConfig(epochs=epochs, loss="bce"), data, on_epoch)
+    fit(TrainConfig(epochs=epochs, loss=loss), data, on_epoch)
     return course_rows, ours_rows
 
 
@@ -155,19 +173,26 @@ def main() -> None:
                     help="images per throughput round (default: 10000)")
     ap.add_argument("--epochs", type=int, default=12, help="epochs for convergence (12)")
     ap.add_argument("--target", type=float, default=21.0, help="PSNR target in dB (21)")
+    ap.add_argument("--loss", default="mse", choices=("bce", "mse"),
+                    help="our loss in the convergence run (default: mse, fit()'s default)")
     ap.add_argument("--quick", action="store_true", help="throughput only")
     args = ap.parse_args()
     threads = configure_threads()
     data = load_dataset(args.data)
     print(f"torch {torch.__version__}, {threads} threads, {len(data.train)} train images")
-    print("1. throughput (transpose decoder, BCE)")
-    course, ours = throughput(data, args.rounds, args.images)
-    mc, mo = statistics.median(course), statistics.median(ours)
-    print(f"  median: course {mc:.0f} img/s, ours {mo:.0f} img/s, ratio {mo / mc:.1f}x")
+    print("1. throughput (transpose decoder; ratios against the in-memory course pipeline)")
+    folder = _find_cifar_folder(data_root()) if args.data == "cifar10" else None
+    rates = throughput(data, args.rounds, args.images, folder)
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    bases = [m for name, m in medians.items() if name.startswith("course")]
+    print(f"  {'pipeline':<45}{'median img/s':>13}" + "".join(
+        f"{'vs ' + n.split(', ')[1][:14]:>20}" for n in medians if n.startswith("course")))
+    for name, m in medians.items():
+        print(f"  {name:<45}{m:>13.0f}" + "".join(f"{m / b:>19.1f}x" for b in bases))
     if args.quick:
         return
     print(f"2. convergence over {args.epochs} epochs (test PSNR on {len(data.test)} images)")
-    c_rows, o_rows = convergence(data, args.epochs, args.target)
+    c_rows, o_rows = convergence(data, args.epochs, args.loss)
     tc, to = (next((r["train_s"] for r in rows if r["psnr"] >= args.target), None)
               for rows in (c_rows, o_rows))
     print(f"  after {args.epochs} epochs: course {c_rows[-1]['psnr']:.2f} dB, "

@@ -66,7 +66,7 @@ decoder = c1.segmented_control(
     format_func=lambda d: "both, same seed" if d == "both" else d,
     help="'both' trains a transpose and an upsample model one after the other with the "
          "same seed and data order: a fair comparison.")
-loss = c2.radio("Loss", ["bce", "mse"], key="train_loss", horizontal=True,
+loss = c2.radio("Loss", ["mse", "bce"], key="train_loss", horizontal=True,
                 persist_state="session",
                 format_func={"bce": "BCE", "mse": "MSE"}.get,
                 help="BCE as in the CIFAR-10 assignment, MSE as in the course notes.")

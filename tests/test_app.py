@@ -196,7 +196,7 @@ def test_training_adds_a_model_to_the_picker(app, tmp_path, monkeypatch):
     assert not app.exception, [e.value for e in app.exception]
     picker = app.sidebar.multiselect(key="sidebar_models")
     assert picker.value[0] == "trained:1"  # the new model is picked first
-    assert any(o.startswith("transpose-bce-1ep-seed0") and "trained here" in o
+    assert any(o.startswith("transpose-mse-1ep-seed0") and "trained here" in o
                for o in picker.options)
     assert app.get("plotly_chart")  # the curves of the run
     # Save under an invalid, then a valid name.

@@ -23,7 +23,7 @@ def test_help_explains_every_option(tmp_path):
     for opt in ("--data", "--decoder", "--loss", "--epochs", "--batch-size", "--lr",
                 "--classes", "--limit", "--noise", "--seed", "--device", "--out"):
         assert opt in out
-    assert "default: 64" in out and "default: transpose" in out
+    assert "default: 32" in out and "default: transpose" in out
     assert "--json" in run_cli("evaluate", "--help", data_root=tmp_path).stdout
 
 
