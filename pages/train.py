@@ -71,10 +71,12 @@ loss = c2.radio("Loss", ["mse", "bce"], key="train_loss", horizontal=True,
                 format_func={"bce": "BCE", "mse": "MSE"}.get,
                 help="BCE as in the CIFAR-10 assignment, MSE as in the course notes.")
 epochs = c3.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
-batch = c4.selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="train_batch",
+BATCHES = [16, 32, 64, 128, 256]
+batch = c4.selectbox("Batch size", BATCHES, index=BATCHES.index(TrainConfig().batch_size),
+                     key="train_batch",
                      persist_state="session")
 c5, c6, c7, c8 = st.columns([2, 1, 1, 1])
-lr = c5.number_input("Learning rate", 1e-5, 1.0, 3e-3, format="%.4f", step=1e-3,
+lr = c5.number_input("Learning rate", 1e-5, 1.0, TrainConfig().lr, format="%.4f", step=1e-3,
                      key="train_lr", persist_state="session")
 seed = c6.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed", persist_state="session")
 noise = c7.slider("Input noise (std)", 0.0, 0.5, 0.0, 0.05, key="train_noise",
