@@ -1,0 +1,261 @@
+"""Real-browser harness: ``streamlit run app.py`` on a free port, driven by Playwright
+with Debian's Chromium (``playwright install`` cannot download browsers here).
+
+The app reads the real CIFAR-10 copy when it is available (else the synthetic tree of
+tests/conftest.py) and a copy of the shipped checkpoints, so a test that saves a model
+never touches checkpoints/. On a failing test the page is saved as a screenshot in
+test-artifacts/.
+
+Runs are awaited through the app root's ``data-test-script-state`` attribute: an init
+script counts every change to "notRunning", so an action waits for exactly the run it
+caused, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking"]
+RUN_TIMEOUT_MS = 90_000  # one script run, cold caches on a busy 2-core machine
+
+# Counts finished script runs (state -> notRunning) in window.__stRuns.
+_RUN_COUNTER = """
+window.__stRuns = 0;
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.getAttribute('data-test-script-state') === 'notRunning'
+        && r.oldValue !== 'notRunning') window.__stRuns += 1;
+  }
+}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, or $CONVAE_CHROMIUM, or whatever `chromium` is on PATH."""
+    for cand in (os.environ.get("CONVAE_CHROMIUM"), "/usr/bin/chromium",
+                 shutil.which("chromium"), shutil.which("chromium-browser")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def page_paths() -> list[tuple[str, str]]:
+    """(url_path, title) of every page registered in app.py's st.navigation, read from the
+    source so that pages added later are visited too. The default page's url is "" (it
+    is served at the app's root; its url_path only names it in links)."""
+    src = (ROOT / "app.py").read_text()
+    pages = []
+    for call in re.findall(r"st\.Page\((.*?)\)", src, flags=re.S):
+        url = re.search(r"url_path=\"([^\"]+)\"", call)
+        title = re.search(r"title=\"([^\"]+)\"", call)
+        if url and title:
+            default = re.search(r"default\s*=\s*True", call) is not None
+            pages.append(("" if default else url.group(1), title.group(1)))
+    return pages
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_data(request, tmp_path_factory) -> dict:
+    """Data and checkpoints for the server: real CIFAR-10 when present, else the tree."""
+    ckdir = tmp_path_factory.mktemp("e2e_checkpoints")
+    for p in sorted((ROOT / "checkpoints").glob("*.pt")):
+        shutil.copy2(p, ckdir / p.name)
+    env = {"CONVAE_CHECKPOINTS": str(ckdir)}
+    try:
+        root = request.getfixturevalue("shared_root")
+        env.update(CONVAE_DATA=str(root), CONVAE_SOURCE="cifar10")
+        real = True
+    except pytest.skip.Exception:
+        from tests.conftest import make_image_tree
+
+        base = tmp_path_factory.mktemp("e2e_tree")
+        tree = make_image_tree(base / "shapes", n_train=24, n_test=12)
+        env.update(CONVAE_DATA=str(base / "root"), CONVAE_SOURCE=f"folder:{tree}")
+        real = False
+    return {"env": env, "real": real, "checkpoints": ckdir}
+
+
+@pytest.fixture(scope="session")
+def server(app_data, tmp_path_factory) -> Iterator[str]:
+    """The app under ``streamlit run`` on a free localhost port; yields its base URL."""
+    if chromium_path() is None:
+        pytest.skip("no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH): "
+                    "./dev test installs it with apt; without it the browser tests skip")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("e2e_server") / "streamlit.log"
+    env = {**os.environ, **app_data["env"], "CONVAE_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (requirements.txt)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        # Warm-up visit at the root. Streamlit runs the very first session of a process
+        # the pages/-folder (v1) way until app.py's st.navigation has run once, so a deep
+        # link as the first request of a fresh server gets a spurious "Page not found"
+        # box over the right page (Streamlit 1.67, PagesManager.uses_pages_directory).
+        warm = b.new_page()
+        warm.goto(server)
+        warm.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]'
+                               ' h1', timeout=RUN_TIMEOUT_MS)
+        warm.close()
+        yield b
+        b.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
+
+
+class App:
+    """One browser tab on the app, with helpers that wait for Streamlit's runs."""
+
+    def __init__(self, page, base: str) -> None:
+        self.page, self.base = page, base
+
+    def runs(self) -> int:
+        return self.page.evaluate("window.__stRuns || 0")
+
+    def wait_runs(self, after: int, timeout: int = RUN_TIMEOUT_MS) -> None:
+        self.page.wait_for_function(
+            "n => window.__stRuns > n && document.querySelector("
+            "'[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'",
+            arg=after, timeout=timeout)
+
+    def act(self, action: Callable[[], object], timeout: int = RUN_TIMEOUT_MS) -> None:
+        """Do something that reruns the script and wait until that run has finished."""
+        before = self.runs()
+        action()
+        self.wait_runs(before, timeout)
+
+    def open(self, path: str = "", query: str = "") -> App:
+        self.page.goto(f"{self.base}/{path}{'?' + query if query else ''}")
+        self.wait_runs(0)
+        return self
+
+    @property
+    def main(self):
+        return self.page.locator('[data-testid="stMain"]')
+
+    @property
+    def sidebar(self):
+        return self.page.locator('[data-testid="stSidebar"]')
+
+    def no_exception(self) -> None:
+        boxes = self.page.locator('[data-testid="stException"]')
+        assert boxes.count() == 0, boxes.first.inner_text()[:2000]
+
+    def captions(self, scope=None) -> list[str]:
+        return (scope or self.main).locator('[data-testid="stImageCaption"]').all_inner_texts()
+
+    def image_srcs(self, scope=None) -> list[str]:
+        return (scope or self.main).locator('[data-testid="stImage"] img').evaluate_all(
+            "els => els.map(e => e.src)")
+
+    def widget(self, testid: str, label: str, scope=None):
+        """The widget of a kind (stSelectbox, stMultiSelect, ...) whose label is ``label``."""
+        lab = re.compile(rf"^\s*{re.escape(label)}")
+        return (scope or self.main).locator(f'[data-testid="{testid}"]').filter(
+            has=self.page.locator('[data-testid="stWidgetLabel"]', has_text=lab)).first
+
+    def pick(self, testid: str, label: str, option: str, scope=None) -> None:
+        """Choose ``option`` in a selectbox / multiselect (type it, press Enter)."""
+        box = self.widget(testid, label, scope)
+        self.act(lambda: (box.locator("input").first.click(),
+                          box.locator("input").first.fill(option),
+                          self.page.keyboard.press("Enter")))
+        self.page.keyboard.press("Escape")
+
+    def set_number(self, label: str, value, scope=None) -> None:
+        field = self.widget("stNumberInput", label, scope).locator("input")
+        self.act(lambda: (field.fill(str(value)), field.press("Enter")))
+
+    def click(self, name: str, scope=None, timeout: int = RUN_TIMEOUT_MS) -> None:
+        scope = scope or self.main
+        # Segmented controls are radio groups of buttons: role "radio".
+        btn = scope.get_by_role("button", name=name, exact=True).or_(
+            scope.get_by_role("radio", name=name, exact=True)).first
+        self.act(btn.click, timeout)
+
+
+def _new_app(browser, server, request, name: str) -> Iterator[App]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  accept_downloads=True)
+    context.add_init_script(_RUN_COUNTER)
+    page = context.new_page()
+    app = App(page, server)
+    yield app
+    failed = any(getattr(request.node, f"rep_{w}", None) is not None
+                 and getattr(request.node, f"rep_{w}").failed for w in ("setup", "call"))
+    if failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{name}")
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
+        except Exception as exc:  # a crashed page: the test's own error says more
+            print(f"screenshot failed: {exc}")
+    context.close()
+
+
+@pytest.fixture
+def app(browser, server, request) -> Iterator[App]:
+    """A fresh browser context (its own Streamlit session) on the app."""
+    yield from _new_app(browser, server, request, "a")
+
+
+@pytest.fixture
+def app2(browser, server, request) -> Iterator[App]:
+    """A second, independent browser context: another user."""
+    yield from _new_app(browser, server, request, "b")

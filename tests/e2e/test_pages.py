@@ -1,0 +1,111 @@
+"""Every page of the app in a real browser: it renders without an exception box, shows
+its pictures or charts, and its main control changes what is on screen."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import App, page_paths
+
+VISIBLE = ('[data-testid="stImage"], [data-testid="stPlotlyChart"], '
+           '[data-testid="stDataFrame"], [data-testid="stMetric"]')
+
+
+def _overview(app: App) -> None:
+    # Main control: the sidebar's class filter; the first originals become cats.
+    before = app.captions()
+    app.pick("stMultiSelect", "Classes", "cat", scope=app.sidebar)
+    after = app.captions()
+    assert after != before
+    originals = [c for c in after if c not in ("reconstruction", "")]
+    assert originals and set(originals[1:]) == {"cat"}, originals
+
+
+def _recon(app: App) -> None:
+    psnr = re.compile(r"^-?\d+\.\d dB$")
+    before = [c for c in app.captions() if psnr.match(c)]
+    app.click("worst first")
+    after = [float(c.split()[0]) for c in app.captions() if psnr.match(c)]
+    assert after and [f"{v:.1f} dB" for v in after] != before
+    first_row = after[: len(after) // 2]
+    assert first_row == sorted(first_row)  # worst first by the first model
+    expect(app.main.get_by_role("button", name="Download this grid (PNG)")).to_be_visible()
+
+
+def _layers(app: App) -> None:
+    expect(app.main.get_by_text(re.compile(r"^conv1 \(step 1 of"))).to_be_visible()
+    app.click("Next ▶")
+    expect(app.main.get_by_text(re.compile(r"^relu1 \(step 2 of"))).to_be_visible()
+    expect(app.main.locator('[data-testid="stPlotlyChart"]')).to_have_count(1)
+
+
+def _compare(app: App) -> None:
+    tabs = app.main.locator('[data-testid="stTab"]')
+    assert tabs.count() >= 2
+    app.act(tabs.nth(1).click)
+    panel = app.main.locator('[data-testid="stTabPanel"]:visible')
+    expect(panel.locator(VISIBLE).first).to_be_visible()
+
+
+def _train(app: App) -> None:
+    app.set_number("Training images", 256)
+    app.set_number("Epochs", 1)
+    app.click("Train")
+    expect(app.main.get_by_text("Last training run")).to_be_visible()
+    expect(app.main.locator('[data-testid="stPlotlyChart"]')).to_have_count(1)
+    picker = app.widget("stMultiSelect", "Models", app.sidebar)
+    expect(picker).to_contain_text("transpose-mse-1ep-seed0")
+    expect(app.main.get_by_role("button", name="Download checkpoint (.pt)")).to_be_visible()
+
+
+def _denoise(app: App) -> None:
+    before = app.image_srcs()
+    app.click("salt and pepper")
+    assert app.image_srcs() != before
+
+
+def _repair(app: App) -> None:
+    before = app.image_srcs()
+    app.click("Missing colour")
+    assert app.image_srcs() != before
+
+
+def _code(app: App) -> None:
+    before = app.image_srcs()
+    app.set_number("Test image", 7)
+    assert app.image_srcs() != before
+
+
+def _style(app: App) -> None:
+    # The Gram-matrix section's image picker (the full style transfer is a slow run).
+    before = app.image_srcs()
+    app.set_number("Test image", 3)
+    assert app.image_srcs() != before
+
+
+ACTIONS = {"": _overview, "recon": _recon, "layer-by-layer": _layers,
+           "decoders": _compare, "training": _train, "denoising": _denoise,
+           "repairing": _repair, "the-code": _code, "style-transfer": _style}
+
+
+def test_pages_are_read_from_app_py():
+    paths = [p for p, _ in page_paths()]
+    assert {"", "recon", "layer-by-layer", "training"} <= set(paths)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path,title", page_paths(), ids=[p or "default" for p, _ in page_paths()])
+def test_page_renders_and_its_main_control_works(app, path, title):
+    app.open(path)
+    app.no_exception()
+    # The navigation marks this page, and it shows something to look at.
+    expect(app.sidebar.get_by_role("link", name=title)).to_be_visible()
+    expect(app.main.locator("h1").first).to_be_visible()
+    action = ACTIONS.get(path)
+    if action is None:
+        pytest.fail(f"page {path!r} ({title}) is new: add its main control to ACTIONS")
+    action(app)
+    app.no_exception()
