@@ -48,6 +48,16 @@ def image_to_input(data: bytes, channels: int, size: int, name: str = "the uploa
                     f"{name} is {im.size[0]}x{im.size[1]} pixels, too large to open "
                     "safely. Use a photo under 50 megapixels.")
             im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                # 16-bit / 32-bit greyscale: PIL's convert("L") clips at 255 (a white
+                # square); scale the real range of the format down to 8 bits instead.
+                values = np.asarray(im, dtype=np.float64)
+                if im.mode == "F":  # floats: no fixed range, stretch to the image's own
+                    top = max(float(values.max()), 1e-12)
+                else:
+                    top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
+                grey = np.clip(values / top * 255, 0, 255)
+                im = Image.fromarray(grey.round().astype(np.uint8), "L")
             # Transparent PNGs: composite on white so transparent areas are not black.
             if im.mode in ("RGBA", "LA", "P"):
                 im = im.convert("RGBA")
@@ -58,7 +68,11 @@ def image_to_input(data: bytes, channels: int, size: int, name: str = "the uploa
             arr = np.asarray(im, dtype=np.uint8)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+    except Image.DecompressionBombError:  # PIL's own limit, hit while opening
+        raise ImageDecodeError(
+            f"{name} has too many pixels to open safely (a decompression bomb or a huge "
+            "scan). Use a photo under 50 megapixels.") from None
+    except (UnidentifiedImageError, OSError, ValueError,
             SyntaxError) as exc:
         raise ImageDecodeError(
             f"{name} is not an image that can be read ({type(exc).__name__}). "
