@@ -43,6 +43,7 @@ from convae.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from convae.data import SOURCES, DataNotFoundError, DataSet, data_root, load_dataset
 from convae.models import AEConfig, ConvAutoencoder
 from convae.train import resolve_device
+from pages.links import apply_link, show_link_notice, sync_link
 
 SOURCE_LABELS = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
 ORIGIN_TAGS = {"shipped": "shipped", "trained": "trained here", "uploaded": "uploaded"}
@@ -316,6 +317,7 @@ def _sidebar_models(sb, data: DataSet | None) -> None:
     models.update(st.session_state.get("uploaded_models", {}))
     for p in problems:
         sb.warning(p)
+    apply_link(models, data)  # a shared link's choices, once per session
     # Put the session's own picks in the widget's state before it is drawn.
     state = st.session_state
     if "sidebar_models" not in state:
@@ -369,6 +371,8 @@ def render_sidebar() -> None:
     _sidebar_models(sb, data)
     _sidebar_classes(sb, data)
     _sidebar_device(sb)
+    show_link_notice()
+    sync_link()
 
 
 # ----------------------------------------------------------- page helpers

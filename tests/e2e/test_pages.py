@@ -109,3 +109,16 @@ def test_page_renders_and_its_main_control_works(app, path, title):
         pytest.fail(f"page {path!r} ({title}) is new: add its main control to ACTIONS")
     action(app)
     app.no_exception()
+
+
+@pytest.mark.e2e
+def test_a_shared_link_opens_that_view_in_the_browser(app):
+    app.open("layer-by-layer", "step=conv2&colour=channel")
+    app.no_exception()
+    expect(app.main.get_by_text(re.compile(r"^conv2 \(step 4 of"))).to_be_visible()
+    app.click("Next ▶")
+    expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()
+    assert "step=relu2" in app.page.url and "colour=channel" in app.page.url
+    # the address bar is now a link to this view: loading it starts a new session there
+    app.open("layer-by-layer", app.page.url.split("?", 1)[1])
+    expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()

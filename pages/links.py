@@ -1,0 +1,88 @@
+"""Shareable links: the view's choices live in the URL's query parameters.
+
+A teacher copies the address bar and a student opening it sees the same view: the page
+(st.navigation's url path), the picked models, the classes, and on the Layers page the
+image (class + index), the step and the colour mode. ``apply_link()`` reads the query
+parameters once per session, before the widgets are drawn, keeps the valid values and
+lists the others in a notice; ``sync_link()`` writes the current choices back on every
+run, so the address bar is always a link to what is on screen.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from convae.data import DataSet
+from convae.figures import COLOUR_MODES
+from convae.models import AEConfig, ConvAutoencoder
+
+# query parameter -> session-state key of the widget it sets
+PARAMS = {"models": "sidebar_models", "classes": "sidebar_classes", "class": "layers_class",
+          "i": "layers_index", "step": "layers_step", "colour": "layers_colour"}
+STEP_NAMES = {"input"} | {n for d in ("transpose", "upsample")
+                          for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()}
+
+
+def _split(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def apply_link(models: dict, data: DataSet | None) -> None:
+    """Copy the URL's valid choices into session state (first run of a session only)."""
+    state = st.session_state
+    if state.get("links_applied"):
+        return
+    state["links_applied"] = True
+    q = st.query_params
+    ignored: list[str] = []
+
+    def take(param: str, values: list[str], valid) -> list[str]:
+        good = [v for v in values if v in valid]
+        ignored.extend(f"{param}={v}" for v in values if v not in valid)
+        return good
+
+    if "models" in q and (good := take("models", _split(q["models"]), models)):
+        state["sidebar_models"] = good
+    classes = data.classes if data is not None else []
+    if "classes" in q:
+        state["sidebar_classes"] = take("classes", _split(q["classes"]), classes)
+    if "class" in q and take("class", [q["class"]], classes):
+        state["layers_class"] = q["class"]
+    if "i" in q:
+        if q["i"].isdigit():
+            state["layers_index"] = int(q["i"])
+        else:
+            ignored.append(f"i={q['i']}")
+    if "step" in q and take("step", [q["step"]], STEP_NAMES):
+        state["layers_step"] = q["step"]
+    if "colour" in q and take("colour", [q["colour"]], COLOUR_MODES):
+        state["layers_colour"] = q["colour"]
+    if ignored:
+        state["links_notice"] = (
+            "This link had values that do not exist here, so the defaults are shown "
+            f"instead: {', '.join(ignored)}.")
+
+
+def show_link_notice() -> None:
+    notice = st.session_state.pop("links_notice", None)
+    if notice:
+        st.warning(notice, icon=":material/link_off:")
+
+
+def current_link_params() -> dict[str, str]:
+    """The query parameters that describe the current view."""
+    state = st.session_state
+    out: dict[str, str] = {}
+    for param, key in PARAMS.items():
+        value = state.get(key)
+        if value is None or value == []:
+            continue
+        out[param] = ",".join(value) if isinstance(value, list) else str(value)
+    return out
+
+
+def sync_link() -> None:
+    """Write the current choices into the address bar (only when they changed)."""
+    want = current_link_params()
+    if {k: st.query_params.get(k) for k in want} != want or set(st.query_params) - set(want):
+        st.query_params.from_dict(want)
