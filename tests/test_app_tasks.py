@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 from convae.checkpoints import save_checkpoint
 from convae.train import TrainConfig, fit
 
+from .test_app import _open
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TIMEOUT = 90  # seconds per run: a first run imports torch and plotly on a busy 2-core box
@@ -43,12 +45,6 @@ def app(tasks_env, monkeypatch) -> AppTest:
         monkeypatch.setenv(k, v)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _open(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
