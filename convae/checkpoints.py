@@ -172,6 +172,12 @@ def load_checkpoint(src: str | os.PathLike | bytes | BinaryIO, name: str | None 
     return _from_blob(blob, name)
 
 
+def _non_finite(state: dict) -> list[str]:
+    """Names of the floating-point tensors in ``state`` holding NaN or inf."""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor)
+            and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def _from_blob(blob: object, name: str) -> Checkpoint:
     if not isinstance(blob, dict):
         raise CheckpointError(f"{name} holds a {type(blob).__name__}, not a checkpoint "
@@ -201,8 +207,7 @@ def _from_blob(blob: object, name: str) -> Checkpoint:
         )
     if not isinstance(state, dict):
         raise CheckpointError(f"{name} has no state_dict.")
-    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
-           and not torch.isfinite(v).all()]
+    bad = _non_finite(state)
     if bad:
         raise CheckpointError(f"{name} has NaN or infinite weights in {', '.join(bad)}: the "
                               "training run that wrote it diverged. Use another checkpoint.")
@@ -262,8 +267,7 @@ def snapshot_models(snapshots: list[dict], config: AEConfig, name: str = "the ch
         state = snap.get("state_dict") if isinstance(snap, dict) else None
         if not isinstance(state, dict) or "step" not in snap:
             raise CheckpointError(f"{name}: snapshot {i} has no step or state_dict.")
-        if any(isinstance(v, torch.Tensor) and v.is_floating_point()
-               and not torch.isfinite(v).all() for v in state.values()):
+        if _non_finite(state):
             raise CheckpointError(f"{name}: snapshot at step {snap['step']} has NaN or "
                                   "infinite weights.")
         model = ConvAutoencoder(config)
