@@ -56,6 +56,10 @@ with left:
             st.session_state["layers_class"] = default_cls
         cls = st.selectbox("Class", classes, key="layers_class", persist_state="session")
         subset = usable.test.filter([cls])
+        if len(subset) == 0:  # an empty class folder: nothing to trace, say so
+            st.warning(f"The test split has no images of {cls}. Pick another class in the "
+                       "sidebar, or upload a photo.")
+            st.stop()
         idx = st.number_input(f"Index among the {len(subset):,} test {cls} images", 0,
                               max(len(subset) - 1, 0), key="layers_index",
                               persist_state="session")

@@ -60,6 +60,10 @@ if not choice.fits(data):
     st.stop()
 classes = selected_classes()
 test = data.test.filter(classes).head(10)
+if len(test) == 0:
+    st.warning(f"The test split has no images of {', '.join(classes)}. Pick other classes "
+               "in the sidebar.")
+    st.stop()
 x = test.floats()
 st.caption(f"Top: originals (classes: {', '.join(classes)}). Bottom: what {choice.short} "
            "rebuilds from each 256-value code.")

@@ -83,6 +83,10 @@ noise = c7.slider("Input noise (std)", 0.0, 0.5, 0.0, 0.05, key="train_noise",
                   persist_state="session",
                   help="Gaussian noise on the inputs only: a denoising autoencoder.")
 n_train = len(data.train.filter(classes))
+if n_train == 0:  # e.g. an empty class folder picked alone
+    st.warning(f"There are no training images of {', '.join(classes)}. Pick classes that "
+               "have images in the sidebar.")
+    st.stop()
 limit = c8.number_input(f"Training images (of {n_train:,})", 1, max(n_train, 1),
                         min(5000, n_train), step=1000, key="train_limit",
                         persist_state="session",
