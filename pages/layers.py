@@ -51,7 +51,9 @@ with left:
             st.caption("Showing a test image until a photo is uploaded.")
     if x is None and usable is not None:
         classes = selected_classes()
-        default_cls = "airplane" if "airplane" in classes else classes[0]
+        # The first class that has test images (an empty class folder has none).
+        default_cls = "airplane" if "airplane" in classes else next(
+            (c for c in classes if len(usable.test.filter([c]))), classes[0])
         if st.session_state.get("layers_class") not in classes:
             st.session_state["layers_class"] = default_cls
         cls = st.selectbox("Class", classes, key="layers_class", persist_state="session")
