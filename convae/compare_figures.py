@@ -88,7 +88,7 @@ def error_maps_figure(errors: Mapping[str, torch.Tensor], vmax: float,
     """Each model's absolute error of one image (C, H, W) as a heatmap, side by side, on
     one colour axis from 0 to ``vmax``; hovering reads the error in grey levels."""
     names = list(errors)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"|{n} - input|"
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"|{n} - input|"[:40]
                                                                  for n in names],
                         horizontal_spacing=0.04)
     for i, name in enumerate(names, start=1):
@@ -112,6 +112,7 @@ def per_image_table(names: Sequence[str], scores: Mapping, class_names: Sequence
                     first_index: int = 0) -> list[dict]:
     """One row per image with both models' figures next to each other, for a sortable
     table: PSNR, SSIM, MSE and checkerboard (grey levels) of A and B, and B - A in PSNR.
+    Columns say "A" and "B" (model names are long; the page says which is which).
 
     Args:
         names: the two model labels (A, B).
@@ -119,18 +120,17 @@ def per_image_table(names: Sequence[str], scores: Mapping, class_names: Sequence
         class_names: each image's class.
         first_index: the index of the first image in its (filtered) split.
     """
-    a, b = names
-    sa, sb = scores[a], scores[b]
+    sa, sb = scores[names[0]], scores[names[1]]
     rows = []
     for i, cls in enumerate(class_names):
         rows.append({
             "image": first_index + i, "class": cls,
-            f"PSNR {a}": float(sa.psnr[i]), f"PSNR {b}": float(sb.psnr[i]),
+            "PSNR A": float(sa.psnr[i]), "PSNR B": float(sb.psnr[i]),
             "PSNR B - A": float(sb.psnr[i] - sa.psnr[i]),
-            f"SSIM {a}": float(sa.ssim[i]), f"SSIM {b}": float(sb.ssim[i]),
-            f"checker {a}": LEVELS * float(sa.checkerboard[i]),
-            f"checker {b}": LEVELS * float(sb.checkerboard[i]),
-            f"MSE {a}": float(sa.mse[i]), f"MSE {b}": float(sb.mse[i]),
+            "SSIM A": float(sa.ssim[i]), "SSIM B": float(sb.ssim[i]),
+            "checker A": LEVELS * float(sa.checkerboard[i]),
+            "checker B": LEVELS * float(sb.checkerboard[i]),
+            "MSE A": float(sa.mse[i]), "MSE B": float(sb.mse[i]),
         })
     return rows
 
@@ -172,7 +172,7 @@ def spectrum_figure(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
             fig.add_vline(x=x, line=dict(color="#bbbbbb", dash="dash", width=1), row=1,
                           col=col, **label)
         fig.update_xaxes(title_text="cycles per pixel", range=[0, 0.72], row=1, col=col)
-        fig.update_yaxes(type="log", row=1, col=col)
+        fig.update_yaxes(type="log", dtick=1, row=1, col=col)
     fig.add_hline(y=1, line=dict(color="#888888", width=1), row=1, col=2)
     fig.update_yaxes(title_text="power (log)", row=1, col=1)
     fig.update_yaxes(title_text="ratio (log)", row=1, col=2)

@@ -196,7 +196,7 @@ if tabs["Side by side"].open:
             p2.image(image_list(x[focus:focus + 1], 320)[0],
                      caption=f"input: image {start + focus}, {labels[focus]}", width="stretch")
         with f2:
-            st.plotly_chart(error_maps_figure({na: e_a[focus], nb: e_b[focus]},
+            st.plotly_chart(error_maps_figure({"A": e_a[focus], "B": e_b[focus]},
                                               comp.error_max),
                             key="compare_error_maps", config={"displayModeBar": False})
             st.caption(f"Image {start + focus}: A {sa.psnr[focus]:.2f} dB, checkerboard "
@@ -214,7 +214,8 @@ if tabs["Side by side"].open:
                if k.startswith("SSIM")},
             **{k: st.column_config.NumberColumn(format="%.5f") for k in table[0]
                if k.startswith("MSE")}})
-        st.caption("Click a column header to sort. Checkerboard in grey levels (x255).")
+        st.caption(f"A = {na}, B = {nb}. Click a column header to sort. Checkerboard in "
+                   "grey levels (x255).")
 
         st.subheader("Spectrum")
         curves = {"input": radial_power_spectrum(x), f"A: {na}": radial_power_spectrum(
