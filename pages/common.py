@@ -43,7 +43,7 @@ from convae.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from convae.data import SOURCES, DataNotFoundError, DataSet, data_root, load_dataset
 from convae.models import AEConfig, ConvAutoencoder
 from convae.train import resolve_device
-from pages.links import apply_link, show_link_notice, sync_link
+from pages.links import apply_link, show_copy_link, show_link_notice, sync_link
 
 SOURCE_LABELS = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
 ORIGIN_TAGS = {"shipped": "shipped", "trained": "trained here", "uploaded": "uploaded"}
@@ -373,6 +373,7 @@ def render_sidebar() -> None:
     _sidebar_device(sb)
     show_link_notice()
     sync_link()
+    show_copy_link()
 
 
 # ----------------------------------------------------------- page helpers

@@ -10,6 +10,8 @@ run, so the address bar is always a link to what is on screen.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from convae.data import DataSet
@@ -86,3 +88,18 @@ def sync_link() -> None:
     want = current_link_params()
     if {k: st.query_params.get(k) for k in want} != want or set(st.query_params) - set(want):
         st.query_params.from_dict(want)
+
+
+def link_to_view() -> str:
+    """The full address of this view (page and query parameters), for sharing."""
+    query = urlencode(current_link_params(), safe=",:")
+    base = st.context.url or ""  # None outside a browser (AppTest)
+    return f"{base}?{query}" if query else base
+
+
+def show_copy_link() -> None:
+    """A copyable link to the current view at the bottom of the sidebar."""
+    with st.sidebar.expander("Copy link to this view", icon=":material/link:"):
+        st.code(link_to_view(), language=None, wrap_lines=True)
+        st.caption("Whoever opens it sees this page with these models, classes and, on "
+                   "Layers, this image, step and colour scale.")

@@ -321,3 +321,11 @@ def test_cache_deleted_or_corrupted_between_runs_is_rebuilt(image_tree, data_roo
     cache.write_bytes(cache.read_bytes()[:1000])  # cut short, as by a crash
     rebuilt = load_dataset(f"folder:{image_tree}")
     assert torch.equal(rebuilt.train.images, first.train.images)
+
+
+def test_learning_rate_field_refuses_zero_negative_and_huge(app):
+    # lr 0 and negative values cannot be typed in (TrainConfig rejects them too:
+    # tests/test_train.py); huge values stop at 1.0 and a diverging run is caught above.
+    _open(app, "train")
+    field = app.number_input(key="train_lr")
+    assert 0 < field.min <= 1e-4 and field.max == 1.0

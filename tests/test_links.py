@@ -57,3 +57,11 @@ def test_invalid_values_open_defaults_with_a_notice(env):
 def test_index_beyond_the_class_does_not_break_the_page(env):
     at = _run({"class": "circle", "i": "999999"}, "layers")
     assert at.get("plotly_chart")  # the maps are drawn
+
+
+def test_copy_link_shows_the_current_choices(env):
+    at = _run({}, "layers")
+    at.button(key="layers_next").click().run()
+    link = at.sidebar.code[-1].value
+    assert link.startswith("?") and "step=relu1" in link and "colour=layer" in link
+    assert "models=shipped:shapes-transpose.pt" in link

@@ -119,6 +119,10 @@ def test_a_shared_link_opens_that_view_in_the_browser(app):
     app.click("Next ▶")
     expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()
     assert "step=relu2" in app.page.url and "colour=channel" in app.page.url
+    # The sidebar's copyable link is the full address of this view.
+    app.sidebar.get_by_text("Copy link to this view").click()
+    link = app.sidebar.locator('[data-testid="stCode"]').inner_text().strip()
+    assert link.startswith(f"{app.base}/layer-by-layer?") and "step=relu2" in link
     # the address bar is now a link to this view: loading it starts a new session there
     app.open("layer-by-layer", app.page.url.split("?", 1)[1])
     expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()
