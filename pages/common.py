@@ -32,6 +32,8 @@ plus ``trained_models`` and ``uploaded_models`` (dict key -> ModelChoice).
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import threading
 from dataclasses import dataclass
@@ -383,6 +385,21 @@ def render_sidebar() -> None:
 # the browser's filter, are what students see. Applied to every st.image.
 PIXELATED_CSS = ("<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img "
                  "{image-rendering: pixelated;}</style>")
+
+
+# Plotly charts keep one toolbar button: save the figure as PNG. The browser draws it
+# (plotly.js toImage), so no kaleido / server-side renderer is needed.
+PNG_EXPORT = {"displaylogo": False, "modeBarButtons": [["toImage"]],
+              "toImageButtonOptions": {"format": "png", "scale": 3}}
+
+
+def table_csv(rows: list[dict]) -> bytes:
+    """A list of dict rows as CSV bytes (for a table drawn as Markdown or an image)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
 
 
 def show_images(images: list, captions: list[str] | None = None, per_row: int = 10) -> None:

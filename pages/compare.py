@@ -35,6 +35,7 @@ from convae.metrics import radial_power_spectrum
 from convae.models import DECODERS
 from convae.train import TrainConfig, fit
 from pages.common import (
+    PNG_EXPORT,
     ModelChoice,
     add_trained_model,
     current_data,
@@ -198,7 +199,7 @@ if tabs["Side by side"].open:
         with f2:
             st.plotly_chart(error_maps_figure({"A": e_a[focus], "B": e_b[focus]},
                                               comp.error_max),
-                            key="compare_error_maps", config={"displayModeBar": False})
+                            key="compare_error_maps", config=PNG_EXPORT)
             st.caption(f"Image {start + focus}: A {sa.psnr[focus]:.2f} dB, checkerboard "
                        f"{LEVELS * sa.checkerboard[focus]:.2f}; B {sb.psnr[focus]:.2f} dB, "
                        f"checkerboard {LEVELS * sb.checkerboard[focus]:.2f} grey levels. A "
@@ -221,7 +222,7 @@ if tabs["Side by side"].open:
         curves = {"input": radial_power_spectrum(x), f"A: {na}": radial_power_spectrum(
             comp.recon[na]), f"B: {nb}": radial_power_spectrum(comp.recon[nb])}
         st.plotly_chart(spectrum_figure(curves), key="compare_spectrum",
-                        config={"displayModeBar": False})
+                        config=PNG_EXPORT)
         st.caption(f"Radially averaged power spectrum of these {len(x)} images and their "
                    "reconstructions (mean brightness left out). Both decoders lose fine "
                    "detail (ratio below 1 on the right); a stride-2 artifact shows as power "
@@ -242,7 +243,7 @@ if tabs["Per class"].open:
                                       default="psnr", required=True, persist_state="session",
                                       format_func=CLASS_METRICS.get)
         st.plotly_chart(per_class_bars(rows, metric), key="compare_class_bars",
-                        config={"displayModeBar": False})
+                        config=PNG_EXPORT)
         st.dataframe(per_class_rows(rows), hide_index=True, height=35 * (len(rows) + 1) + 3,
                      column_config={
                          "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
@@ -328,7 +329,7 @@ if tabs["Over training"].open:
             with g2:
                 st.plotly_chart(snapshot_curves(curves, [snaps[na][idx].step,
                                                          snaps[nb][idx].step]),
-                                key="compare_snapshot_curves", config={"displayModeBar": False})
+                                key="compare_snapshot_curves", config=PNG_EXPORT)
                 st.caption(f"Mean over the first {len(pool)} {split} images of the chosen "
                            "classes, at every snapshot.")
 
@@ -363,4 +364,4 @@ if tabs["Why checkerboards?"].open:
                        if even else "uneven coverage, a checkerboard is built in."))
         with o2:
             st.plotly_chart(overlap_figure(counts, int(k)), key="compare_overlap",
-                            config={"displayModeBar": False})
+                            config=PNG_EXPORT)

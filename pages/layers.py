@@ -15,7 +15,13 @@ from convae.figures import (
 from convae.images import ImageDecodeError, image_to_input
 from convae.inspect import channel_stats, value_range
 from convae.models import CODE_STEP, trace
-from pages.common import current_data, require_model, selected_classes, selected_models
+from pages.common import (
+    PNG_EXPORT,
+    current_data,
+    require_model,
+    selected_classes,
+    selected_models,
+)
 
 st.title("Layers")
 st.caption("Pick an image, then step from the input through the encoder to the 4-channel "
@@ -123,13 +129,13 @@ with right:
                                         other.short: (step_b, dict(acts_b)[step_b])})
         for col, fig, k in zip(st.columns(2), figs, ("layers_maps", "layers_maps_b"),
                                strict=True):
-            col.plotly_chart(fig, key=k, config={"displayModeBar": False})
+            col.plotly_chart(fig, key=k, config=PNG_EXPORT)
         st.caption(f"Left {choice.short} at {step}, right {other.short} at {step_b}: one "
                    "colour scale for both (the colour-scale choice above applies to one "
                    "model).")
     else:
         st.plotly_chart(activation_grid(act, step, mode or "layer", model_range),
-                        key="layers_maps", config={"displayModeBar": False})
+                        key="layers_maps", config=PNG_EXPORT)
 
     stats = channel_stats(act, step)
     after_relu = stats[0]["zeros"] is not None

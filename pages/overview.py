@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convae.figures import architecture_image, architecture_markdown, image_list
+from convae.figures import architecture_image, architecture_markdown, grid_png, image_list
 from convae.inspect import architecture, compression
 from convae.models import count_parameters
 from convae.train import reconstruct
-from pages.common import current_data, require_model, selected_classes, show_images
+from pages.common import (
+    current_data,
+    require_model,
+    selected_classes,
+    show_images,
+    table_csv,
+)
 
 st.title("ConvAE Explorer")
 st.markdown(
@@ -43,6 +49,9 @@ st.image(architecture_image(rows), width="stretch",
                  "red code, green decoder.")
 with st.expander("Layer table", expanded=True):
     st.markdown(architecture_markdown(rows))
+    st.download_button("Download the layer table (CSV)", table_csv(rows),
+                       file_name=f"architecture-{choice.config.decoder}.csv", mime="text/csv",
+                       key="overview_table_csv", on_click="ignore")
 st.caption(f"Total: {count_parameters(model):,} trainable parameters. The code is the output "
            f"of pool2 ({c}x{h}x{w}); the decoder grows it back to the image size.")
 
@@ -68,4 +77,11 @@ x = test.floats()
 st.caption(f"Top: originals (classes: {', '.join(classes)}). Bottom: what {choice.short} "
            "rebuilds from each 256-value code.")
 show_images(image_list(x), [test.classes[i] for i in test.labels.tolist()])
-show_images(image_list(reconstruct(model, x)), ["reconstruction"] * len(x))
+recons = reconstruct(model, x)
+show_images(image_list(recons), ["reconstruction"] * len(x))
+names = [test.classes[i] for i in test.labels.tolist()]
+st.download_button("Download these images (PNG)",
+                   lambda: grid_png([("original", x), (choice.short, recons)],
+                                    [names, [""] * len(x)]),
+                   file_name="overview-reconstructions.png", mime="image/png",
+                   key="overview_download", on_click="ignore")

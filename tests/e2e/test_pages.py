@@ -8,7 +8,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from convae.checkpoints import load_checkpoint
+
 from .conftest import App, page_paths
+from .test_exports import download
 
 VISIBLE = ('[data-testid="stImage"], [data-testid="stPlotlyChart"], '
            '[data-testid="stDataFrame"], [data-testid="stMetric"]')
@@ -58,7 +61,9 @@ def _train(app: App) -> None:
     expect(app.main.locator('[data-testid="stPlotlyChart"]')).to_have_count(1)
     picker = app.widget("stMultiSelect", "Models", app.sidebar)
     expect(picker).to_contain_text("transpose-mse-1ep-seed0")
-    expect(app.main.get_by_role("button", name="Download checkpoint (.pt)")).to_be_visible()
+    # the trained model downloads as a checkpoint file that loads
+    ck = load_checkpoint(download(app, "Download checkpoint (.pt)"), name="download.pt")
+    assert len(ck.history) == 1 and ck.config.decoder == "transpose"
 
 
 def _denoise(app: App) -> None:
