@@ -20,7 +20,7 @@ def download(app: App, name: str) -> bytes:
 
 
 @pytest.mark.e2e
-def test_overview_picture_and_tabledownload(app):
+def test_overview_picture_and_table_download(app):
     app.open()
     png = Image.open(io.BytesIO(download(app, "Download these images (PNG)")))
     assert png.format == "PNG" and png.width > png.height > 64  # two rows of ten
