@@ -71,21 +71,42 @@ def grid_png(rows: Sequence[tuple[str, torch.Tensor]], captions: Sequence[Sequen
         target_px: about how wide each image is drawn (integer nearest upscaling).
     """
     f = display_scale(rows[0][1].shape[-1], target_px)
-    side = rows[0][1].shape[-1] * f
-    caption_px = 14 if captions else 0
-    n_cols = max(len(x) for _, x in rows)
-    width = label_px + n_cols * (side + gap) + gap
-    height = len(rows) * (side + caption_px + gap) + gap
+    return rows_png([(label, [upscale(to_uint8(img), f) for img in x],
+                      captions[r] if captions else None)
+                     for r, (label, x) in enumerate(rows)], gap, label_px)
+
+
+def rows_png(rows: Sequence[tuple[str, Sequence[np.ndarray], Sequence[str] | None]],
+             gap: int = 4, label_px: int = 150) -> bytes:
+    """Rows of already drawn uint8 pictures (H, W) or (H, W, 3) as one labelled PNG.
+
+    What a page shows as ``st.image`` rows (reconstructions, error maps, a code walk) is
+    saved this way. Pictures may differ in size; each row is as tall as its tallest one.
+
+    Args:
+        rows: (row label, pictures, captions or None); label "" leaves no label column.
+    """
+    if not rows or not any(len(imgs) for _, imgs, _ in rows):
+        raise ValueError("rows_png needs at least one picture")
+    caption_px = 14 if any(caps for _, _, caps in rows) else 0
+    label_px = label_px if any(label for label, _, _ in rows) else 0
+    heights = [max((im.shape[0] for im in imgs), default=0) for _, imgs, _ in rows]
+    widths = [sum(im.shape[1] + gap for im in imgs) for _, imgs, _ in rows]
+    width = label_px + max(widths) + gap
+    height = sum(h + caption_px + gap for h in heights) + gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    for r, (label, x) in enumerate(rows):
-        top = gap + r * (side + caption_px + gap)
-        draw.text((gap, top + side // 2 - 6), label[:24], fill="black")
-        for c, img in enumerate(x):
-            left = label_px + gap + c * (side + gap)
-            canvas.paste(Image.fromarray(_rgb(upscale(to_uint8(img), f))), (left, top))
-            if captions and c < len(captions[r]) and captions[r][c]:
-                draw.text((left + 2, top + side + 1), captions[r][c], fill="black")
+    top = gap
+    for (label, imgs, caps), side in zip(rows, heights, strict=True):
+        if label:
+            draw.text((gap, top + side // 2 - 6), label[:24], fill="black")
+        left = label_px + gap
+        for c, img in enumerate(imgs):
+            canvas.paste(Image.fromarray(_rgb(np.ascontiguousarray(img))), (left, top))
+            if caps and c < len(caps) and caps[c]:
+                draw.text((left + 2, top + img.shape[0] + 1), caps[c], fill="black")
+            left += img.shape[1] + gap
+        top += side + caption_px + gap
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()

@@ -224,10 +224,12 @@ def fit(
             step += 1
             value = loss.item()
             if not math.isfinite(value):
+                kept = (f"Kept the last finished epoch ({result.epochs_done})."
+                         if result.epochs_done else
+                         "No epoch had finished, so no model was kept.")
                 result.diverged = (
                     f"loss became {value} at step {step} (epoch {epoch}); the learning rate "
-                    f"{cfg.lr} is probably too high. Kept the last finished epoch "
-                    f"({result.epochs_done})."
+                    f"{cfg.lr} is probably too high: try {cfg.lr / 10:g}. {kept}"
                 )
                 stop = True
                 break

@@ -10,7 +10,7 @@ from convae.codec import edit_code, interpolate, ledger, rate_distortion
 from convae.figures import activation_grid, image_list
 from convae.metrics import psnr
 from convae.task_figures import rate_distortion_figure
-from pages.common import require_model, selected_classes, show_images
+from pages.common import download_png, require_model, selected_classes, show_images
 from pages.tasks_common import pick_image, require_data, test_images
 
 RD_IMAGES = 200
@@ -51,11 +51,11 @@ with left:
     edited = edit_code(z, channel, scale, rect, value)
     with torch.no_grad():
         before, after = model.decode(z), model.decode(edited)
-    o, a, b = st.columns(3)
-    o.image(image_list(x, 128)[0], caption=f"original ({cls})", width="stretch")
-    a.image(image_list(before, 128)[0], caption=f"decoded: {float(psnr(before, x)[0]):.1f} dB",
-            width="stretch")
-    b.image(image_list(after, 128)[0], caption="decoded from the edit", width="stretch")
+    edit_row = ([image_list(t, 128)[0] for t in (x, before, after)],
+                [cls, f"decoded {float(psnr(before, x)[0]):.1f} dB", "from the edit"])
+    for col, img, cap in zip(st.columns(3), *edit_row, strict=True):
+        col.image(img, caption=cap, width="stretch")
+    download_png([("", *edit_row)], "code-edit.png", "code_edit_download")
 with right:
     show_edit = st.toggle("Show the edited code", True, key="code_show_edit",
                           persist_state="session")
@@ -84,11 +84,14 @@ with torch.no_grad():
     at_t = model.decode((1 - t) * za + t * zb)
 ts = torch.linspace(0, 1, frames)
 fade = (1 - ts).reshape(-1, 1, 1, 1) * xa + ts.reshape(-1, 1, 1, 1) * xb
+t_caps = [f"t={v:.2f}" for v in ts.tolist()]
+walk = [("code path", image_list(strip), t_caps), ("cross-fade", image_list(fade), t_caps)]
 st.markdown(f"**Decoded along the code path** ({cls_a} to {cls_b})")
-show_images(image_list(strip), [f"t={v:.2f}" for v in ts.tolist()], per_row=frames)
+show_images(*walk[0][1:], per_row=frames)
 st.markdown("**Pixel cross-fade** for comparison: the code path moves shapes and colours "
             "through what the decoder can draw; a cross-fade only overlays two pictures.")
-show_images(image_list(fade), [f"t={v:.2f}" for v in ts.tolist()], per_row=frames)
+show_images(*walk[1][1:], per_row=frames)
+download_png(walk, f"code-walk-{cls_a}-{cls_b}.png", "code_walk_download")
 g1, g2, _ = st.columns([1, 1, 4])
 g1.image(image_list(at_t, 160)[0], caption=f"decoded at t = {t:.2f}", width="stretch")
 g2.image(image_list((1 - t) * xa + t * xb, 160)[0], caption=f"cross-fade at t = {t:.2f}",

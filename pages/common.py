@@ -43,6 +43,7 @@ import streamlit as st
 
 from convae.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from convae.data import SOURCES, DataNotFoundError, DataSet, data_root, load_dataset
+from convae.figures import rows_png
 from convae.models import AEConfig, ConvAutoencoder
 from convae.train import resolve_device
 from pages.links import apply_link, show_copy_link, show_link_notice, sync_link
@@ -410,6 +411,17 @@ def show_images(images: list, captions: list[str] | None = None, per_row: int = 
         for i, img in enumerate(images[start:start + per_row]):
             cap = captions[start + i] if captions else None
             cols[i].image(img, caption=cap, width="stretch")
+
+
+def download_png(rows, file_name: str, key: str,
+                 label: str = "Download these images (PNG)") -> None:
+    """A download button for picture rows as one PNG (convae.figures.rows_png).
+
+    ``rows``: (row label, uint8 pictures, captions or None) as the page shows them. The
+    PNG is only drawn when the button is clicked, and the click does not rerun the page.
+    """
+    st.download_button(label, lambda: rows_png(rows), file_name=file_name, mime="image/png",
+                       key=key, on_click="ignore")
 
 
 def require_model(page: str) -> ModelChoice:

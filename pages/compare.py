@@ -40,6 +40,7 @@ from pages.common import (
     add_trained_model,
     current_data,
     device_name,
+    download_png,
     selected_classes,
     selected_models,
     source_label,
@@ -148,6 +149,9 @@ if tabs["Side by side"].open:
             cols[0].markdown(f"**{title}**")
             for i, (img, cap) in enumerate(zip(imgs, caps, strict=True)):
                 cols[i + 1].image(img, caption=cap, width="stretch")
+        download_png([*rows, ("error scale", [error_scale_bar(comp.error_max, width=256)],
+                              [f"0 ... {LEVELS * comp.error_max:.0f} grey levels"])],
+                     f"compare-{split}-{start}.png", "compare_download")
         s1, s2 = st.columns([1.3, 3], vertical_alignment="center")
         s1.caption(f"Error maps share one colour scale: 0 to {LEVELS * comp.error_max:.0f} "
                    "grey levels, the largest error of either model (worst colour channel "

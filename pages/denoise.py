@@ -10,7 +10,7 @@ from convae.metrics import mse, psnr, psnr_from_mse
 from convae.task_figures import psnr_curve_figure
 from convae.tasks import noisy, psnr_curve
 from convae.train import reconstruct
-from pages.common import selected_classes, show_images
+from pages.common import download_png, selected_classes, show_images
 from pages.tasks_common import (
     choose_decoder,
     decoders_present,
@@ -57,21 +57,29 @@ if task is None:
 names = [images.classes[i] for i in images.labels[:n].tolist()]
 
 
-def _row(title: str, y: torch.Tensor) -> float:
+grid = [("clean", image_list(x), names)]  # what the page shows, for the PNG download
+
+
+def _row(title: str, y: torch.Tensor, short: str) -> float:
     scores = psnr(y, x)
     mean = float(psnr_from_mse(mse(y, x).mean()))
     st.markdown(f"**{title}**: {mean:.2f} dB over these {n}")
-    show_images(image_list(y), [f"{v:.1f} dB" for v in scores.tolist()])
+    grid.append((short, image_list(y), [f"{v:.1f} dB" for v in scores.tolist()]))
+    show_images(*grid[-1][1:])
     return mean
 
 
 st.markdown("**Clean test images**")
-show_images(image_list(x), names)
-means = {"noisy input": _row(f"Noisy input ({KINDS[kind]}, {label} {strength:g})", xn)}
+show_images(*grid[0][1:])
+means = {"noisy input": _row(f"Noisy input ({KINDS[kind]}, {label} {strength:g})", xn,
+                            f"{kind} {strength:g}")}
 if plain is not None:
-    means["plain"] = _row(f"Plain model: {plain.short}", reconstruct(plain.model, xn))
+    means["plain"] = _row(f"Plain model: {plain.short}", reconstruct(plain.model, xn),
+                          plain.short)
 if task is not None:
-    means["denoiser"] = _row(f"Denoiser: {task.short}", reconstruct(task.model, xn))
+    means["denoiser"] = _row(f"Denoiser: {task.short}", reconstruct(task.model, xn),
+                             task.short)
+download_png(grid, f"denoise-{kind}-{strength:g}.png", "denoise_download")
 cols = st.columns(len(means))
 for col, (name, v) in zip(cols, means.items(), strict=True):
     delta = None if name == "noisy input" else f"{v - means['noisy input']:+.2f} dB vs input"

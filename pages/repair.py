@@ -12,7 +12,7 @@ from convae.figures import image_list
 from convae.metrics import mse, psnr, psnr_from_mse
 from convae.tasks import region_mse, region_psnr
 from convae.train import reconstruct
-from pages.common import selected_classes
+from pages.common import download_png, selected_classes
 from pages.tasks_common import (
     choose_decoder,
     missing_task_model,
@@ -99,8 +99,11 @@ def _caption(name: str, y: torch.Tensor) -> str:
 
 
 cols = st.columns([1, 1, 1, 1, 1])  # fixed widths: about 220 px a picture, task model or not
-for col, (name, y) in zip(cols, shown, strict=False):
-    col.image(image_list(y, target_px=224)[0], caption=_caption(name, y), width="stretch")
+pictures = [(image_list(y, target_px=224)[0], _caption(name, y)) for name, y in shown]
+for col, (img, caption) in zip(cols, pictures, strict=False):
+    col.image(img, caption=caption, width="stretch")
+download_png([("", [p for p, _ in pictures], [c for _, c in pictures])],
+             f"repair-{mode}.png", "repair_download")
 
 
 @st.cache_data(show_spinner="Scoring on test images...", max_entries=32)

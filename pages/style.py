@@ -17,7 +17,7 @@ from convae.style import (
 )
 from convae.task_figures import gram_figure, loss_curve_figure
 from convae.train import reconstruct
-from pages.common import require_model, selected_classes, selected_models
+from pages.common import download_png, require_model, selected_classes, selected_models
 from pages.tasks_common import pick_image, require_data, test_images
 
 SIZES = (32, 64, 96)
@@ -187,10 +187,14 @@ if result is None:
     st.info("Choose a content and a style image, set the weights, and press "
             "**Run style transfer**.")
 else:
-    r1, r2, r3, r4 = st.columns([1, 1, 1, 3])
-    r1.image(image_list(result["content"], 192)[0], caption="content", width="stretch")
-    r2.image(image_list(result["style"], 192)[0], caption="style", width="stretch")
-    r3.image(image_list(result["image"], 192)[0], caption="result", width="stretch")
+    *cols, r4 = st.columns([1, 1, 1, 3])
+    shown = ("content", "style", "result")
+    pictures = [image_list(result[k], 192)[0] for k in ("content", "style", "image")]
+    for col, img, cap in zip(cols, pictures, shown, strict=True):
+        col.image(img, caption=cap, width="stretch")
+    with cols[0]:
+        download_png([("", pictures, list(shown))], "style-transfer.png", "style_download",
+                     label="Download (PNG)")
     with r4:
         st.plotly_chart(loss_curve_figure(result["history"], result["alpha"], result["beta"]),
                         key="style_loss")

@@ -16,6 +16,7 @@ from convae.figures import (
     architecture_markdown,
     grid_png,
     image_list,
+    rows_png,
     step_thumbnail,
     training_curves,
     upscale,
@@ -128,6 +129,34 @@ def test_grid_png_is_a_readable_png():
                    [["a", "b", "c"], ["1 dB", "2 dB"]])
     im = Image.open(io.BytesIO(png))
     assert im.format == "PNG" and im.width > 3 * 96
+
+
+def test_grid_png_pixels_are_the_images_enlarged():
+    x = torch.rand(2, 3, 32, 32)
+    im = np.asarray(Image.open(io.BytesIO(grid_png([("", x)], target_px=64, gap=4))))
+    assert im.shape == (4 + 64 + 4, 4 + 2 * (64 + 4), 3)  # no label column, no captions
+    second = im[4:68, 4 + 68:4 + 68 + 64]
+    assert np.array_equal(second, upscale(image_list(x[1:], 32)[0], 2))
+
+
+def test_rows_png_keeps_each_picture_as_drawn():
+    """Rows of pictures of different sizes and kinds (grey, RGB, an error colour bar)."""
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    bar = rng.integers(0, 256, (14, 100, 3), dtype=np.uint8)
+    png = rows_png([("recon", [big, big], ["1 dB", "2 dB"]), ("grey", [grey], None),
+                    ("scale", [bar], ["0 ... 40"])], gap=4, label_px=50)
+    im = np.asarray(Image.open(io.BytesIO(png)))
+    assert im.shape[1] == 50 + 2 * (4 + 64) + 4  # label, gap-picture twice, right margin
+    assert im.shape[0] == 4 + (64 + 14 + 4) + (32 + 14 + 4) + (14 + 14 + 4)
+    left = 50 + 4
+    assert np.array_equal(im[4:68, left:left + 64], big)
+    assert np.array_equal(im[4 + 82:4 + 82 + 32, left:left + 32], np.stack([grey] * 3, -1))
+    assert np.array_equal(im[4 + 82 + 50:4 + 82 + 50 + 14, left:left + 100], bar)
+    assert (im[4:68, :50] < 255).any()  # the row label is written
+    with pytest.raises(ValueError, match="at least one picture"):
+        rows_png([("empty", [], None)])
 
 
 def _encode(arr: np.ndarray, fmt: str) -> bytes:

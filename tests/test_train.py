@@ -56,7 +56,35 @@ def test_divergence_is_caught(tiny_data):
     r = fit(TrainConfig(epochs=3, batch_size=16, lr=1e12, loss="mse", warmup_steps=0),
             tiny_data)
     assert r.diverged and "learning rate" in r.diverged
+    assert "try 1e+11" in r.diverged  # a concrete lower rate to try
+    # It blew up in the first epoch: nothing finished, and the message must not claim
+    # that an "epoch 0" was kept.
+    assert r.epochs_done == 0 and "no model was kept" in r.diverged
+    assert "Kept the last" not in r.diverged
     assert all(torch.isfinite(p).all() for p in r.model.parameters())
+
+
+def test_divergence_after_an_epoch_keeps_that_epoch(tiny_data, monkeypatch):
+    """A loss that turns NaN two steps into epoch 2 rolls back to epoch 1's weights."""
+    import convae.train as train_mod
+
+    cfg = TrainConfig(epochs=3, batch_size=16)
+    one = fit(cfg, tiny_data, lambda ev: ev.kind == "epoch")  # stopped after epoch 1
+    steps_per_epoch = one.history[0]["step"]
+    real_loss, calls = train_mod.reconstruction_loss, [0]
+
+    def loss_turning_nan(*args, **kwargs):
+        calls[0] += 1
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if calls[0] == steps_per_epoch + 2 else loss
+
+    monkeypatch.setattr(train_mod, "reconstruction_loss", loss_turning_nan)
+    r = fit(cfg, tiny_data)
+    assert r.diverged and "Kept the last finished epoch (1)" in r.diverged
+    assert f"step {steps_per_epoch + 2} (epoch 2)" in r.diverged
+    assert r.epochs_done == 1 and len(r.history) == 1 and r.test_metrics["psnr"] > 0
+    for k, v in one.model.state_dict().items():
+        assert torch.equal(v, r.model.state_dict()[k]), k
 
 
 def test_noise_classes_limit_and_big_batch(tiny_data):
