@@ -1,0 +1,93 @@
+"""Uploads through the browser's own file picker: bad files are named in a clear message,
+the app keeps working and nothing picked or saved changes; good files are used."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from .conftest import ROOT, App
+
+
+def upload(app: App, label: str, name: str, data: bytes, mime: str, scope=None) -> None:
+    box = app.widget("stFileUploader", label, scope or app.main)
+    app.act(lambda: box.locator('input[type="file"]').set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": data}]))
+
+
+def picked_models(app: App) -> str:
+    return app.widget("stMultiSelect", "Models", app.sidebar).inner_text()
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.e2e
+def test_checkpoint_uploads(app, app_data):
+    app.open()
+    before = picked_models(app)
+    saved = sorted(p.name for p in app_data["checkpoints"].iterdir())
+    rng = np.random.default_rng(0)
+
+    upload(app, "Add a checkpoint (.pt)", "broken.pt", rng.bytes(5000),
+           "application/octet-stream", app.sidebar)
+    error = app.sidebar.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("broken.pt")
+    expect(error).to_contain_text("not a readable PyTorch file")
+    app.no_exception()
+    assert picked_models(app) == before
+    expect(app.main.locator('[data-testid="stImage"]').first).to_be_visible()  # still drawn
+
+    good = (ROOT / "checkpoints" / "cifar10-upsample.pt").read_bytes()
+    upload(app, "Add a checkpoint (.pt)", "mine.pt", good, "application/octet-stream",
+           app.sidebar)
+    expect(app.widget("stMultiSelect", "Models", app.sidebar)).to_contain_text("mine")
+    expect(error).to_have_count(0)
+    app.no_exception()
+    # uploads live in the session; the checkpoints folder is never written by them
+    assert sorted(p.name for p in app_data["checkpoints"].iterdir()) == saved
+
+
+@pytest.mark.e2e
+def test_upload_over_the_size_limit_is_refused_by_the_page(app):
+    """.streamlit/config.toml's maxUploadSize (20 MB): the browser refuses the file with
+    its size in the message, and the server never sees it."""
+    app.open()
+    before = picked_models(app)
+    box = app.widget("stFileUploader", "Add a checkpoint (.pt)", app.sidebar)
+    box.locator('input[type="file"]').set_input_files(files=[{
+        "name": "huge.pt", "mimeType": "application/octet-stream",
+        "buffer": b"\0" * (21 * 1024 * 1024)}])
+    expect(box).to_contain_text(re.compile(r"File must be 20(\.0)? ?MB or smaller"))
+    app.no_exception()
+    assert picked_models(app) == before
+
+
+@pytest.mark.e2e
+def test_photo_uploads_on_the_layers_page(app):
+    app.open("layer-by-layer")
+    app.act(app.main.get_by_text("your photo", exact=True).click)  # the radio's label
+    maps = app.main.locator('[data-testid="stPlotlyChart"]')
+
+    upload(app, "Upload a photo", "notes.png", b"these are my lecture notes", "image/png")
+    error = app.main.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("notes.png")
+    expect(error).to_contain_text("not an image")
+    expect(maps.first).to_be_visible()  # a test image is shown meanwhile
+    app.no_exception()
+
+    wide = np.zeros((60, 400, 3), np.uint8)
+    wide[:, 170:230] = (255, 0, 0)  # a red band in the middle survives the centre crop
+    upload(app, "Upload a photo", "panorama.png", png(wide), "image/png")
+    expect(error).to_have_count(0)
+    expect(app.main.get_by_text(re.compile("panorama.png, cropped and resized"))).to_be_visible()
+    expect(maps.first).to_be_visible()
+    app.no_exception()
