@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,14 +108,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def cold_start() -> list[tuple[str, float]]:
-    """Launch ``streamlit run`` and time health, then the first page's full render."""
+def cold_start(extra: Sequence[str] = ()) -> list[tuple[str, float]]:
+    """Launch the app as ``./dev app`` does (serve.py) and time health, then the first
+    page's full render. ``extra``: more ``streamlit run`` options."""
     port = _free_port()
     env = dict(os.environ)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.headless", "true", "--server.port", str(port)],
+        [sys.executable, str(ROOT / "serve.py"), "--server.headless", "true",
+         "--server.port", str(port), *extra],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = []
     try:

@@ -1,5 +1,6 @@
-"""Real-browser harness: ``streamlit run app.py`` on a free port, driven by Playwright
-with Debian's Chromium (``playwright install`` cannot download browsers here).
+"""Real-browser harness: the app started as ``./dev app`` starts it (``serve.py``, i.e.
+``streamlit run app.py``) on a free port, driven by Playwright with Debian's Chromium
+(``playwright install`` cannot download browsers here).
 
 The app reads the real CIFAR-10 copy when it is available (else the synthetic tree of
 tests/conftest.py) and a copy of the shipped checkpoints, so a test that saves a model
@@ -13,6 +14,7 @@ caused, never a fixed sleep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -96,19 +98,18 @@ def app_data(request, tmp_path_factory) -> dict:
     return {"env": env, "real": real, "checkpoints": ckdir}
 
 
-@pytest.fixture(scope="session")
-def server(app_data, tmp_path_factory) -> Iterator[str]:
-    """The app under ``streamlit run`` on a free localhost port; yields its base URL."""
+@contextlib.contextmanager
+def running_app(env: dict, log: Path) -> Iterator[str]:
+    """The app started as ``./dev app`` does (serve.py) on a free localhost port; yields
+    its base URL once /_stcore/health answers, and stops it afterwards."""
     if chromium_path() is None:
         pytest.skip("no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH): "
                     "./dev test installs it with apt; without it the browser tests skip")
     port = _free_port()
-    log = tmp_path_factory.mktemp("e2e_server") / "streamlit.log"
-    env = {**os.environ, **app_data["env"], "CONVAE_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+    env = {**os.environ, **env, "CONVAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "serve.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -134,20 +135,19 @@ def server(app_data, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def server(app_data, tmp_path_factory) -> Iterator[str]:
+    """The app under test, one server for the whole session; yields its base URL."""
+    log = tmp_path_factory.mktemp("e2e_server") / "streamlit.log"
+    with running_app(app_data["env"], log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def browser(server):
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="playwright is not installed (requirements.txt)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        # Warm-up visit at the root. Streamlit runs the very first session of a process
-        # the pages/-folder (v1) way until app.py's st.navigation has run once, so a deep
-        # link as the first request of a fresh server gets a spurious "Page not found"
-        # box over the right page (Streamlit 1.67, PagesManager.uses_pages_directory).
-        warm = b.new_page()
-        warm.goto(server)
-        warm.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]'
-                               ' h1', timeout=RUN_TIMEOUT_MS)
-        warm.close()
         yield b
         b.close()
 

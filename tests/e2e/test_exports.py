@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,24 @@ def test_activation_maps_save_as_png(app):
         button.click()
     png = Image.open(info.value.path())
     assert png.format == "PNG" and png.width > 300
+
+
+@pytest.mark.e2e
+def test_tables_download_as_csv_from_their_toolbar(app, app_data):
+    """st.dataframe's own toolbar button: the Repair page's score table as a CSV file."""
+    if not app_data["real"]:
+        pytest.skip("the task pages' checkpoints need the CIFAR-10 data")
+    # Chromium's native save dialog cannot be driven headless; without it Streamlit
+    # falls back to an ordinary download (its file-system-access polyfill).
+    app.page.add_init_script("delete window.showSaveFilePicker")
+    app.open("repairing")
+    table = app.main.locator('[data-testid="stDataFrame"]').first
+    table.hover()
+    button = app.main.locator('[data-testid="stElementToolbarButton"]').filter(
+        has=app.page.get_by_label(re.compile("download", re.I))).first
+    with app.page.expect_download(timeout=60_000) as info:
+        button.click()
+    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["output"] for r in rows][0] == "corrupted input"
+    assert all(float(r["PSNR whole (dB)"]) > 0 for r in rows)

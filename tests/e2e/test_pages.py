@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from convae.checkpoints import load_checkpoint
 
-from .conftest import App, page_paths
+from .conftest import _RUN_COUNTER, App, page_paths, running_app
 from .test_exports import download
 
 VISIBLE = ('[data-testid="stImage"], [data-testid="stPlotlyChart"], '
@@ -131,3 +131,22 @@ def test_a_shared_link_opens_that_view_in_the_browser(app):
     # the address bar is now a link to this view: loading it starts a new session there
     app.open("layer-by-layer", app.page.url.split("?", 1)[1])
     expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()
+
+
+@pytest.mark.e2e
+def test_a_deep_link_as_a_fresh_servers_first_visit(browser, app_data, tmp_path):
+    """A shared link is often the first thing a just-started server is asked for. Plain
+    ``streamlit run`` (1.67) then covers the right page with a "Page not found" dialog,
+    because of the pages/ folder's name; serve.py, which ./dev app runs, prevents it."""
+    with running_app(app_data["env"], tmp_path / "streamlit.log") as url:
+        context = browser.new_context()
+        context.add_init_script(_RUN_COUNTER)
+        app = App(context.new_page(), url)
+        try:
+            app.open("layer-by-layer", "colour=channel")
+            expect(app.main.locator("h1").first).to_have_text("Layers")
+            expect(app.page.get_by_role("radio", name="per channel")).to_be_checked()
+            assert app.page.get_by_text("Page not found").count() == 0
+            app.no_exception()
+        finally:
+            context.close()
