@@ -166,11 +166,17 @@ def load_checkpoint(src: str | os.PathLike | bytes | BinaryIO, name: str | None 
         # Any other failure of the reader on foreign bytes: besides RuntimeError, EOFError,
         # BadZipFile, OSError and ValueError, random bytes make the weights-only unpickler
         # raise IndexError or KeyError (about 7% of 3,000 random 3 kB files).
-        first = (str(exc).splitlines() or [""])[0][:120]
+        n = data.getbuffer().nbytes
+        if data.getbuffer()[:4].tobytes() == b"PK\x03\x04":  # torch.save's zip archive
+            raise CheckpointError(
+                f"{name} is not a readable PyTorch file: it starts as a torch.save archive "
+                f"but is truncated or damaged ({n:,} bytes; an interrupted download or "
+                "copy?). Re-save or re-download it."
+            ) from None
         raise CheckpointError(
-            f"{name} is not a readable PyTorch file: it is truncated, corrupt or of another "
-            f"kind ({type(exc).__name__}: {first}). Re-save or "
-            "re-download it."
+            f"{name} is not a readable PyTorch file: it is corrupt or of another kind "
+            f"({n:,} bytes; the reader stopped with {type(exc).__name__}). Choose a .pt "
+            "file written by ConvAE Explorer or torch.save."
         ) from None
     return _from_blob(blob, name)
 

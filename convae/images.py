@@ -28,6 +28,17 @@ def centre_crop_square(im: Image.Image) -> Image.Image:
     return im.crop((left, top, left + side, top + side))
 
 
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
+               (b"BM", "BMP"))
+
+
+def _sniff(data: bytes) -> str | None:
+    """The image format the first bytes announce, even when the rest is missing."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for magic, fmt in _SIGNATURES if data.startswith(magic)), None)
+
+
 def image_to_input(data: bytes, channels: int, size: int, name: str = "the upload"
                    ) -> torch.Tensor:
     """Decode image bytes into a (1, C, size, size) float tensor in [0, 1].
@@ -41,8 +52,10 @@ def image_to_input(data: bytes, channels: int, size: int, name: str = "the uploa
     """
     if not data:
         raise ImageDecodeError(f"{name} is empty (0 bytes). Choose a JPEG or PNG photo.")
+    fmt = None  # the format named by the file's header, once PIL has recognised it
     try:
         with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format
             if im.size[0] * im.size[1] > MAX_PIXELS:
                 raise ImageDecodeError(
                     f"{name} is {im.size[0]}x{im.size[1]} pixels, too large to open "
@@ -72,10 +85,15 @@ def image_to_input(data: bytes, channels: int, size: int, name: str = "the uploa
         raise ImageDecodeError(
             f"{name} has too many pixels to open safely (a decompression bomb or a huge "
             "scan). Use a photo under 50 megapixels.") from None
-    except (UnidentifiedImageError, OSError, ValueError,
-            SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        fmt = fmt or _sniff(data)
+        if fmt is not None:  # a real header, then the picture data broke off or is damaged
+            raise ImageDecodeError(
+                f"{name} starts as a {fmt} image but its picture data is cut short or "
+                f"damaged ({len(data):,} bytes; an interrupted download or copy?). "
+                "Save or download it again, or choose another photo.") from None
         raise ImageDecodeError(
-            f"{name} is not an image that can be read ({type(exc).__name__}). "
-            "Choose a JPEG, PNG, GIF, BMP or WebP photo.") from None
+            f"{name} is not an image: its bytes are not a JPEG, PNG, GIF, BMP or WebP "
+            "picture. Choose a photo in one of those formats.") from None
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(arr.copy()).float().div_(255)[None]

@@ -64,8 +64,10 @@ def test_transparent_areas_are_white():
 BAD = {
     "zero bytes": (lambda: b"", "empty"),
     "not an image": (lambda: b"%PDF-1.7 this is a document", "not an image"),
-    "truncated png": (lambda: GOOD["greyscale png"]()[:60], "not an image"),
-    "truncated jpeg": (lambda: GOOD["rgb jpeg"]()[:300], "not an image"),
+    "truncated png": (lambda: GOOD["greyscale png"]()[:60], "starts as a PNG image but its "
+                                                          "picture data is cut short"),
+    "truncated jpeg": (lambda: GOOD["rgb jpeg"]()[:300], "starts as a JPEG image but its "
+                                                         "picture data is cut short"),
 }
 
 
@@ -208,8 +210,8 @@ def test_checkpoint_for_other_images_loads_with_a_warning(app):
 PHOTOS = {  # upload -> words of the error (None: it is traced, with its caption)
     "zero bytes": (BAD["zero bytes"][0], "empty (0 bytes)"),
     "not an image": (BAD["not an image"][0], "not an image"),
-    "truncated png": (BAD["truncated png"][0], "not an image"),
-    "truncated jpeg": (BAD["truncated jpeg"][0], "not an image"),
+    "truncated png": BAD["truncated png"],
+    "truncated jpeg": BAD["truncated jpeg"],
     "decompression bomb": (lambda: _encode(Image.new("1", (20000, 20000)), "PNG"),
                            "too many pixels"),
     "cmyk jpeg": (GOOD["cmyk jpeg"], None),

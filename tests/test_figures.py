@@ -175,7 +175,12 @@ def test_photo_is_centre_cropped_and_resized():
     assert grey.shape == (1, 1, 28, 28)
 
 
-@pytest.mark.parametrize("data", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n broken"])
-def test_non_images_raise_a_clear_error(data):
-    with pytest.raises(ImageDecodeError, match="JPEG"):
+@pytest.mark.parametrize("data,words", [
+    (b"", "empty .* JPEG or PNG"),
+    (b"not an image at all", "not an image: its bytes are not a JPEG, PNG"),
+    (b"\x89PNG\r\n\x1a\n broken", "starts as a PNG image but .* cut short or damaged"),
+    (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "starts as a WebP image"),
+])
+def test_non_images_raise_a_clear_error(data, words):
+    with pytest.raises(ImageDecodeError, match=f"^upload.png .*{words}"):
         image_to_input(data, 3, 32, "upload.png")
