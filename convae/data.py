@@ -100,6 +100,9 @@ class DataSet:
     train: ImageSet
     test: ImageSet
     fingerprint: str
+    # Files of an image-folder source that could not be read as pictures and were left
+    # out (paths relative to the folder), so the app can say so instead of hiding it.
+    skipped: tuple[str, ...] = ()
 
     @property
     def classes(self) -> list[str]:
@@ -154,7 +157,7 @@ def _decode_file(path: str, channels: int, size: int) -> np.ndarray | None:
 
 def _decode_folder_split(
     split_dir: Path, progress: ProgressFn | None, channels: int = 3, size: int = 32
-) -> tuple[ImageSet, int]:
+) -> tuple[ImageSet, list[str]]:
     from torchvision.datasets import ImageFolder
 
     # allow_empty: a class folder with no images is kept (with zero images) instead of
@@ -181,7 +184,7 @@ def _decode_folder_split(
             done = min(done + chunk, total)
             if progress:
                 progress(done, total, f"decoding {split_dir.name} images")
-    bad = int((~ok).sum())
+    bad = [str(Path(paths[j]).relative_to(split_dir.parent)) for j in np.flatnonzero(~ok)]
     keep = torch.from_numpy(ok)
     images = torch.from_numpy(out)[keep]
     label_t = torch.tensor(labels, dtype=torch.int64)[keep]
@@ -196,7 +199,8 @@ def _decode_folder_split(
     return ImageSet(images[order].contiguous(), label_t[order], list(folder.classes)), bad
 
 
-def _load_folder(path: Path, progress: ProgressFn | None) -> tuple[ImageSet, ImageSet, int]:
+def _load_folder(path: Path, progress: ProgressFn | None
+                 ) -> tuple[ImageSet, ImageSet, list[str]]:
     missing = [str(path / s) for s in ("train", "test") if not (path / s).is_dir()]
     if missing:
         raise DataNotFoundError(
@@ -292,15 +296,15 @@ def load_dataset(
                 "fashion-mnist."
             )
         key = f"folder-{_folder_signature(folder)}"
-        loader = lambda: _load_folder(folder, progress)[:2]  # noqa: E731
+        loader = lambda: _load_folder(folder, progress)  # noqa: E731
     elif source in SOURCES:
         cifar_folder = _find_cifar_folder(root) if source == "cifar10" else None
         if cifar_folder is not None and not (root / "cifar-10-batches-py").is_dir():
             key = f"cifar10-folder-{_folder_signature(cifar_folder)}"
-            loader = lambda: _load_folder(cifar_folder, progress)[:2]  # noqa: E731
+            loader = lambda: _load_folder(cifar_folder, progress)  # noqa: E731
         else:
             key = source
-            loader = lambda: _load_torchvision(source, root)  # noqa: E731
+            loader = lambda: (*_load_torchvision(source, root), [])  # noqa: E731
     else:
         raise ValueError(
             f"unknown data source {source!r}: use one of {', '.join(SOURCES)} or folder:PATH"
@@ -308,11 +312,12 @@ def load_dataset(
     cache = root / "cache" / f"{key}-v{CACHE_VERSION}.pt"
     cached = _read_cache(cache)
     if cached is not None:
-        return DataSet(source, cached["train"], cached["test"], cached["fingerprint"])
-    train, test = loader()
+        return DataSet(source, cached["train"], cached["test"], cached["fingerprint"],
+                       cached["skipped"])
+    train, test, skipped = loader()
     fp = _fingerprint(train.images, train.labels)
-    _write_cache(cache, train, test, fp)
-    return DataSet(source, train, test, fp)
+    _write_cache(cache, train, test, fp, skipped)
+    return DataSet(source, train, test, fp, tuple(skipped))
 
 
 def _read_cache(path: Path) -> dict | None:
@@ -322,7 +327,8 @@ def _read_cache(path: Path) -> dict | None:
     try:
         # mmap: the 180 MB of CIFAR-10 are mapped, not read, so a warm load is ~10 ms.
         blob = torch.load(path, weights_only=True, mmap=True)
-        out = {"fingerprint": str(blob["fingerprint"])}
+        out = {"fingerprint": str(blob["fingerprint"]),
+               "skipped": tuple(str(p) for p in blob.get("skipped", ()))}
         for split in ("train", "test"):
             s = blob[split]
             out[split] = ImageSet(s["images"], s["labels"], list(s["classes"]))
@@ -333,11 +339,12 @@ def _read_cache(path: Path) -> dict | None:
         return None
 
 
-def _write_cache(path: Path, train: ImageSet, test: ImageSet, fingerprint: str) -> None:
+def _write_cache(path: Path, train: ImageSet, test: ImageSet, fingerprint: str,
+                 skipped: list[str]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        blob = {"fingerprint": fingerprint}
+        blob = {"fingerprint": fingerprint, "skipped": list(skipped)}
         for split, s in (("train", train), ("test", test)):
             blob[split] = {"images": s.images, "labels": s.labels, "classes": s.classes}
         torch.save(blob, tmp)

@@ -291,6 +291,11 @@ def _sidebar_data(sb) -> DataSet | None:
     sb.caption(f":material/check_circle: {source_label(data.source)}: {len(data.train):,} train / "
                f"{len(data.test):,} test images, {len(data.classes)} classes, "
                f"{data.train.image_size}x{data.train.image_size}")
+    if data.skipped:
+        n = len(data.skipped)
+        shown = ", ".join(data.skipped[:3]) + (f" and {n - 3} more" if n > 3 else "")
+        sb.caption(f":material/warning: Left out {n} file{'s' * (n > 1)} that "
+                   f"{'are' if n > 1 else 'is'} not a readable picture: {shown}.")
     return data
 
 

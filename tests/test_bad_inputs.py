@@ -303,6 +303,11 @@ def test_empty_class_and_non_images_in_the_data_folder(odd_tree):
     assert not at.exception, [e.value for e in at.exception]
     # the readable pictures only, and the empty class is listed
     assert any("18 train / 9 test images, 4 classes" in c.value for c in at.sidebar.caption)
+    # A picture that cannot be read is named; files without a picture extension
+    # (readme.txt, .DS_Store) are not pictures by name and are passed over silently.
+    notes = [c.value for c in at.sidebar.caption if "Left out" in c.value]
+    assert len(notes) == 1, notes
+    assert "Left out 1 file that is not a readable picture: train/square/broken.jpg" in notes[0]
     at.sidebar.multiselect(key="sidebar_classes").set_value(["empty"]).run()
     for page in ("overview", "reconstructions", "layers", "train"):
         _open(at, page)

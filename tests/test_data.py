@@ -68,6 +68,8 @@ def test_non_images_and_empty_class_folder(tmp_path, data_root):
     (tree / "test" / "empty").mkdir()
     ds = load_dataset(f"folder:{tree}")
     assert ds.train.class_counts() == {"circle": 4, "empty": 0, "square": 4, "stripes": 4}
+    assert ds.skipped == ("train/circle/broken.png",)  # named, so the app can say so
+    assert load_dataset(f"folder:{tree}").skipped == ds.skipped  # kept by the cache too
 
 
 def test_missing_torchvision_source_message(data_root):
