@@ -58,8 +58,11 @@ def gram_figure(grams: dict[str, torch.Tensor], layer: str) -> go.Figure:
                         hovertemplate="channels %{y} x %{x}<br>G = %{z:.4f}<extra></extra>",
                         row=1, col=i)
         fig.update_xaxes(row=1, col=i, constrain="domain", title_text="channel")
+        # Channel numbers on the first map only: the maps share their axes, and the
+        # others' labels would sit on the neighbouring map's edge.
         fig.update_yaxes(row=1, col=i, autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}",
-                         constrain="domain")
+                         constrain="domain", showticklabels=i == 1,
+                         title_text="channel" if i == 1 else None)
     c = next(iter(grams.values())).shape[0]
     fig.update_layout(title=dict(text=f"Gram matrix G = F F<sup>T</sup> / positions of {layer} "
                                       f"({c} x {c})", x=0),

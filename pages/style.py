@@ -65,8 +65,10 @@ for m in models[:3]:
     shown[f"{tag} output"] = reconstruct(m.model, x)
 grams = {name: layer_grams(encoder, img, [layer])[layer] for name, img in shown.items()}
 with g1:
-    for col, (name, img) in zip(st.columns(len(shown)), shown.items(), strict=True):
-        col.image(image_list(img, 96)[0], caption=name, width="stretch")
+    for col, img in zip(st.columns(len(shown)), shown.values(), strict=True):
+        col.image(image_list(img, 96)[0], width="stretch")
+    # One line under the row: captions under pictures this small break mid-word.
+    st.caption("Left to right: " + ", ".join(shown) + ".")
 with g2:
     st.plotly_chart(gram_figure(grams, layer), key="style_gram")
     st.caption(f"All measured with {choice.short}'s encoder. A blurry reconstruction keeps "
