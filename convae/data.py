@@ -239,9 +239,9 @@ def _load_torchvision(name: str, root: Path) -> tuple[ImageSet, ImageSet]:
     for train in (True, False):
         try:
             ds = cls(str(root), train=train, download=False)
-        except RuntimeError as missing:
+        except RuntimeError:  # not on disk
             if os.environ.get("CONVAE_OFFLINE"):  # set by tests and offline set-ups
-                raise DataNotFoundError(_missing_message(name, root, missing)) from None
+                raise DataNotFoundError(_missing_message(name, root, offline=True)) from None
             try:
                 ds = cls(str(root), train=train, download=True)
             except Exception as exc:  # no network, disk full, ...: one clear message
@@ -253,13 +253,16 @@ def _load_torchvision(name: str, root: Path) -> tuple[ImageSet, ImageSet]:
     return splits[0], splits[1]
 
 
-def _missing_message(name: str, root: Path, exc: Exception | None = None) -> str:
+def _missing_message(name: str, root: Path, exc: Exception | None = None,
+                     offline: bool = False) -> str:
     looked = {
         "cifar10": [root / "cifar-10-batches-py"] + [root / n for n in CIFAR10_FOLDER_NAMES],
         "mnist": [root / "MNIST" / "raw"],
         "fashion-mnist": [root / "FashionMNIST" / "raw"],
     }[name]
     why = f" (download failed: {type(exc).__name__}: {str(exc)[:120]})" if exc else ""
+    if offline:
+        why = " (CONVAE_OFFLINE is set, so no download was tried)"
     return (
         f"Data set '{name}' not found{why}. Looked in: {', '.join(str(p) for p in looked)}. "
         f"The data root is $CONVAE_DATA, now '{root}'. To fix it, either (1) go online once "

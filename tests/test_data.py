@@ -78,6 +78,8 @@ def test_missing_torchvision_source_message(data_root):
     msg = str(err.value)
     assert "mnist" in msg and str(data_root / "MNIST" / "raw") in msg
     assert "CONVAE_DATA" in msg and "go online" in msg and "folder:PATH" in msg
+    # offline, nothing was downloaded: torchvision's "use download=True" hint is not passed on
+    assert "no download was tried" in msg and "download=True" not in msg
 
 
 def test_missing_cifar_names_both_places(data_root):
