@@ -8,8 +8,8 @@ import torch
 
 from convae.codec import edit_code, interpolate, ledger, rate_distortion
 from convae.figures import activation_grid, image_list
+from convae.figures.tasks import rate_distortion_figure
 from convae.metrics import psnr
-from convae.task_figures import rate_distortion_figure
 from pages.common import download_png, require_model, selected_classes, show_images
 from pages.tasks_common import pick_image, require_data, test_images
 

@@ -16,7 +16,8 @@ import streamlit as st
 
 from convae.checkpoints import Checkpoint, CheckpointError, snapshot_models
 from convae.compare import compare_models, overlap_map, per_class_table, score_images
-from convae.compare_figures import (
+from convae.figures import image_list
+from convae.figures.compare import (
     CLASS_METRICS,
     LEVELS,
     error_images,
@@ -30,7 +31,6 @@ from convae.compare_figures import (
     spectrum_figure,
     swipe_image,
 )
-from convae.figures import image_list
 from convae.metrics import radial_power_spectrum
 from convae.models import DECODERS
 from convae.train import TrainConfig, fit

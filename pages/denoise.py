@@ -6,8 +6,8 @@ import streamlit as st
 import torch
 
 from convae.figures import image_list
+from convae.figures.tasks import psnr_curve_figure
 from convae.metrics import mse, psnr, psnr_from_mse
-from convae.task_figures import psnr_curve_figure
 from convae.tasks import noisy, psnr_curve
 from convae.train import reconstruct
 from pages.common import download_png, selected_classes, show_images

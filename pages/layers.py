@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convae.compare_figures import matching_step, paired_activation_grids
 from convae.figures import (
     COLOUR_MODE_LABELS,
     COLOUR_MODES,
@@ -12,6 +11,7 @@ from convae.figures import (
     image_list,
     step_thumbnail,
 )
+from convae.figures.compare import matching_step, paired_activation_grids
 from convae.images import ImageDecodeError, image_to_input
 from convae.inspect import channel_stats, value_range
 from convae.models import CODE_STEP, trace

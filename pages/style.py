@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from convae.figures import image_list
+from convae.figures.tasks import gram_figure, loss_curve_figure
 from convae.images import ImageDecodeError, image_to_input
 from convae.style import (
     EncoderFeatures,
@@ -15,7 +16,6 @@ from convae.style import (
     style_transfer,
     vgg_weights_path,
 )
-from convae.task_figures import gram_figure, loss_curve_figure
 from convae.train import reconstruct
 from pages.common import download_png, require_model, selected_classes, selected_models
 from pages.tasks_common import pick_image, require_data, test_images

@@ -1,6 +1,6 @@
 """Figure builders for the Compare page (and the Layers page's compare mode).
 
-Plain numpy / PIL / plotly, no Streamlit, like :mod:`convae.figures`: every picture the
+Plain numpy / PIL / plotly, no Streamlit, like the rest of :mod:`convae.figures`: every picture the
 page shows can be built and checked in a test. The numbers come from
 :mod:`convae.compare` and :mod:`convae.metrics`; this module only draws them.
 
@@ -18,7 +18,7 @@ import torch
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from .figures import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
+from . import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
 
 ERROR_SCALE = "Inferno"  # dark = no error, bright = large: errors pop out of a dark map
 LEVELS = 255  # checkerboard score x 255 = amplitude in 8-bit grey levels

@@ -1,5 +1,5 @@
 """Figure builders for the Uses pages (Denoise, Repair, Code, Style): plain plotly, no
-Streamlit, so each is built and checked in tests like convae/figures.py's."""
+Streamlit, so each is built and checked in tests like the rest of convae.figures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .figures import RUN_COLOURS
+from . import RUN_COLOURS
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
 
