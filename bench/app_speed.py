@@ -61,9 +61,20 @@ def interactions(repeats: int) -> list[tuple[str, float]]:
 
     classes = at.sidebar.multiselect(key="sidebar_classes").options
     rows.append(("overview: plain rerun", _median_rerun(at, lambda a, i: a.run(), repeats)))
-    rows.append(("overview: change classes", _median_rerun(
-        at, lambda a, i: a.sidebar.multiselect(key="sidebar_classes").set_value(
-            [classes[i % len(classes)]]).run(), repeats)))
+    rows.append(
+        (
+            "overview: change classes",
+            _median_rerun(
+                at,
+                lambda a, i: (
+                    a.sidebar.multiselect(key="sidebar_classes")
+                    .set_value([classes[i % len(classes)]])
+                    .run()
+                ),
+                repeats,
+            ),
+        )
+    )
     at.sidebar.multiselect(key="sidebar_classes").set_value([]).run()
 
     page("layers")
@@ -77,28 +88,72 @@ def interactions(repeats: int) -> list[tuple[str, float]]:
             a.button(key="layers_next").click().run()
 
     rows.append(("layers: next step", _median_rerun(at, step, max(repeats, len(names)))))
-    rows.append(("layers: slider jump", _median_rerun(
-        at, lambda a, i: a.select_slider(key="layers_step").set_value(
-            names[(3 * i + 2) % len(names)]).run(), repeats)))
+    rows.append(
+        (
+            "layers: slider jump",
+            _median_rerun(
+                at,
+                lambda a, i: (
+                    a.select_slider(key="layers_step")
+                    .set_value(names[(3 * i + 2) % len(names)])
+                    .run()
+                ),
+                repeats,
+            ),
+        )
+    )
     modes = ["model", "channel", "layer"]
-    rows.append(("layers: colour mode", _median_rerun(
-        at, lambda a, i: a.segmented_control(key="layers_colour").set_value(
-            modes[i % 3]).run(), repeats)))
-    rows.append(("layers: other image", _median_rerun(
-        at, lambda a, i: a.number_input(key="layers_index").set_value(i + 1).run(), repeats)))
+    rows.append(
+        (
+            "layers: colour mode",
+            _median_rerun(
+                at,
+                lambda a, i: a.segmented_control(key="layers_colour").set_value(modes[i % 3]).run(),
+                repeats,
+            ),
+        )
+    )
+    rows.append(
+        (
+            "layers: other image",
+            _median_rerun(
+                at, lambda a, i: a.number_input(key="layers_index").set_value(i + 1).run(), repeats
+            ),
+        )
+    )
 
     page("reconstructions")
-    rows.append(("reconstructions: image count", _median_rerun(
-        at, lambda a, i: a.slider(key="recon_n").set_value(8 + 2 * (i % 6)).run(), repeats)))
+    rows.append(
+        (
+            "reconstructions: image count",
+            _median_rerun(
+                at, lambda a, i: a.slider(key="recon_n").set_value(8 + 2 * (i % 6)).run(), repeats
+            ),
+        )
+    )
     sorts = ["worst", "best", "order"]
-    rows.append(("reconstructions: sort", _median_rerun(
-        at, lambda a, i: a.segmented_control(key="recon_sort").set_value(
-            sorts[i % 3]).run(), repeats)))
+    rows.append(
+        (
+            "reconstructions: sort",
+            _median_rerun(
+                at,
+                lambda a, i: a.segmented_control(key="recon_sort").set_value(sorts[i % 3]).run(),
+                repeats,
+            ),
+        )
+    )
 
     page("train")
-    rows.append(("train: change a setting", _median_rerun(
-        at, lambda a, i: a.number_input(key="train_epochs").set_value(2 + i % 3).run(),
-        repeats)))
+    rows.append(
+        (
+            "train: change a setting",
+            _median_rerun(
+                at,
+                lambda a, i: a.number_input(key="train_epochs").set_value(2 + i % 3).run(),
+                repeats,
+            ),
+        )
+    )
     return rows
 
 
@@ -115,15 +170,27 @@ def cold_start(extra: Sequence[str] = ()) -> list[tuple[str, float]]:
     env = dict(os.environ)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--server.headless", "true",
-         "--server.port", str(port), *extra],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            str(ROOT / "serve.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rows = []
     try:
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=1) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/_stcore/health", timeout=1
+                ) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -152,7 +219,8 @@ def _first_render(port: int) -> float | None:
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         page = browser.new_page()
         t = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/")
@@ -167,8 +235,7 @@ def _first_render(port: int) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="runs per interaction (default 5)")
-    ap.add_argument("--source", help="data source for the app ($CONVAE_SOURCE; default "
-                                     "cifar10)")
+    ap.add_argument("--source", help="data source for the app ($CONVAE_SOURCE; default cifar10)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start timing")
     args = ap.parse_args()
     if args.source:
@@ -179,8 +246,9 @@ def main() -> None:
     print(f"\n{'interaction':40s} {'seconds':>8s} {'target':>7s}")
     for name, sec in rows:
         target = TARGETS.get(name)
-        mark = "" if target is None else (f"<= {target:.1f}" + (" ok" if sec <= target
-                                                                 else " MISSED"))
+        mark = (
+            "" if target is None else (f"<= {target:.1f}" + (" ok" if sec <= target else " MISSED"))
+        )
         print(f"{name:40s} {sec:8.3f} {mark}")
 
 

@@ -103,8 +103,11 @@ class CourseRun:
 
 def ours_images_per_s(data, n: int, seed: int, **recipe) -> float:
     rates = []
-    fit(TrainConfig(epochs=1, limit=n, seed=seed, **recipe), data,
-        lambda ev: rates.append(ev.images_per_s) if ev.kind == "step" else None)
+    fit(
+        TrainConfig(epochs=1, limit=n, seed=seed, **recipe),
+        data,
+        lambda ev: rates.append(ev.images_per_s) if ev.kind == "step" else None,
+    )
     return rates[-1]
 
 
@@ -115,11 +118,13 @@ def throughput(data, rounds: int, n: int, folder: Path | None) -> dict[str, list
     runs = {"course, in-memory CIFAR10-style data set": CourseRun(data.train)}
     if folder is not None:  # what the course code does on the JPEG copy: decode per sample
         runs["course, ImageFolder on the JPEG files"] = CourseRun(
-            ImageFolder(str(folder / "train"), transform=transforms.ToTensor()))
-    ours = {"ours, fit() defaults (MSE, batch 32)": {},
-            "ours, fit() BCE batch 32": {"loss": "bce"},
-            "ours, fit() MSE batch 256, lr 6e-3": {"loss": "mse", "batch_size": 256,
-                                                   "lr": 6e-3}}
+            ImageFolder(str(folder / "train"), transform=transforms.ToTensor())
+        )
+    ours = {
+        "ours, fit() defaults (MSE, batch 32)": {},
+        "ours, fit() BCE batch 32": {"loss": "bce"},
+        "ours, fit() MSE batch 256, lr 6e-3": {"loss": "mse", "batch_size": 256, "lr": 6e-3},
+    }
     out: dict[str, list[float]] = {k: [] for k in [*runs, *ours]}
     for run in runs.values():
         run.train_images(400)  # warm-up
@@ -129,8 +134,7 @@ def throughput(data, rounds: int, n: int, folder: Path | None) -> dict[str, list
             out[name].append(n / run.train_images(n))
         for name, recipe in ours.items():
             out[name].append(ours_images_per_s(data, n, r, **recipe))
-        print(f"  round {r + 1}: " + ", ".join(f"{v[-1]:.0f}" for v in out.values()),
-              flush=True)
+        print(f"  round {r + 1}: " + ", ".join(f"{v[-1]:.0f}" for v in out.values()), flush=True)
     return out
 
 
@@ -151,10 +155,18 @@ def convergence(data, epochs: int, loss: str) -> tuple[list[dict], list[dict]]:
         if ev.kind == "epoch":
             # training seconds only: the epoch's images over its training throughput
             prev = ours_rows[-1]["train_s"] if ours_rows else 0.0
-            ours_rows.append({"epoch": ev.epoch, "psnr": ev.test_psnr,
-                              "train_s": prev + len(data.train) / ev.images_per_s})
-            print(f"  ours epoch {ev.epoch}: {ev.test_psnr:.2f} dB after "
-                  f"{ours_rows[-1]['train_s']:.0f} s", flush=True)
+            ours_rows.append(
+                {
+                    "epoch": ev.epoch,
+                    "psnr": ev.test_psnr,
+                    "train_s": prev + len(data.train) / ev.images_per_s,
+                }
+            )
+            print(
+                f"  ours epoch {ev.epoch}: {ev.test_psnr:.2f} dB after "
+                f"{ours_rows[-1]['train_s']:.0f} s",
+                flush=True,
+            )
 
     fit(TrainConfig(epochs=epochs, loss=loss), data, on_epoch)
     return course_rows, ours_rows
@@ -169,12 +181,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="cifar10", help="data source (default: %(default)s)")
     ap.add_argument("--rounds", type=int, default=5, help="throughput rounds (default: 5)")
-    ap.add_argument("--images", type=int, default=10000,
-                    help="images per throughput round (default: 10000)")
+    ap.add_argument(
+        "--images", type=int, default=10000, help="images per throughput round (default: 10000)"
+    )
     ap.add_argument("--epochs", type=int, default=12, help="epochs for convergence (12)")
     ap.add_argument("--target", type=float, default=21.0, help="PSNR target in dB (21)")
-    ap.add_argument("--loss", default="mse", choices=("bce", "mse"),
-                    help="our loss in the convergence run (default: mse, fit()'s default)")
+    ap.add_argument(
+        "--loss",
+        default="mse",
+        choices=("bce", "mse"),
+        help="our loss in the convergence run (default: mse, fit()'s default)",
+    )
     ap.add_argument("--quick", action="store_true", help="throughput only")
     args = ap.parse_args()
     threads = configure_threads()
@@ -185,21 +202,29 @@ def main() -> None:
     rates = throughput(data, args.rounds, args.images, folder)
     medians = {name: statistics.median(v) for name, v in rates.items()}
     bases = [m for name, m in medians.items() if name.startswith("course")]
-    print(f"  {'pipeline':<45}{'median img/s':>13}" + "".join(
-        f"{'vs ' + n.split(', ')[1][:14]:>20}" for n in medians if n.startswith("course")))
+    print(
+        f"  {'pipeline':<45}{'median img/s':>13}"
+        + "".join(f"{'vs ' + n.split(', ')[1][:14]:>20}" for n in medians if n.startswith("course"))
+    )
     for name, m in medians.items():
         print(f"  {name:<45}{m:>13.0f}" + "".join(f"{m / b:>19.1f}x" for b in bases))
     if args.quick:
         return
     print(f"2. convergence over {args.epochs} epochs (test PSNR on {len(data.test)} images)")
     c_rows, o_rows = convergence(data, args.epochs, args.loss)
-    tc, to = (next((r["train_s"] for r in rows if r["psnr"] >= args.target), None)
-              for rows in (c_rows, o_rows))
-    print(f"  after {args.epochs} epochs: course {c_rows[-1]['psnr']:.2f} dB, "
-          f"ours {o_rows[-1]['psnr']:.2f} dB")
-    print(f"  time to {args.target} dB: course {first_reach(c_rows, args.target)}, "
-          f"ours {first_reach(o_rows, args.target)}"
-          + (f", ratio {tc / to:.1f}x" if tc and to else ""))
+    tc, to = (
+        next((r["train_s"] for r in rows if r["psnr"] >= args.target), None)
+        for rows in (c_rows, o_rows)
+    )
+    print(
+        f"  after {args.epochs} epochs: course {c_rows[-1]['psnr']:.2f} dB, "
+        f"ours {o_rows[-1]['psnr']:.2f} dB"
+    )
+    print(
+        f"  time to {args.target} dB: course {first_reach(c_rows, args.target)}, "
+        f"ours {first_reach(o_rows, args.target)}"
+        + (f", ratio {tc / to:.1f}x" if tc and to else "")
+    )
 
 
 if __name__ == "__main__":

@@ -24,62 +24,118 @@ def _parser() -> argparse.ArgumentParser:
         description="ConvAE Explorer: train and evaluate small convolutional autoencoders.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    data_help = (f"data source: {', '.join(SOURCES)} (in $CONVAE_DATA, default ./data) or "
-                 "folder:PATH with PATH/train/<class>/* and PATH/test/<class>/* "
-                 "(default: %(default)s)")
+    data_help = (
+        f"data source: {', '.join(SOURCES)} (in $CONVAE_DATA, default ./data) or "
+        "folder:PATH with PATH/train/<class>/* and PATH/test/<class>/* "
+        "(default: %(default)s)"
+    )
 
-    t = sub.add_parser("train", help="train a model and write a checkpoint",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser(
+        "train",
+        help="train a model and write a checkpoint",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     t.add_argument("--data", default="cifar10", help=data_help)
-    t.add_argument("--decoder", choices=DECODERS, default=D.decoder,
-                   help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3")
-    t.add_argument("--loss", choices=LOSSES, default=D.loss,
-                   help="reconstruction loss (bce as in the CIFAR assignment, mse as in the notes)")
+    t.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default=D.decoder,
+        help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3",
+    )
+    t.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=D.loss,
+        help="reconstruction loss (bce as in the CIFAR assignment, mse as in the notes)",
+    )
     t.add_argument("--epochs", type=int, default=D.epochs, help="passes over the training set")
     t.add_argument("--batch-size", type=int, default=D.batch_size, help="images per step")
     t.add_argument("--lr", type=float, default=D.lr, help="Adam learning rate")
-    t.add_argument("--classes", default="",
-                   help="comma-separated class names to train on (empty: all classes)")
-    t.add_argument("--limit", type=int, default=None,
-                   help="use only the first N training images (default: all)")
-    t.add_argument("--noise", type=float, default=D.noise,
-                   help="std of Gaussian noise added to inputs (targets stay clean)")
-    t.add_argument("--corruption", default=D.corruption,
-                   help="corrupt the inputs, targets clean: gauss:STD, saltpepper:FRACTION, "
-                        "mask:SIDE (A-B ranges allowed), grey, drop:r|g|b|any; several "
-                        "joined by commas pick one per image (default: none)")
+    t.add_argument(
+        "--classes", default="", help="comma-separated class names to train on (empty: all classes)"
+    )
+    t.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N training images (default: all)",
+    )
+    t.add_argument(
+        "--noise",
+        type=float,
+        default=D.noise,
+        help="std of Gaussian noise added to inputs (targets stay clean)",
+    )
+    t.add_argument(
+        "--corruption",
+        default=D.corruption,
+        help="corrupt the inputs, targets clean: gauss:STD, saltpepper:FRACTION, "
+        "mask:SIDE (A-B ranges allowed), grey, drop:r|g|b|any; several "
+        "joined by commas pick one per image (default: none)",
+    )
     t.add_argument("--seed", type=int, default=D.seed, help="random seed (same seed, same model)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=D.device,
-                   help="auto uses CUDA when present")
-    t.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: one per core, or $CONVAE_THREADS)")
-    t.add_argument("--out", default=None,
-                   help="checkpoint to write (default: checkpoints/<data>-<decoder>.pt)")
+    t.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=D.device,
+        help="auto uses CUDA when present",
+    )
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: one per core, or $CONVAE_THREADS)",
+    )
+    t.add_argument(
+        "--out", default=None, help="checkpoint to write (default: checkpoints/<data>-<decoder>.pt)"
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--snapshots", type=int, default=0, metavar="K",
-                   help="also store the weights at step 0 and at K evenly spaced steps in the "
-                        "checkpoint, to watch artifacts form over training (0: none)")
+    t.add_argument(
+        "--snapshots",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also store the weights at step 0 and at K evenly spaced steps in the "
+        "checkpoint, to watch artifacts form over training (0: none)",
+    )
 
-    e = sub.add_parser("evaluate", help="test MSE, PSNR and SSIM of a checkpoint",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e = sub.add_parser(
+        "evaluate",
+        help="test MSE, PSNR and SSIM of a checkpoint",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     e.add_argument("checkpoint", help="path of a .pt checkpoint (or a bare state_dict)")
-    e.add_argument("--data", default=None,
-                   help=data_help.replace("(default: %(default)s)",
-                                          "(default: the source the checkpoint was trained on)"))
+    e.add_argument(
+        "--data",
+        default=None,
+        help=data_help.replace(
+            "(default: %(default)s)", "(default: the source the checkpoint was trained on)"
+        ),
+    )
     e.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
     i.add_argument("checkpoint")
 
-    c = sub.add_parser("compare", help="per-class PSNR, SSIM and checkerboard score of two "
-                       "checkpoints on one test split",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("checkpoints", nargs=2, metavar="CHECKPOINT",
-                   help="two .pt checkpoints, e.g. the transpose and the upsample model")
-    c.add_argument("--data", default=None,
-                   help=data_help.replace("(default: %(default)s)",
-                                          "(default: the first checkpoint's source)"))
+    c = sub.add_parser(
+        "compare",
+        help="per-class PSNR, SSIM and checkerboard score of two checkpoints on one test split",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    c.add_argument(
+        "checkpoints",
+        nargs=2,
+        metavar="CHECKPOINT",
+        help="two .pt checkpoints, e.g. the transpose and the upsample model",
+    )
+    c.add_argument(
+        "--data",
+        default=None,
+        help=data_help.replace(
+            "(default: %(default)s)", "(default: the first checkpoint's source)"
+        ),
+    )
     c.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
@@ -112,10 +168,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     threads = configure_threads(args.threads)
-    cfg = TrainConfig(decoder=args.decoder, loss=args.loss, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, classes=tuple(_classes(args.classes)),
-                      limit=args.limit, noise=args.noise, seed=args.seed, device=args.device,
-                      corruption=args.corruption)
+    cfg = TrainConfig(
+        decoder=args.decoder,
+        loss=args.loss,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        classes=tuple(_classes(args.classes)),
+        limit=args.limit,
+        noise=args.noise,
+        seed=args.seed,
+        device=args.device,
+        corruption=args.corruption,
+    )
     data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
     default_name = Path(args.data.removeprefix("folder:")).name or "data"
     out = Path(args.out or f"checkpoints/{default_name}-{args.decoder}.pt")
@@ -125,20 +190,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         nonlocal bar
         if args.quiet:
             if ev.kind == "epoch":
-                print(f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, test PSNR "
-                      f"{ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s", file=sys.stderr)
+                print(
+                    f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, test PSNR "
+                    f"{ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s",
+                    file=sys.stderr,
+                )
             return
         if bar is None:
-            bar = tqdm(total=ev.epochs * ev.steps_per_epoch, unit="step", file=sys.stderr,
-                       desc=f"train {cfg.decoder}")
+            bar = tqdm(
+                total=ev.epochs * ev.steps_per_epoch,
+                unit="step",
+                file=sys.stderr,
+                desc=f"train {cfg.decoder}",
+            )
         if ev.kind == "step":
             bar.update(1)
             if ev.step % 20 == 0:
-                bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.4f}",
-                                img_s=f"{ev.images_per_s:.0f}")
+                bar.set_postfix(
+                    epoch=ev.epoch, loss=f"{ev.loss:.4f}", img_s=f"{ev.images_per_s:.0f}"
+                )
         else:
-            bar.write(f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, "
-                      f"test PSNR {ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s")
+            bar.write(
+                f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, "
+                f"test PSNR {ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s"
+            )
 
     try:
         result = fit(cfg, data, on_event, snapshots=args.snapshots)
@@ -153,16 +228,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.epochs_done == 0:
         print("error: no epoch finished, so no checkpoint was written", file=sys.stderr)
         return 1
-    save_checkpoint(out, result.model, cfg.to_dict(), result.history, result.test_metrics,
-                    data.fingerprint, args.data, snapshots=result.snapshots or None)
+    save_checkpoint(
+        out,
+        result.model,
+        cfg.to_dict(),
+        result.history,
+        result.test_metrics,
+        data.fingerprint,
+        args.data,
+        snapshots=result.snapshots or None,
+    )
     m = result.test_metrics
-    print(f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
-          f"{result.seconds:.0f} s on {threads} threads")
+    print(
+        f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
+        f"{result.seconds:.0f} s on {threads} threads"
+    )
     if "task" in m:
         t = m["task"]
-        print(f"on corrupted test inputs ({t['spec']}): PSNR {t['psnr']:.2f} dB, SSIM "
-              f"{t['ssim']:.4f}, corrupted region {t['region_psnr']:.2f} dB (input: "
-              f"{t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB)")
+        print(
+            f"on corrupted test inputs ({t['spec']}): PSNR {t['psnr']:.2f} dB, SSIM "
+            f"{t['ssim']:.4f}, corrupted region {t['region_psnr']:.2f} dB (input: "
+            f"{t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB)"
+        )
     return 0
 
 
@@ -186,11 +273,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     ck = load_checkpoint(args.checkpoint)
-    print(json.dumps({"model_config": ck.config.to_dict(),
-                      "parameters": count_parameters(ck.model), "bare_state_dict": ck.bare,
-                      "train_config": ck.train_config, "test_metrics": ck.test_metrics,
-                      "data_source": ck.data_source, "created": ck.created,
-                      "snapshot_steps": [s.get("step") for s in ck.snapshots]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "model_config": ck.config.to_dict(),
+                "parameters": count_parameters(ck.model),
+                "bare_state_dict": ck.bare,
+                "train_config": ck.train_config,
+                "test_metrics": ck.test_metrics,
+                "data_source": ck.data_source,
+                "created": ck.created,
+                "snapshot_steps": [s.get("step") for s in ck.snapshots],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -213,25 +310,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = per_class_table(dict(zip(names, (ck.model for ck in cks), strict=True)), test)
     seconds = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({"checkpoints": dict(zip(names, args.checkpoints, strict=True)),
-                          "data": source, "seconds": seconds, "rows": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checkpoints": dict(zip(names, args.checkpoints, strict=True)),
+                    "data": source,
+                    "seconds": seconds,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(f"{' vs '.join(args.checkpoints)} on {source} test split ({len(test)} images, "
-          f"{seconds:.1f} s); checkerboard in 8-bit grey levels (score x 255)")
+    print(
+        f"{' vs '.join(args.checkpoints)} on {source} test split ({len(test)} images, "
+        f"{seconds:.1f} s); checkerboard in 8-bit grey levels (score x 255)"
+    )
     wc = max(len(r["class"]) for r in rows) + 2
     wm = max(map(len, names)) + 2
     print(f"{'class':<{wc}}{'model':<{wm}}{'n':>6}{'PSNR dB':>9}{'SSIM':>8}{'checker':>9}")
     for r in rows:
-        print(f"{r['class']:<{wc}}{r['model']:<{wm}}{r['n']:>6}{r['psnr']:>9.2f}"
-              f"{r['ssim']:>8.4f}{255 * r['checkerboard']:>9.3f}")
+        print(
+            f"{r['class']:<{wc}}{r['model']:<{wm}}{r['n']:>6}{r['psnr']:>9.2f}"
+            f"{r['ssim']:>8.4f}{255 * r['checkerboard']:>9.3f}"
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info,
-                "compare": cmd_compare}[args.command](args)
+        return {
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "info": cmd_info,
+            "compare": cmd_compare,
+        }[args.command](args)
     except (CheckpointError, DataNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -69,8 +69,9 @@ def save_checkpoint(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = checkpoint_dict(model, train_config, history, test_metrics, data_fingerprint,
-                           data_source, snapshots)
+    blob = checkpoint_dict(
+        model, train_config, history, test_metrics, data_fingerprint, data_source, snapshots
+    )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
@@ -85,16 +86,28 @@ def save_checkpoint(
     return path
 
 
-def checkpoint_dict(model, train_config=None, history=None, test_metrics=None,
-                    data_fingerprint="", data_source="", snapshots=None) -> dict:
+def checkpoint_dict(
+    model,
+    train_config=None,
+    history=None,
+    test_metrics=None,
+    data_fingerprint="",
+    data_source="",
+    snapshots=None,
+) -> dict:
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     extra = {}
     if snapshots:  # an optional key: format version 1 readers simply ignore it
         extra["snapshots"] = [
-            {"step": int(s["step"]), "epoch": int(s.get("epoch", 0)),
-             "state_dict": {k: v.detach().cpu().contiguous().clone()
-                            for k, v in s["state_dict"].items()}}
-            for s in snapshots]
+            {
+                "step": int(s["step"]),
+                "epoch": int(s.get("epoch", 0)),
+                "state_dict": {
+                    k: v.detach().cpu().contiguous().clone() for k, v in s["state_dict"].items()
+                },
+            }
+            for s in snapshots
+        ]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -117,8 +130,9 @@ def checkpoint_bytes(model: ConvAutoencoder, **meta) -> bytes:
     return buf.getvalue()
 
 
-def load_checkpoint(src: str | os.PathLike | bytes | BinaryIO, name: str | None = None
-                    ) -> Checkpoint:
+def load_checkpoint(
+    src: str | os.PathLike | bytes | BinaryIO, name: str | None = None
+) -> Checkpoint:
     """Read a checkpoint (or a bare course state_dict) and rebuild its model.
 
     Args:
@@ -134,8 +148,9 @@ def load_checkpoint(src: str | os.PathLike | bytes | BinaryIO, name: str | None 
         p = Path(src)
         name = name or str(p)
         if not p.is_file():
-            raise CheckpointError(f"{name}: no such file (or it is a folder). Give the path "
-                                  "of a .pt checkpoint file.")
+            raise CheckpointError(
+                f"{name}: no such file (or it is a folder). Give the path of a .pt checkpoint file."
+            )
         data: BinaryIO = io.BytesIO(p.read_bytes())
     elif isinstance(src, (bytes, bytearray)):
         data = io.BytesIO(bytes(src))
@@ -143,8 +158,10 @@ def load_checkpoint(src: str | os.PathLike | bytes | BinaryIO, name: str | None 
         data = io.BytesIO(src.read())
     name = name or "the checkpoint"
     if data.getbuffer().nbytes == 0:
-        raise CheckpointError(f"{name} is empty (0 bytes). Choose a checkpoint saved by "
-                              "ConvAE Explorer or torch.save(model.state_dict()).")
+        raise CheckpointError(
+            f"{name} is empty (0 bytes). Choose a checkpoint saved by "
+            "ConvAE Explorer or torch.save(model.state_dict())."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol chatter on foreign files
@@ -183,14 +200,18 @@ def load_checkpoint(src: str | os.PathLike | bytes | BinaryIO, name: str | None 
 
 def _non_finite(state: dict) -> list[str]:
     """Names of the floating-point tensors in ``state`` holding NaN or inf."""
-    return [k for k, v in state.items() if isinstance(v, torch.Tensor)
-            and v.is_floating_point() and not torch.isfinite(v).all()]
+    return [
+        k
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
 
 
 def _from_blob(blob: object, name: str) -> Checkpoint:
     if not isinstance(blob, dict):
-        raise CheckpointError(f"{name} holds a {type(blob).__name__}, not a checkpoint "
-                              "dict or a state_dict.")
+        raise CheckpointError(
+            f"{name} holds a {type(blob).__name__}, not a checkpoint dict or a state_dict."
+        )
     if blob.get("format") == FORMAT:
         version = blob.get("format_version")
         if version != FORMAT_VERSION:
@@ -218,8 +239,10 @@ def _from_blob(blob: object, name: str) -> Checkpoint:
         raise CheckpointError(f"{name} has no state_dict.")
     bad = _non_finite(state)
     if bad:
-        raise CheckpointError(f"{name} has NaN or infinite weights in {', '.join(bad)}: the "
-                              "training run that wrote it diverged. Use another checkpoint.")
+        raise CheckpointError(
+            f"{name} has NaN or infinite weights in {', '.join(bad)}: the "
+            "training run that wrote it diverged. Use another checkpoint."
+        )
     model = ConvAutoencoder(config)
     try:
         model.load_state_dict(state, strict=True)
@@ -234,7 +257,8 @@ def _from_blob(blob: object, name: str) -> Checkpoint:
         return Checkpoint(model, config, bare=True)
     metrics = blob.get("test_metrics") or {}
     return Checkpoint(
-        model, config,
+        model,
+        config,
         train_config=blob.get("train_config"),
         history=list(blob.get("history") or []),
         test_metrics=dict(metrics),
@@ -254,8 +278,9 @@ class Snapshot:
     model: ConvAutoencoder
 
 
-def snapshot_models(snapshots: list[dict], config: AEConfig, name: str = "the checkpoint"
-                    ) -> list[Snapshot]:
+def snapshot_models(
+    snapshots: list[dict], config: AEConfig, name: str = "the checkpoint"
+) -> list[Snapshot]:
     """Rebuild the models of training snapshots, in step order.
 
     Args:
@@ -277,14 +302,17 @@ def snapshot_models(snapshots: list[dict], config: AEConfig, name: str = "the ch
         if not isinstance(state, dict) or "step" not in snap:
             raise CheckpointError(f"{name}: snapshot {i} has no step or state_dict.")
         if _non_finite(state):
-            raise CheckpointError(f"{name}: snapshot at step {snap['step']} has NaN or "
-                                  "infinite weights.")
+            raise CheckpointError(
+                f"{name}: snapshot at step {snap['step']} has NaN or infinite weights."
+            )
         model = ConvAutoencoder(config)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise CheckpointError(f"{name}: snapshot at step {snap['step']} does not fit a "
-                                  f"{config.decoder} autoencoder ({str(exc)[:200]}).") from None
+            raise CheckpointError(
+                f"{name}: snapshot at step {snap['step']} does not fit a "
+                f"{config.decoder} autoencoder ({str(exc)[:200]})."
+            ) from None
         out.append(Snapshot(int(snap["step"]), int(snap.get("epoch", 0)), model.eval()))
     return out
 

@@ -33,9 +33,13 @@ MAX_QUALITY = 70
 # ----------------------------------------------------------------- editing
 
 
-def edit_code(z: torch.Tensor, channel: int | None = None, scale: float = 1.0,
-              paint: tuple[int, int, int, int] | None = None, value: float = 0.0
-              ) -> torch.Tensor:
+def edit_code(
+    z: torch.Tensor,
+    channel: int | None = None,
+    scale: float = 1.0,
+    paint: tuple[int, int, int, int] | None = None,
+    value: float = 0.0,
+) -> torch.Tensor:
     """A copy of code ``z`` (4, h, w) or (1, 4, h, w) with one channel edited.
 
     Args:
@@ -53,7 +57,7 @@ def edit_code(z: torch.Tensor, channel: int | None = None, scale: float = 1.0,
     maps[channel] *= scale
     if paint is not None:
         top, left, h, w = paint
-        maps[channel, top:top + h, left:left + w] = value
+        maps[channel, top : top + h, left : left + w] = value
     return out
 
 
@@ -90,7 +94,7 @@ def quantise(z: torch.Tensor, bits: int) -> torch.Tensor:
     flat = z.reshape(z.shape[0], -1) if z.ndim == 4 else z.reshape(1, -1)
     lo = flat.min(1, keepdim=True).values
     hi = flat.max(1, keepdim=True).values
-    levels = 2 ** bits - 1
+    levels = 2**bits - 1
     step = (hi - lo).clamp_min(1e-12) / levels
     q = ((flat - lo) / step).round().clamp(0, levels)
     return (lo + q * step).reshape(z.shape)
@@ -118,7 +122,7 @@ def _scan_bytes(data: bytes) -> int:
     sos = data.find(b"\xff\xda")
     if sos < 0:
         return len(data)
-    header_len = int.from_bytes(data[sos + 2:sos + 4], "big")
+    header_len = int.from_bytes(data[sos + 2 : sos + 4], "big")
     return len(data) - (sos + 2 + header_len) - 2
 
 
@@ -134,8 +138,9 @@ def jpeg(x: torch.Tensor, quality: int) -> Jpeg:
     return Jpeg(int(quality), len(data), _scan_bytes(data), back_t.contiguous())
 
 
-def jpeg_at_budget(x: torch.Tensor, budget: int, by: str = "scan",
-                   max_quality: int = MAX_QUALITY) -> Jpeg:
+def jpeg_at_budget(
+    x: torch.Tensor, budget: int, by: str = "scan", max_quality: int = MAX_QUALITY
+) -> Jpeg:
     """The highest JPEG quality up to ``max_quality`` whose size (``by`` "scan" or
     "file") fits ``budget``.
 
@@ -157,32 +162,51 @@ def jpeg_at_budget(x: torch.Tensor, budget: int, by: str = "scan",
 
 
 @torch.no_grad()
-def ledger(model: ConvAutoencoder, x: torch.Tensor, bits: Sequence[int] = (32, 16, 8)
-           ) -> list[dict]:
+def ledger(
+    model: ConvAutoencoder, x: torch.Tensor, bits: Sequence[int] = (32, 16, 8)
+) -> list[dict]:
     """Bytes and PSNR of one image (1, C, H, W) stored raw, as the code, and as JPEG.
 
     Rows: "raw", "code float32", "code float16", "code 8-bit" (as ``bits`` ask), then
     "JPEG" matched to the smallest code's byte count (scan bytes).
     """
     z = model.encode(x)
-    rows = [{"form": "raw uint8 pixels", "bytes": x[0].numel() * RAW_BYTES_PER_VALUE,
-             "psnr": float("inf")}]
+    rows = [
+        {
+            "form": "raw uint8 pixels",
+            "bytes": x[0].numel() * RAW_BYTES_PER_VALUE,
+            "psnr": float("inf"),
+        }
+    ]
     for b in bits:
         y = model.decode(quantise(z, b))
         name = {32: "float32", 16: "float16"}.get(b, f"{b}-bit")
-        rows.append({"form": f"code {name}", "bytes": code_bytes(z[0].numel(), b),
-                     "psnr": float(psnr_from_mse(mse(y, x)[0]))})
+        rows.append(
+            {
+                "form": f"code {name}",
+                "bytes": code_bytes(z[0].numel(), b),
+                "psnr": float(psnr_from_mse(mse(y, x)[0])),
+            }
+        )
     budget = min(r["bytes"] for r in rows[1:])
     j = jpeg_at_budget(x[0], budget)
-    rows.append({"form": f"JPEG quality {j.quality} (scan; file {j.file_bytes} B)",
-                 "bytes": j.scan_bytes, "psnr": float(psnr_from_mse(mse(j.image[None], x)[0]))})
+    rows.append(
+        {
+            "form": f"JPEG quality {j.quality} (scan; file {j.file_bytes} B)",
+            "bytes": j.scan_bytes,
+            "psnr": float(psnr_from_mse(mse(j.image[None], x)[0])),
+        }
+    )
     return rows
 
 
 @torch.no_grad()
-def rate_distortion(model: ConvAutoencoder, x: torch.Tensor,
-                    bits: Sequence[int] = (32, 16, 8, 6, 4, 3, 2),
-                    qualities: Sequence[int] = (1, 5, 10, 20, 30, 40, 50, 60, 70)) -> dict:
+def rate_distortion(
+    model: ConvAutoencoder,
+    x: torch.Tensor,
+    bits: Sequence[int] = (32, 16, 8, 6, 4, 3, 2),
+    qualities: Sequence[int] = (1, 5, 10, 20, 30, 40, 50, 60, 70),
+) -> dict:
     """Mean bytes per image and PSNR (of the mean MSE) over the images ``x``.
 
     Returns:
@@ -193,13 +217,19 @@ def rate_distortion(model: ConvAutoencoder, x: torch.Tensor,
     code = []
     for b in bits:
         m = mse(model.decode(quantise(z, b)), x).mean()
-        code.append({"bits": b, "bytes": code_bytes(z[0].numel(), b),
-                     "psnr": float(psnr_from_mse(m))})
+        code.append(
+            {"bits": b, "bytes": code_bytes(z[0].numel(), b), "psnr": float(psnr_from_mse(m))}
+        )
     jp = []
     for q in qualities:
         js = [jpeg(img, q) for img in x]
         m = mse(torch.stack([j.image for j in js]), x).mean()
-        jp.append({"quality": q, "scan_bytes": float(np.mean([j.scan_bytes for j in js])),
-                   "file_bytes": float(np.mean([j.file_bytes for j in js])),
-                   "psnr": float(psnr_from_mse(m))})
+        jp.append(
+            {
+                "quality": q,
+                "scan_bytes": float(np.mean([j.scan_bytes for j in js])),
+                "file_bytes": float(np.mean([j.file_bytes for j in js])),
+                "psnr": float(psnr_from_mse(m)),
+            }
+        )
     return {"code": code, "jpeg": jp}

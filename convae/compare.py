@@ -55,14 +55,19 @@ class ImageScores:
             {"n", "mse", "psnr", "ssim", "checkerboard"}.
         """
         m = float(self.mse.mean())
-        return {"n": len(self), "mse": m, "psnr": float(psnr_from_mse(m)),
-                "ssim": float(self.ssim.mean()),
-                "checkerboard": float(self.checkerboard.mean())}
+        return {
+            "n": len(self),
+            "mse": m,
+            "psnr": float(psnr_from_mse(m)),
+            "ssim": float(self.ssim.mean()),
+            "checkerboard": float(self.checkerboard.mean()),
+        }
 
     def select(self, keep: torch.Tensor) -> ImageScores:
         """The scores of the images where the boolean mask (or index) ``keep`` selects."""
-        return ImageScores(self.mse[keep], self.psnr[keep], self.ssim[keep],
-                           self.checkerboard[keep])
+        return ImageScores(
+            self.mse[keep], self.psnr[keep], self.ssim[keep], self.checkerboard[keep]
+        )
 
 
 def as_float_images(images: torch.Tensor | ImageSet) -> torch.Tensor:
@@ -78,16 +83,25 @@ def as_float_images(images: torch.Tensor | ImageSet) -> torch.Tensor:
 def _check_fits(model: ConvAutoencoder, x: torch.Tensor, name: str) -> None:
     cfg = model.config
     if x.shape[1] != cfg.in_channels:
-        raise ValueError(f"model {name} takes {cfg.in_channels}-channel images but these have "
-                         f"{x.shape[1]} channels: pick a model trained on this data set")
+        raise ValueError(
+            f"model {name} takes {cfg.in_channels}-channel images but these have "
+            f"{x.shape[1]} channels: pick a model trained on this data set"
+        )
     if x.shape[-1] % 4 or x.shape[-2] % 4:
-        raise ValueError(f"image size {tuple(x.shape[-2:])} is not a multiple of 4, which the "
-                         "two 2x2 pools of the encoder need")
+        raise ValueError(
+            f"image size {tuple(x.shape[-2:])} is not a multiple of 4, which the "
+            "two 2x2 pools of the encoder need"
+        )
 
 
 @torch.no_grad()
-def _run(model: ConvAutoencoder, images: torch.Tensor | ImageSet, batch_size: int,
-         keep_recon: bool, name: str = "") -> tuple[ImageScores, torch.Tensor | None]:
+def _run(
+    model: ConvAutoencoder,
+    images: torch.Tensor | ImageSet,
+    batch_size: int,
+    keep_recon: bool,
+    name: str = "",
+) -> tuple[ImageScores, torch.Tensor | None]:
     """One pass of ``model`` over ``images`` in batches; recon kept on CPU when asked."""
     src = images.images if isinstance(images, ImageSet) else images
     if src.dim() == 3:
@@ -103,8 +117,11 @@ def _run(model: ConvAutoencoder, images: torch.Tensor | ImageSet, batch_size: in
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("mse", "ssim", "checkerboard")}
     recons = []
     for i in range(0, len(src), batch_size):
-        x = (as_float_images(src[i:i + batch_size]).to(device)
-             .contiguous(memory_format=torch.channels_last))
+        x = (
+            as_float_images(src[i : i + batch_size])
+            .to(device)
+            .contiguous(memory_format=torch.channels_last)
+        )
         y = net(x)
         parts["mse"].append(mse(y, x).cpu())
         parts["ssim"].append(ssim(y, x).cpu())
@@ -112,13 +129,15 @@ def _run(model: ConvAutoencoder, images: torch.Tensor | ImageSet, batch_size: in
         if keep_recon:
             recons.append(y.cpu().contiguous())
     m = torch.cat(parts["mse"])
-    scores = ImageScores(m, psnr_from_mse(m), torch.cat(parts["ssim"]),
-                         torch.cat(parts["checkerboard"]))
+    scores = ImageScores(
+        m, psnr_from_mse(m), torch.cat(parts["ssim"]), torch.cat(parts["checkerboard"])
+    )
     return scores, (torch.cat(recons) if keep_recon else None)
 
 
-def score_images(model: ConvAutoencoder, images: torch.Tensor | ImageSet,
-                 batch_size: int = BATCH_SIZE) -> ImageScores:
+def score_images(
+    model: ConvAutoencoder, images: torch.Tensor | ImageSet, batch_size: int = BATCH_SIZE
+) -> ImageScores:
     """Per-image MSE, PSNR, SSIM and checkerboard score of ``model`` on ``images``.
 
     Args:
@@ -171,13 +190,15 @@ class Comparison:
         for i in range(len(self.inputs)):
             for name in self.names:
                 s = self.scores[name]
-                rows.append({"image": i, "model": name,
-                             **{k: float(getattr(s, k)[i]) for k in METRICS}})
+                rows.append(
+                    {"image": i, "model": name, **{k: float(getattr(s, k)[i]) for k in METRICS}}
+                )
         return rows
 
 
-def _labels(model_a: ConvAutoencoder, model_b: ConvAutoencoder,
-            names: tuple[str, str] | None) -> tuple[str, str]:
+def _labels(
+    model_a: ConvAutoencoder, model_b: ConvAutoencoder, names: tuple[str, str] | None
+) -> tuple[str, str]:
     if names is not None:
         if len(names) != 2 or names[0] == names[1]:
             raise ValueError(f"give two different names for the two models, got {names}")
@@ -287,8 +308,10 @@ def overlap_map(kernel_size: int, stride: int = 2, in_size: int = 4) -> torch.Te
         Float tensor (H_out, W_out) of counts, H_out = (in_size - 1) * stride + kernel_size.
     """
     if kernel_size < 1 or stride < 1 or in_size < 1:
-        raise ValueError(f"kernel size, stride and input size must be >= 1, got "
-                         f"{kernel_size}, {stride}, {in_size}")
+        raise ValueError(
+            f"kernel size, stride and input size must be >= 1, got "
+            f"{kernel_size}, {stride}, {in_size}"
+        )
     layer = nn.ConvTranspose2d(1, 1, kernel_size, stride=stride, bias=False)
     nn.init.ones_(layer.weight)
     return layer(torch.ones(1, 1, in_size, in_size))[0, 0]

@@ -57,13 +57,11 @@ def _range(text: str, spec: str) -> tuple[float, float]:
     try:
         parts = [float(p) for p in text.split("-")]
     except ValueError:
-        raise ValueError(f"corruption {spec!r}: {text!r} is not a number or a range "
-                         "A-B") from None
+        raise ValueError(f"corruption {spec!r}: {text!r} is not a number or a range A-B") from None
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or parts[0] < 0 or parts[1] < parts[0]:
-        raise ValueError(f"corruption {spec!r}: give a value >= 0 or a range A-B with "
-                         "0 <= A <= B")
+        raise ValueError(f"corruption {spec!r}: give a value >= 0 or a range A-B with 0 <= A <= B")
     return parts[0], parts[1]
 
 
@@ -82,8 +80,10 @@ def parse_corruption(spec: str) -> list[Corruption]:
         if kind == "gray":
             kind = "grey"
         if kind not in KINDS:
-            raise ValueError(f"unknown corruption {part!r}: use gauss:STD, saltpepper:FRACTION, "
-                             "mask:SIDE (or A-B ranges), grey, or drop:r|g|b|any")
+            raise ValueError(
+                f"unknown corruption {part!r}: use gauss:STD, saltpepper:FRACTION, "
+                "mask:SIDE (or A-B ranges), grey, or drop:r|g|b|any"
+            )
         if kind == "grey":
             out.append(Corruption("grey"))
         elif kind == "drop":
@@ -96,8 +96,9 @@ def parse_corruption(spec: str) -> list[Corruption]:
             if kind == "saltpepper" and hi > 1:
                 raise ValueError(f"corruption {part!r}: the fraction must be in [0, 1]")
             if kind == "mask" and (lo < 1 or lo != int(lo) or hi != int(hi)):
-                raise ValueError(f"corruption {part!r}: the rectangle side is a whole "
-                                 "number of pixels >= 1")
+                raise ValueError(
+                    f"corruption {part!r}: the rectangle side is a whole number of pixels >= 1"
+                )
             out.append(Corruption(kind, lo, hi))
     return out
 
@@ -109,16 +110,18 @@ def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) ->
     return lo + (hi - lo) * torch.rand(n, generator=generator)
 
 
-def gaussian_noise(x: torch.Tensor, std: float | torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian_noise(
+    x: torch.Tensor, std: float | torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """x + N(0, std^2), clipped to [0, 1]. ``std`` may be one value per image (N,)."""
     std = torch.as_tensor(std, dtype=x.dtype).reshape(-1, 1, 1, 1).to(x.device)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     return (x + std * noise).clamp(0, 1)
 
 
-def salt_and_pepper(x: torch.Tensor, fraction: float | torch.Tensor,
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def salt_and_pepper(
+    x: torch.Tensor, fraction: float | torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Set a ``fraction`` of pixels to black or white (half each, on average).
 
     A hit pixel loses all its channels, like a dead sensor site, so the hit map is
@@ -137,16 +140,18 @@ def salt_and_pepper(x: torch.Tensor, fraction: float | torch.Tensor,
     return torch.where(hit, white.to(x.dtype), x), hit
 
 
-def rectangle_mask(height: int, width: int, top: int, left: int, rect_h: int, rect_w: int
-                   ) -> torch.Tensor:
+def rectangle_mask(
+    height: int, width: int, top: int, left: int, rect_h: int, rect_w: int
+) -> torch.Tensor:
     """A bool (height, width) map, True inside the rectangle (clipped to the image)."""
     rows = torch.arange(height)[:, None]
     cols = torch.arange(width)[None, :]
-    return ((rows >= top) & (rows < top + rect_h) & (cols >= left) & (cols < left + rect_w))
+    return (rows >= top) & (rows < top + rect_h) & (cols >= left) & (cols < left + rect_w)
 
 
-def random_rectangles(n: int, height: int, width: int, low: int, high: int,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def random_rectangles(
+    n: int, height: int, width: int, low: int, high: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """One rectangle per image, sides uniform in [low, high], placed uniformly inside.
 
     Returns:
@@ -160,8 +165,12 @@ def random_rectangles(n: int, height: int, width: int, low: int, high: int,
     left = (torch.rand(n, generator=generator) * (width - rw + 1)).long()
     rows = torch.arange(height)[None, :, None]
     cols = torch.arange(width)[None, None, :]
-    inside = ((rows >= top[:, None, None]) & (rows < (top + rh)[:, None, None])
-              & (cols >= left[:, None, None]) & (cols < (left + rw)[:, None, None]))
+    inside = (
+        (rows >= top[:, None, None])
+        & (rows < (top + rh)[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < (left + rw)[:, None, None])
+    )
     return inside[:, None]
 
 
@@ -184,8 +193,7 @@ def to_grey(x: torch.Tensor) -> torch.Tensor:
 def drop_plane(x: torch.Tensor, plane: int | torch.Tensor) -> torch.Tensor:
     """Colour plane ``plane`` (0 R, 1 G, 2 B; or one index per image) set to 0."""
     if x.shape[1] != 3:
-        raise ValueError(f"dropping a colour plane needs RGB images, got {x.shape[1]} "
-                         "channel(s)")
+        raise ValueError(f"dropping a colour plane needs RGB images, got {x.shape[1]} channel(s)")
     plane = torch.as_tensor(plane).reshape(-1, 1).to(x.device)
     keep = torch.arange(3, device=x.device)[None, :] != plane
     return x * keep[:, :, None, None].to(x.dtype)
@@ -194,9 +202,9 @@ def drop_plane(x: torch.Tensor, plane: int | torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------- from a spec
 
 
-def apply_corruption(x: torch.Tensor, c: Corruption,
-                     generator: torch.Generator | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def apply_corruption(
+    x: torch.Tensor, c: Corruption, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply one parsed corruption to a batch, strength drawn per image.
 
     Returns:
@@ -215,14 +223,14 @@ def apply_corruption(x: torch.Tensor, c: Corruption,
     if c.kind == "grey":
         return to_grey(x), everywhere
     if c.kind == "drop":
-        plane = (torch.randint(0, 3, (n,), generator=generator) if c.plane is None
-                 else c.plane)
+        plane = torch.randint(0, 3, (n,), generator=generator) if c.plane is None else c.plane
         return drop_plane(x, plane), everywhere
     raise ValueError(f"unknown corruption kind {c.kind!r}")
 
 
-def corrupt(x: torch.Tensor, spec: str | list[Corruption],
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def corrupt(
+    x: torch.Tensor, spec: str | list[Corruption], generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Corrupt a batch as ``spec`` says; with several alternatives, one per image.
 
     Returns:

@@ -199,8 +199,7 @@ def _decode_folder_split(
     return ImageSet(images[order].contiguous(), label_t[order], list(folder.classes)), bad
 
 
-def _load_folder(path: Path, progress: ProgressFn | None
-                 ) -> tuple[ImageSet, ImageSet, list[str]]:
+def _load_folder(path: Path, progress: ProgressFn | None) -> tuple[ImageSet, ImageSet, list[str]]:
     missing = [str(path / s) for s in ("train", "test") if not (path / s).is_dir()]
     if missing:
         raise DataNotFoundError(
@@ -233,8 +232,11 @@ def _find_cifar_folder(root: Path) -> Path | None:
 def _load_torchvision(name: str, root: Path) -> tuple[ImageSet, ImageSet]:
     from torchvision import datasets
 
-    cls = {"cifar10": datasets.CIFAR10, "mnist": datasets.MNIST,
-           "fashion-mnist": datasets.FashionMNIST}[name]
+    cls = {
+        "cifar10": datasets.CIFAR10,
+        "mnist": datasets.MNIST,
+        "fashion-mnist": datasets.FashionMNIST,
+    }[name]
     splits = []
     for train in (True, False):
         try:
@@ -253,8 +255,9 @@ def _load_torchvision(name: str, root: Path) -> tuple[ImageSet, ImageSet]:
     return splits[0], splits[1]
 
 
-def _missing_message(name: str, root: Path, exc: Exception | None = None,
-                     offline: bool = False) -> str:
+def _missing_message(
+    name: str, root: Path, exc: Exception | None = None, offline: bool = False
+) -> str:
     looked = {
         "cifar10": [root / "cifar-10-batches-py"] + [root / n for n in CIFAR10_FOLDER_NAMES],
         "mnist": [root / "MNIST" / "raw"],
@@ -291,7 +294,7 @@ def load_dataset(
     """
     root = Path(root) if root is not None else data_root()
     if source.startswith("folder:"):
-        folder = Path(source[len("folder:"):]).expanduser()
+        folder = Path(source[len("folder:") :]).expanduser()
         if not folder.is_dir():
             raise DataNotFoundError(
                 f"folder source '{folder}' does not exist. Give 'folder:PATH' with "
@@ -315,8 +318,9 @@ def load_dataset(
     cache = root / "cache" / f"{key}-v{CACHE_VERSION}.pt"
     cached = _read_cache(cache)
     if cached is not None:
-        return DataSet(source, cached["train"], cached["test"], cached["fingerprint"],
-                       cached["skipped"])
+        return DataSet(
+            source, cached["train"], cached["test"], cached["fingerprint"], cached["skipped"]
+        )
     train, test, skipped = loader()
     fp = _fingerprint(train.images, train.labels)
     _write_cache(cache, train, test, fp, skipped)
@@ -330,8 +334,10 @@ def _read_cache(path: Path) -> dict | None:
     try:
         # mmap: the 180 MB of CIFAR-10 are mapped, not read, so a warm load is ~10 ms.
         blob = torch.load(path, weights_only=True, mmap=True)
-        out = {"fingerprint": str(blob["fingerprint"]),
-               "skipped": tuple(str(p) for p in blob.get("skipped", ()))}
+        out = {
+            "fingerprint": str(blob["fingerprint"]),
+            "skipped": tuple(str(p) for p in blob.get("skipped", ())),
+        }
         for split in ("train", "test"):
             s = blob[split]
             out[split] = ImageSet(s["images"], s["labels"], list(s["classes"]))
@@ -342,8 +348,9 @@ def _read_cache(path: Path) -> dict | None:
         return None
 
 
-def _write_cache(path: Path, train: ImageSet, test: ImageSet, fingerprint: str,
-                 skipped: list[str]) -> None:
+def _write_cache(
+    path: Path, train: ImageSet, test: ImageSet, fingerprint: str, skipped: list[str]
+) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

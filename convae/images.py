@@ -28,8 +28,12 @@ def centre_crop_square(im: Image.Image) -> Image.Image:
     return im.crop((left, top, left + side, top + side))
 
 
-_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
-               (b"BM", "BMP"))
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -39,8 +43,7 @@ def _sniff(data: bytes) -> str | None:
     return next((fmt for magic, fmt in _SIGNATURES if data.startswith(magic)), None)
 
 
-def image_to_input(data: bytes, channels: int, size: int, name: str = "the upload"
-                   ) -> torch.Tensor:
+def image_to_input(data: bytes, channels: int, size: int, name: str = "the upload") -> torch.Tensor:
     """Decode image bytes into a (1, C, size, size) float tensor in [0, 1].
 
     The photo is centre-cropped to a square, then shrunk with a box/area filter (it
@@ -59,7 +62,8 @@ def image_to_input(data: bytes, channels: int, size: int, name: str = "the uploa
             if im.size[0] * im.size[1] > MAX_PIXELS:
                 raise ImageDecodeError(
                     f"{name} is {im.size[0]}x{im.size[1]} pixels, too large to open "
-                    "safely. Use a photo under 50 megapixels.")
+                    "safely. Use a photo under 50 megapixels."
+                )
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 # 16-bit / 32-bit greyscale: PIL's convert("L") clips at 255 (a white
@@ -84,16 +88,19 @@ def image_to_input(data: bytes, channels: int, size: int, name: str = "the uploa
     except Image.DecompressionBombError:  # PIL's own limit, hit while opening
         raise ImageDecodeError(
             f"{name} has too many pixels to open safely (a decompression bomb or a huge "
-            "scan). Use a photo under 50 megapixels.") from None
+            "scan). Use a photo under 50 megapixels."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         fmt = fmt or _sniff(data)
         if fmt is not None:  # a real header, then the picture data broke off or is damaged
             raise ImageDecodeError(
                 f"{name} starts as a {fmt} image but its picture data is cut short or "
                 f"damaged ({len(data):,} bytes; an interrupted download or copy?). "
-                "Save or download it again, or choose another photo.") from None
+                "Save or download it again, or choose another photo."
+            ) from None
         raise ImageDecodeError(
             f"{name} is not an image: its bytes are not a JPEG, PNG, GIF, BMP or WebP "
-            "picture. Choose a photo in one of those formats.") from None
+            "picture. Choose a photo in one of those formats."
+        ) from None
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(arr.copy()).float().div_(255)[None]

@@ -60,22 +60,28 @@ def architecture(model: ConvAutoencoder) -> list[dict]:
             part = "code"
         else:
             part = "encoder" if i <= n_encoder else "decoder"
-        rows.append({
-            "step": name,
-            "layer": layer_description(module) if module is not None else "image",
-            "output shape": " x ".join(str(s) for s in shape),
-            "values": int(act[0].numel()),
-            "parameters": params,
-            "part": part,
-        })
+        rows.append(
+            {
+                "step": name,
+                "layer": layer_description(module) if module is not None else "image",
+                "output shape": " x ".join(str(s) for s in shape),
+                "values": int(act[0].numel()),
+                "parameters": params,
+                "part": part,
+            }
+        )
     return rows
 
 
 def compression(model: ConvAutoencoder) -> dict:
     """Input size, code size and their ratio (3,072 -> 256 values is 12x for CIFAR-10)."""
     cfg = model.config
-    return {"input_values": cfg.input_size, "code_values": cfg.code_size,
-            "code_shape": cfg.code_shape, "ratio": cfg.input_size / cfg.code_size}
+    return {
+        "input_values": cfg.input_size,
+        "code_values": cfg.code_size,
+        "code_shape": cfg.code_shape,
+        "ratio": cfg.input_size / cfg.code_size,
+    }
 
 
 def channel_stats(activation: torch.Tensor, step: str) -> list[dict]:
@@ -91,9 +97,13 @@ def channel_stats(activation: torch.Tensor, step: str) -> list[dict]:
     after_relu = step.startswith(_AFTER_RELU) or step == CODE_STEP
     zeros = (flat == 0).float().mean(1)
     return [
-        {"channel": c, "min": float(flat[c].min()), "max": float(flat[c].max()),
-         "mean": float(flat[c].mean()),
-         "zeros": float(zeros[c]) if after_relu else None}
+        {
+            "channel": c,
+            "min": float(flat[c].min()),
+            "max": float(flat[c].max()),
+            "mean": float(flat[c].mean()),
+            "zeros": float(zeros[c]) if after_relu else None,
+        }
         for c in range(flat.shape[0])
     ]
 

@@ -104,7 +104,7 @@ def checkerboard_score(recon: torch.Tensor, target: torch.Tensor) -> torch.Tenso
         raise ValueError(f"images must be at least 2x2, got {tuple(recon.shape[-2:])}")
     # float64: the four means differ by ~1e-3 on a good model; float32 sums of 256 terms
     # per phase would put rounding noise at a visible fraction of that.
-    r = (recon[..., :h, :w].double() - target[..., :h, :w].double())
+    r = recon[..., :h, :w].double() - target[..., :h, :w].double()
     n, c = r.shape[:2]
     phases = r.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(2, 4))  # (N, C, 2, 2)
     spread = phases.flatten(2).var(dim=2, unbiased=False).sqrt()  # (N, C)

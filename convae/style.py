@@ -36,8 +36,14 @@ ENCODER_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 # The usual style layers of Gatys et al.: the first ReLU of each block, by index in
 # torchvision's vgg19().features.
-VGG19_LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu4_2": 22,
-                "relu5_1": 29}
+VGG19_LAYERS = {
+    "relu1_1": 1,
+    "relu2_1": 6,
+    "relu3_1": 11,
+    "relu4_1": 20,
+    "relu4_2": 22,
+    "relu5_1": 29,
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -60,8 +66,9 @@ def gram_matrix(f: torch.Tensor, normalize: bool = True) -> torch.Tensor:
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of neighbouring pixels (vertical and horizontal)."""
-    return ((x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
-            + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean())
+    return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(
+        2
+    ).mean()
 
 
 def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -97,7 +104,7 @@ class EncoderFeatures(nn.Module):
     def forward(self, x: torch.Tensor, wanted: Sequence[str]) -> dict[str, torch.Tensor]:
         out = {}
         last = max(self.layers.index(w) for w in wanted)
-        for name, module in self.model.encoder_steps()[:last + 1]:
+        for name, module in self.model.encoder_steps()[: last + 1]:
             x = module(x)
             if name in wanted:
                 out[name] = x
@@ -107,7 +114,8 @@ class EncoderFeatures(nn.Module):
 def hub_checkpoint_dir() -> Path:
     """Where torch.hub keeps downloaded weights ($TORCH_HOME, else ~/.cache/torch)."""
     home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch"
+    )
     return Path(home) / "hub" / "checkpoints"
 
 
@@ -131,7 +139,7 @@ class VGGFeatures(nn.Module):
 
         net = vgg19(weights=None)
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        self.features = net.features[:max(VGG19_LAYERS.values()) + 1].eval()
+        self.features = net.features[: max(VGG19_LAYERS.values()) + 1].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.layers = list(VGG19_LAYERS)
@@ -143,7 +151,7 @@ class VGGFeatures(nn.Module):
         x = (x - self.mean) / self.std
         index = {VGG19_LAYERS[w]: w for w in wanted}
         out = {}
-        for i, module in enumerate(self.features[:max(index) + 1]):
+        for i, module in enumerate(self.features[: max(index) + 1]):
             x = module(x)
             if i in index:
                 out[index[i]] = x
@@ -159,8 +167,7 @@ class StyleConfig:
 
     content_layer: str = "relu2"  # deep enough to hold layout, not colour
     # w_i: conv1 sees colour and edges, conv2 combinations of them.
-    style_weights: dict[str, float] = field(
-        default_factory=lambda: {"relu1": 1.0, "relu2": 1.0})
+    style_weights: dict[str, float] = field(default_factory=lambda: {"relu1": 1.0, "relu2": 1.0})
     alpha: float = 1.0  # content weight
     beta: float = 100.0  # style weight: Gram differences are small, so beta >> alpha
     steps: int = 200
@@ -200,9 +207,13 @@ class StyleResult:
     seconds: float = 0.0
 
 
-def style_transfer(extractor: nn.Module, content: torch.Tensor, style: torch.Tensor,
-                   cfg: StyleConfig, callback: Callable[[StyleEvent], bool | None] | None = None,
-                   ) -> StyleResult:
+def style_transfer(
+    extractor: nn.Module,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    cfg: StyleConfig,
+    callback: Callable[[StyleEvent], bool | None] | None = None,
+) -> StyleResult:
     """Optimise a target image for alpha * content loss + beta * sum w_i * style loss.
 
     Args:
@@ -220,16 +231,20 @@ def style_transfer(extractor: nn.Module, content: torch.Tensor, style: torch.Ten
         raise ValueError(f"unknown layer {unknown}: this extractor has {layers}")
     for name, img in (("content", content), ("style", style)):
         if img.ndim != 4 or img.shape[1] != extractor.in_channels:
-            raise ValueError(f"the {name} image must be (1, {extractor.in_channels}, H, W), "
-                             f"got {tuple(img.shape)}")
+            raise ValueError(
+                f"the {name} image must be (1, {extractor.in_channels}, H, W), "
+                f"got {tuple(img.shape)}"
+            )
     style_layers = [n for n, w in cfg.style_weights.items() if w > 0]
     with torch.no_grad():
         content_target = extractor(content, [cfg.content_layer])[cfg.content_layer]
-        grams = ({n: gram_matrix(f) for n, f in extractor(style, style_layers).items()}
-                 if style_layers else {})
+        grams = (
+            {n: gram_matrix(f) for n, f in extractor(style, style_layers).items()}
+            if style_layers
+            else {}
+        )
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = content.clone() if cfg.init == "content" else torch.rand(
-        content.shape, generator=gen)
+    start = content.clone() if cfg.init == "content" else torch.rand(content.shape, generator=gen)
     target = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([target], lr=cfg.lr)
     wanted = sorted({cfg.content_layer, *style_layers}, key=layers.index)
@@ -239,28 +254,32 @@ def style_transfer(extractor: nn.Module, content: torch.Tensor, style: torch.Ten
     for step in range(1, cfg.steps + 1):
         feats = extractor(target, wanted)
         c_loss = content_loss(feats[cfg.content_layer], content_target)
-        s_loss = sum((cfg.style_weights[n] * style_loss(feats[n], grams[n])
-                      for n in style_layers), torch.zeros(()))
+        s_loss = sum(
+            (cfg.style_weights[n] * style_loss(feats[n], grams[n]) for n in style_layers),
+            torch.zeros(()),
+        )
         loss = cfg.alpha * c_loss + cfg.beta * s_loss + cfg.tv * total_variation(target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
             target.clamp_(0, 1)  # stay a picture
-        row = {"step": step, "total": loss.item(), "content": c_loss.item(),
-               "style": s_loss.item()}
+        row = {"step": step, "total": loss.item(), "content": c_loss.item(), "style": s_loss.item()}
         history.append(row)
-        if callback is not None and callback(StyleEvent(step, cfg.steps, row["total"],
-                                                        row["content"], row["style"],
-                                                        target.detach().clone())):
+        if callback is not None and callback(
+            StyleEvent(
+                step, cfg.steps, row["total"], row["content"], row["style"], target.detach().clone()
+            )
+        ):
             stopped = True
             break
     return StyleResult(target.detach().clone(), history, stopped, time.perf_counter() - t0)
 
 
 @torch.no_grad()
-def layer_grams(extractor: nn.Module, x: torch.Tensor,
-                layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+def layer_grams(
+    extractor: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
     """Gram matrix (C, C) of each layer for one image (1, C, H, W)."""
     layers = list(layers or extractor.layers)
     return {n: gram_matrix(f)[0] for n, f in extractor(x, layers).items()}

@@ -19,14 +19,19 @@ from .metrics import mse, psnr_from_mse, ssim
 from .models import ConvAutoencoder
 
 TASKS = ("plain", "denoise", "inpaint", "colorize")
-TASK_OF_KIND = {"gauss": "denoise", "saltpepper": "denoise", "mask": "inpaint",
-                "grey": "colorize", "drop": "colorize"}
+TASK_OF_KIND = {
+    "gauss": "denoise",
+    "saltpepper": "denoise",
+    "mask": "inpaint",
+    "grey": "colorize",
+    "drop": "colorize",
+}
 # The fixed seed of every corrupted test set: the same noisy images for every model.
 EVAL_SEED = 1234
 
 
 def task_of(train_config: dict | None) -> str:
-    """"plain", "denoise", "inpaint" or "colorize" for a checkpoint's training recipe.
+    """ "plain", "denoise", "inpaint" or "colorize" for a checkpoint's training recipe.
 
     A recipe mixing kinds of different tasks counts as the first kind's task.
     """
@@ -41,8 +46,12 @@ def task_of(train_config: dict | None) -> str:
     return "denoise" if isinstance(noise, int | float) and noise > 0 else "plain"
 
 
-def pick(candidates: Iterable[tuple[str, str, str]], task: str, decoder: str,
-         preferred: Sequence[str] = ()) -> str | None:
+def pick(
+    candidates: Iterable[tuple[str, str, str]],
+    task: str,
+    decoder: str,
+    preferred: Sequence[str] = (),
+) -> str | None:
     """The key of a model for ``task`` with ``decoder``, or None.
 
     Args:
@@ -76,9 +85,14 @@ def region_psnr(y: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def evaluate_corrupted(model: ConvAutoencoder, images: ImageSet | torch.Tensor, spec: str,
-                       seed: int = EVAL_SEED, batch_size: int = 1000,
-                       with_ssim: bool = True) -> dict:
+def evaluate_corrupted(
+    model: ConvAutoencoder,
+    images: ImageSet | torch.Tensor,
+    spec: str,
+    seed: int = EVAL_SEED,
+    batch_size: int = 1000,
+    with_ssim: bool = True,
+) -> dict:
     """How well ``model`` restores ``images`` corrupted as ``spec`` says.
 
     The corruption is drawn from ``seed``, so every model sees the same inputs.
@@ -97,7 +111,7 @@ def evaluate_corrupted(model: ConvAutoencoder, images: ImageSet | torch.Tensor, 
     gen = torch.Generator().manual_seed(seed)
     out_m, out_r, in_m, in_r, ssims = [], [], [], [], []
     for i in range(0, len(x_all), batch_size):
-        x = x_all[i:i + batch_size].to(device)
+        x = x_all[i : i + batch_size].to(device)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         xc, region = corrupt(x, spec, gen)
         y = model(xc)
@@ -113,9 +127,15 @@ def evaluate_corrupted(model: ConvAutoencoder, images: ImageSet | torch.Tensor, 
         m = torch.cat(parts)
         return float(psnr_from_mse(m[~m.isnan()].mean()))
 
-    out = {"n": len(x_all), "spec": spec, "mse": float(torch.cat(out_m).mean()),
-           "psnr": db(out_m), "region_psnr": db(out_r), "input_psnr": db(in_m),
-           "input_region_psnr": db(in_r)}
+    out = {
+        "n": len(x_all),
+        "spec": spec,
+        "mse": float(torch.cat(out_m).mean()),
+        "psnr": db(out_m),
+        "region_psnr": db(out_r),
+        "input_psnr": db(in_m),
+        "input_region_psnr": db(in_r),
+    }
     if with_ssim:
         out["ssim"] = float(torch.cat(ssims).mean())
     return out
@@ -133,8 +153,13 @@ def noisy(x: torch.Tensor, kind: str, strength: float, seed: int = EVAL_SEED) ->
 
 
 @torch.no_grad()
-def psnr_curve(models: dict[str, ConvAutoencoder], x: torch.Tensor, kind: str,
-               strengths: Sequence[float], seed: int = EVAL_SEED) -> dict[str, list[float]]:
+def psnr_curve(
+    models: dict[str, ConvAutoencoder],
+    x: torch.Tensor,
+    kind: str,
+    strengths: Sequence[float],
+    seed: int = EVAL_SEED,
+) -> dict[str, list[float]]:
     """PSNR (of the mean MSE over ``x``) against noise strength, for the noisy input
     itself (key "noisy input") and for each model's output."""
     curves: dict[str, list[float]] = {"noisy input": []}

@@ -134,8 +134,9 @@ def configure_threads(n: int | None = None) -> int:
     return n
 
 
-def reconstruction_loss(model: ConvAutoencoder, x: torch.Tensor, target: torch.Tensor,
-                        loss: str) -> torch.Tensor:
+def reconstruction_loss(
+    model: ConvAutoencoder, x: torch.Tensor, target: torch.Tensor, loss: str
+) -> torch.Tensor:
     z = model.encode(x)
     if loss == "bce":
         # BCE on logits: same value as BCE(sigmoid(.)) but stable and one op cheaper.
@@ -194,7 +195,8 @@ def fit(
     bs = min(cfg.batch_size, n)  # a batch larger than the data set is one full batch
     steps_per_epoch = math.ceil(n / bs)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.epochs * steps_per_epoch))
+        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
+    )
     result = TrainResult(model, cfg, data_fingerprint=data.fingerprint)
     good_state = copy.deepcopy(model.state_dict())
     step = 0
@@ -210,9 +212,14 @@ def fit(
         t_epoch, seen, loss_sum = time.perf_counter(), 0, 0.0
         stop = False
         for i in range(steps_per_epoch):
-            idx = order[i * bs:(i + 1) * bs]
-            target = (train.images[idx].to(device).float().div_(255)
-                      .contiguous(memory_format=torch.channels_last))
+            idx = order[i * bs : (i + 1) * bs]
+            target = (
+                train.images[idx]
+                .to(device)
+                .float()
+                .div_(255)
+                .contiguous(memory_format=torch.channels_last)
+            )
             x = add_gaussian_noise(target, cfg.noise, gen) if cfg.noise > 0 else target
             if cfg.corruption:
                 x = corrupt(x, cfg.corruption, gen)[0]
@@ -224,9 +231,11 @@ def fit(
             step += 1
             value = loss.item()
             if not math.isfinite(value):
-                kept = (f"Kept the last finished epoch ({result.epochs_done})."
-                         if result.epochs_done else
-                         "No epoch had finished, so no model was kept.")
+                kept = (
+                    f"Kept the last finished epoch ({result.epochs_done})."
+                    if result.epochs_done
+                    else "No epoch had finished, so no model was kept."
+                )
                 result.diverged = (
                     f"loss became {value} at step {step} (epoch {epoch}); the learning rate "
                     f"{cfg.lr} is probably too high: try {cfg.lr / 10:g}. {kept}"
@@ -238,9 +247,16 @@ def fit(
             if step in snap_at:
                 result.snapshots.append(_snapshot(model, step, epoch))
             if callback is not None:
-                ev = TrainEvent("step", step, epoch, cfg.epochs, steps_per_epoch, value,
-                                seen / (time.perf_counter() - t_epoch),
-                                elapsed_s=time.perf_counter() - t_start)
+                ev = TrainEvent(
+                    "step",
+                    step,
+                    epoch,
+                    cfg.epochs,
+                    steps_per_epoch,
+                    value,
+                    seen / (time.perf_counter() - t_epoch),
+                    elapsed_s=time.perf_counter() - t_start,
+                )
                 if callback(ev):
                     result.stopped = stop = True
                     break
@@ -252,14 +268,29 @@ def fit(
         model.train()
         good_state = copy.deepcopy(model.state_dict())
         result.epochs_done = epoch
-        row = {"epoch": epoch, "step": step, "train_loss": loss_sum / seen,
-               "test_mse": metrics["mse"], "test_psnr": metrics["psnr"],
-               "images_per_s": seen / train_s, "elapsed_s": time.perf_counter() - t_start}
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": loss_sum / seen,
+            "test_mse": metrics["mse"],
+            "test_psnr": metrics["psnr"],
+            "images_per_s": seen / train_s,
+            "elapsed_s": time.perf_counter() - t_start,
+        }
         result.history.append(row)
         if callback is not None:
-            ev = TrainEvent("epoch", step, epoch, cfg.epochs, steps_per_epoch,
-                            row["train_loss"], row["images_per_s"], metrics["mse"],
-                            metrics["psnr"], row["elapsed_s"])
+            ev = TrainEvent(
+                "epoch",
+                step,
+                epoch,
+                cfg.epochs,
+                steps_per_epoch,
+                row["train_loss"],
+                row["images_per_s"],
+                metrics["mse"],
+                metrics["psnr"],
+                row["elapsed_s"],
+            )
             if callback(ev):
                 result.stopped = True
                 break
@@ -289,8 +320,7 @@ def snapshot_steps(k: int, total: int) -> set[int]:
 def _snapshot(model: ConvAutoencoder, step: int, epoch: int) -> dict:
     # Plain CPU tensors in the default layout: they go into checkpoints read with
     # weights_only=True, and a CUDA or channels_last copy would not load everywhere.
-    state = {k: v.detach().to("cpu", copy=True).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     return {"step": step, "epoch": epoch, "state_dict": state}
 
 
@@ -341,7 +371,7 @@ def evaluate(
     device = next(model.parameters()).device
     mses, ssims = [], []
     for i in range(0, len(images), batch_size):
-        x = images.images[i:i + batch_size].to(device).float().div_(255)
+        x = images.images[i : i + batch_size].to(device).float().div_(255)
         y = model(x)
         mses.append(mse(y, x).cpu())
         if with_ssim:
@@ -357,8 +387,11 @@ def evaluate(
         for c, name in enumerate(images.classes):
             keep = images.labels == c
             if keep.any():
-                row = {"n": int(keep.sum()), "mse": float(m[keep].mean()),
-                       "psnr": float(psnr_from_mse(m[keep].mean()))}
+                row = {
+                    "n": int(keep.sum()),
+                    "mse": float(m[keep].mean()),
+                    "psnr": float(psnr_from_mse(m[keep].mean())),
+                }
                 if s is not None:
                     row["ssim"] = float(s[keep].mean())
                 out["per_class"][name] = row

@@ -78,7 +78,8 @@ class ModelChoice:
         """True when the model takes images of this data set's channels and size."""
         return data is not None and (
             self.config.in_channels == data.train.channels
-            and self.config.image_size == data.train.image_size)
+            and self.config.image_size == data.train.image_size
+        )
 
 
 # ------------------------------------------------------------------ data sets
@@ -126,8 +127,10 @@ def _prepare(source: str, root: str, where) -> str | None:
         bar = where.empty()
 
         def progress(done: int, total: int, what: str) -> None:
-            bar.progress(done / max(total, 1), text=f"Preparing data: {what} "
-                         f"({done:,}/{total:,}), only on the first start")
+            bar.progress(
+                done / max(total, 1),
+                text=f"Preparing data: {what} ({done:,}/{total:,}), only on the first start",
+            )
 
         try:
             load_dataset(source, root=root, progress=progress)
@@ -274,36 +277,47 @@ def _sidebar_data(sb) -> DataSet | None:
     if env not in options:
         options.insert(0, env)
     st.session_state.setdefault("sidebar_source", env)
-    sb.selectbox("Data set", options, key="sidebar_source", format_func=source_label,
-                 on_change=_on_source_change,
-                 help="Where the images come from. A first start decodes the data once "
-                      "(CIFAR-10: about 15 s); later starts read a cache.")
+    sb.selectbox(
+        "Data set",
+        options,
+        key="sidebar_source",
+        format_func=source_label,
+        on_change=_on_source_change,
+        help="Where the images come from. A first start decodes the data once "
+        "(CIFAR-10: about 15 s); later starts read a cache.",
+    )
     problem = _prepare(current_source(), str(data_root()), sb)
     if problem:
         sb.error(f"**No data set.** {problem}")
-        sb.caption("Shipped models and uploads still work: the Layers page takes "
-                   "your own photo.")
+        sb.caption("Shipped models and uploads still work: the Layers page takes your own photo.")
         if sb.button("Retry", key="sidebar_retry"):
             _FAILED.pop((current_source(), str(data_root())), None)
             st.rerun()
         return None
     data = current_data()
-    sb.caption(f":material/check_circle: {source_label(data.source)}: {len(data.train):,} train / "
-               f"{len(data.test):,} test images, {len(data.classes)} classes, "
-               f"{data.train.image_size}x{data.train.image_size}")
+    sb.caption(
+        f":material/check_circle: {source_label(data.source)}: {len(data.train):,} train / "
+        f"{len(data.test):,} test images, {len(data.classes)} classes, "
+        f"{data.train.image_size}x{data.train.image_size}"
+    )
     if data.skipped:
         n = len(data.skipped)
         shown = ", ".join(data.skipped[:3]) + (f" and {n - 3} more" if n > 3 else "")
-        sb.caption(f":material/warning: Left out {n} file{'s' * (n > 1)} that "
-                   f"{'are' if n > 1 else 'is'} not a readable picture: {shown}.")
+        sb.caption(
+            f":material/warning: Left out {n} file{'s' * (n > 1)} that "
+            f"{'are' if n > 1 else 'is'} not a readable picture: {shown}."
+        )
     return data
 
 
 def _sidebar_models(sb, data: DataSet | None) -> None:
     uploaded = sb.file_uploader(
-        "Add a checkpoint (.pt)", type=["pt", "pth"], key="sidebar_upload",
+        "Add a checkpoint (.pt)",
+        type=["pt", "pth"],
+        key="sidebar_upload",
         help="A checkpoint saved by ConvAE Explorer, or a course notebook's "
-             "torch.save(model.state_dict()). Read safely (weights only).")
+        "torch.save(model.state_dict()). Read safely (weights only).",
+    )
     if uploaded is not None:
         done = st.session_state.setdefault("sidebar_upload_seen", {})
         if uploaded.file_id not in done:
@@ -314,7 +328,8 @@ def _sidebar_models(sb, data: DataSet | None) -> None:
             else:
                 key = f"uploaded:{uploaded.name}"
                 st.session_state.setdefault("uploaded_models", {})[key] = ModelChoice(
-                    key, f"{Path(uploaded.name).stem} · {_describe(ck)}", "uploaded", ck)
+                    key, f"{Path(uploaded.name).stem} · {_describe(ck)}", "uploaded", ck
+                )
                 done[uploaded.file_id] = None
                 st.session_state.setdefault("sidebar_pending_select", []).append(key)
         if done[uploaded.file_id]:
@@ -334,31 +349,41 @@ def _sidebar_models(sb, data: DataSet | None) -> None:
     current = [k for k in state["sidebar_models"] if k in models and k not in pending]
     state["sidebar_models"] = (pending + current)[:4] if pending else current
     if not models:
-        sb.info(f"No models yet: train one on the Train page, add a .pt above, or put "
-                f"checkpoints in {checkpoints_dir()}/.")
+        sb.info(
+            f"No models yet: train one on the Train page, add a .pt above, or put "
+            f"checkpoints in {checkpoints_dir()}/."
+        )
         return
     sb.multiselect(
-        "Models", list(models), key="sidebar_models",
+        "Models",
+        list(models),
+        key="sidebar_models",
         format_func=lambda k: f"{models[k].label} ({ORIGIN_TAGS[models[k].origin]})",
         placeholder="Pick one or more models",
-        help="Pages show the first picked model; Reconstructions shows them all.")
+        help="Pages show the first picked model; Reconstructions shows them all.",
+    )
     chosen = [models[k] for k in state["sidebar_models"]]
     misfit = [m.short for m in chosen if data is not None and not m.fits(data)]
     if misfit:
-        sb.warning(f"{', '.join(misfit)} take{'s' * (len(misfit) == 1)} other images than "
-                   f"{source_label(data.source)}; pick a model for this data set, or "
-                   "switch the data set.")
+        sb.warning(
+            f"{', '.join(misfit)} take{'s' * (len(misfit) == 1)} other images than "
+            f"{source_label(data.source)}; pick a model for this data set, or "
+            "switch the data set."
+        )
 
 
 def _sidebar_classes(sb, data: DataSet | None) -> None:
     if data is None:
         return
     state = st.session_state
-    state["sidebar_classes"] = [c for c in state.get("sidebar_classes", [])
-                                if c in data.classes]
-    sb.multiselect("Classes", data.classes, key="sidebar_classes",
-                   placeholder="All classes",
-                   help="Only images of these classes are shown (and trained on).")
+    state["sidebar_classes"] = [c for c in state.get("sidebar_classes", []) if c in data.classes]
+    sb.multiselect(
+        "Classes",
+        data.classes,
+        key="sidebar_classes",
+        placeholder="All classes",
+        help="Only images of these classes are shown (and trained on).",
+    )
 
 
 def _sidebar_device(sb) -> None:
@@ -389,14 +414,19 @@ def render_sidebar() -> None:
 
 # Browsers smooth enlarged images; a 32x32 picture must stay blocky so its pixels, not
 # the browser's filter, are what students see. Applied to every st.image.
-PIXELATED_CSS = ("<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img "
-                 "{image-rendering: pixelated;}</style>")
+PIXELATED_CSS = (
+    "<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img "
+    "{image-rendering: pixelated;}</style>"
+)
 
 
 # Plotly charts keep one toolbar button: save the figure as PNG. The browser draws it
 # (plotly.js toImage), so no kaleido / server-side renderer is needed.
-PNG_EXPORT = {"displaylogo": False, "modeBarButtons": [["toImage"]],
-              "toImageButtonOptions": {"format": "png", "scale": 3}}
+PNG_EXPORT = {
+    "displaylogo": False,
+    "modeBarButtons": [["toImage"]],
+    "toImageButtonOptions": {"format": "png", "scale": 3},
+}
 
 
 def table_csv(rows: list[dict]) -> bytes:
@@ -413,20 +443,27 @@ def show_images(images: list, captions: list[str] | None = None, per_row: int = 
     column and drawn pixelated, so a row of ten always fits the page width."""
     for start in range(0, len(images), per_row):
         cols = st.columns(per_row, gap="small")
-        for i, img in enumerate(images[start:start + per_row]):
+        for i, img in enumerate(images[start : start + per_row]):
             cap = captions[start + i] if captions else None
             cols[i].image(img, caption=cap, width="stretch")
 
 
-def download_png(rows, file_name: str, key: str,
-                 label: str = "Download these images (PNG)") -> None:
+def download_png(
+    rows, file_name: str, key: str, label: str = "Download these images (PNG)"
+) -> None:
     """A download button for picture rows as one PNG (convae.figures.rows_png).
 
     ``rows``: (row label, uint8 pictures, captions or None) as the page shows them. The
     PNG is only drawn when the button is clicked, and the click does not rerun the page.
     """
-    st.download_button(label, lambda: rows_png(rows), file_name=file_name, mime="image/png",
-                       key=key, on_click="ignore")
+    st.download_button(
+        label,
+        lambda: rows_png(rows),
+        file_name=file_name,
+        mime="image/png",
+        key=key,
+        on_click="ignore",
+    )
 
 
 def require_model(page: str) -> ModelChoice:
@@ -436,8 +473,7 @@ def require_model(page: str) -> ModelChoice:
     """
     models = selected_models()
     if not models:
-        st.info("Pick a model in the sidebar (or train one on the Train page) to see "
-                "this page.")
+        st.info("Pick a model in the sidebar (or train one on the Train page) to see this page.")
         st.stop()
     if len(models) == 1:
         return models[0]
@@ -446,7 +482,12 @@ def require_model(page: str) -> ModelChoice:
     if st.session_state.get(state_key) not in keys:
         st.session_state[state_key] = keys[0]
     by_key = {m.key: m for m in models}
-    key = st.selectbox("Model", keys, key=state_key, persist_state="session",
-                       format_func=lambda k: by_key[k].label,
-                       help="The sidebar has several models picked; this page shows one.")
+    key = st.selectbox(
+        "Model",
+        keys,
+        key=state_key,
+        persist_state="session",
+        format_func=lambda k: by_key[k].label,
+        help="The sidebar has several models picked; this page shows one.",
+    )
     return by_key[key]

@@ -21,25 +21,45 @@ from pages.tasks_common import (
 )
 
 KINDS = {"gauss": "Gaussian", "saltpepper": "salt and pepper"}
-STRENGTH = {"gauss": ("noise std (sigma)", 0.5, 0.2, 0.01),
-            "saltpepper": ("fraction of pixels hit", 0.5, 0.1, 0.01)}
+STRENGTH = {
+    "gauss": ("noise std (sigma)", 0.5, 0.2, 0.01),
+    "saltpepper": ("fraction of pixels hit", 0.5, 0.1, 0.01),
+}
 CURVE_IMAGES = 200
-CURVE_POINTS = {"gauss": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
-                "saltpepper": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]}
+CURVE_POINTS = {
+    "gauss": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
+    "saltpepper": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
+}
 
 st.title("Denoise")
-st.caption("An autoencoder trained on noisy inputs with clean targets learns to remove "
-           "the noise (course notes: denoising). Compare it with the plain model, which "
-           "only ever saw clean images. PSNR is always against the clean image.")
+st.caption(
+    "An autoencoder trained on noisy inputs with clean targets learns to remove "
+    "the noise (course notes: denoising). Compare it with the plain model, which "
+    "only ever saw clean images. PSNR is always against the clean image."
+)
 data = require_data()
 c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
 with c1:
-    kind = st.segmented_control("Noise", list(KINDS), key="denoise_kind", default="gauss",
-                                required=True, format_func=KINDS.get, persist_state="session")
+    kind = st.segmented_control(
+        "Noise",
+        list(KINDS),
+        key="denoise_kind",
+        default="gauss",
+        required=True,
+        format_func=KINDS.get,
+        persist_state="session",
+    )
 label, top, default, step = STRENGTH[kind]
 with c2:
-    strength = st.slider(label.capitalize(), 0.0, top, default, step,
-                         key=f"denoise_strength_{kind}", persist_state="session")
+    strength = st.slider(
+        label.capitalize(),
+        0.0,
+        top,
+        default,
+        step,
+        key=f"denoise_strength_{kind}",
+        persist_state="session",
+    )
 with c3:
     decoder = choose_decoder("denoise", data)
 with c4:
@@ -71,14 +91,15 @@ def _row(title: str, y: torch.Tensor, short: str) -> float:
 
 st.markdown("**Clean test images**")
 show_images(*grid[0][1:])
-means = {"noisy input": _row(f"Noisy input ({KINDS[kind]}, {label} {strength:g})", xn,
-                            f"{kind} {strength:g}")}
+means = {
+    "noisy input": _row(
+        f"Noisy input ({KINDS[kind]}, {label} {strength:g})", xn, f"{kind} {strength:g}"
+    )
+}
 if plain is not None:
-    means["plain"] = _row(f"Plain model: {plain.short}", reconstruct(plain.model, xn),
-                          plain.short)
+    means["plain"] = _row(f"Plain model: {plain.short}", reconstruct(plain.model, xn), plain.short)
 if task is not None:
-    means["denoiser"] = _row(f"Denoiser: {task.short}", reconstruct(task.model, xn),
-                             task.short)
+    means["denoiser"] = _row(f"Denoiser: {task.short}", reconstruct(task.model, xn), task.short)
 download_png(grid, f"denoise-{kind}-{strength:g}.png", "denoise_download")
 cols = st.columns(len(means))
 for col, (name, v) in zip(cols, means.items(), strict=True):
@@ -87,8 +108,9 @@ for col, (name, v) in zip(cols, means.items(), strict=True):
 
 
 @st.cache_data(show_spinner="Scoring the models over noise strengths...", max_entries=16)
-def _curves(_models: dict, model_ids: tuple, source: str, classes: tuple, kind: str
-            ) -> dict[str, list[float]]:
+def _curves(
+    _models: dict, model_ids: tuple, source: str, classes: tuple, kind: str
+) -> dict[str, list[float]]:
     xs = test_images(data, list(classes)).floats(slice(0, CURVE_IMAGES))
     return psnr_curve(_models, xs, kind, CURVE_POINTS[kind])
 
@@ -101,11 +123,15 @@ for dec in decoders_present(data):
         if m is not None:
             curve_models[f"{tag} {dec}"] = m
 ids = tuple((k, m.key, id(m.model)) for k, m in curve_models.items())
-curves = _curves({k: m.model for k, m in curve_models.items()}, ids, data.source,
-                 tuple(classes), kind)
-st.plotly_chart(psnr_curve_figure(CURVE_POINTS[kind], curves, label, marker=strength),
-                key="denoise_curve")
-st.caption(f"Mean over the first {min(CURVE_IMAGES, len(images))} test images of the chosen "
-           "classes (PSNR of the mean MSE), the same noise for every model. Where a line "
-           "sits above the dashed one, the model's output is closer to the clean image than "
-           "its noisy input was.")
+curves = _curves(
+    {k: m.model for k, m in curve_models.items()}, ids, data.source, tuple(classes), kind
+)
+st.plotly_chart(
+    psnr_curve_figure(CURVE_POINTS[kind], curves, label, marker=strength), key="denoise_curve"
+)
+st.caption(
+    f"Mean over the first {min(CURVE_IMAGES, len(images))} test images of the chosen "
+    "classes (PSNR of the mean MSE), the same noise for every model. Where a line "
+    "sits above the dashed one, the model's output is closer to the clean image than "
+    "its noisy input was."
+)

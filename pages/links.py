@@ -19,10 +19,17 @@ from convae.figures import COLOUR_MODES
 from convae.models import AEConfig, ConvAutoencoder
 
 # query parameter -> session-state key of the widget it sets
-PARAMS = {"models": "sidebar_models", "classes": "sidebar_classes", "class": "layers_class",
-          "i": "layers_index", "step": "layers_step", "colour": "layers_colour"}
-STEP_NAMES = {"input"} | {n for d in ("transpose", "upsample")
-                          for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()}
+PARAMS = {
+    "models": "sidebar_models",
+    "classes": "sidebar_classes",
+    "class": "layers_class",
+    "i": "layers_index",
+    "step": "layers_step",
+    "colour": "layers_colour",
+}
+STEP_NAMES = {"input"} | {
+    n for d in ("transpose", "upsample") for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()
+}
 
 
 def _split(text: str) -> list[str]:
@@ -62,7 +69,8 @@ def apply_link(models: dict, data: DataSet | None) -> None:
     if ignored:
         state["links_notice"] = (
             "This link had values that do not exist here, so the defaults are shown "
-            f"instead: {', '.join(ignored)}.")
+            f"instead: {', '.join(ignored)}."
+        )
 
 
 def show_link_notice() -> None:
@@ -101,5 +109,7 @@ def show_copy_link() -> None:
     """A copyable link to the current view at the bottom of the sidebar."""
     with st.sidebar.expander("Copy link to this view", icon=":material/link:"):
         st.code(link_to_view(), language=None, wrap_lines=True)
-        st.caption("Whoever opens it sees this page with these models, classes and, on "
-                   "Layers, this image, step and colour scale.")
+        st.caption(
+            "Whoever opens it sees this page with these models, classes and, on "
+            "Layers, this image, step and colour scale."
+        )

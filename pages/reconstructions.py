@@ -22,28 +22,42 @@ POOL = 300  # sorting looks at this many images, so "worst" finds the truly hard
 st.title("Reconstructions")
 data = current_data()
 if data is None:
-    st.info("No data set is loaded (the sidebar says why and how to get it). The Layers "
-            "page can still show your own photo going through a model.")
+    st.info(
+        "No data set is loaded (the sidebar says why and how to get it). The Layers "
+        "page can still show your own photo going through a model."
+    )
     st.stop()
 picked = selected_models()
 models = [m for m in picked if m.fits(data)]
 if not models:
-    st.info(f"Pick one or more models for {source_label(data.source)} in the sidebar "
-            "(or train one on the Train page).")
+    st.info(
+        f"Pick one or more models for {source_label(data.source)} in the sidebar "
+        "(or train one on the Train page)."
+    )
     st.stop()
 if len(models) < len(picked):
-    st.caption(f"Not shown (they take other images): "
-               f"{', '.join(m.short for m in picked if m not in models)}")
+    st.caption(
+        f"Not shown (they take other images): "
+        f"{', '.join(m.short for m in picked if m not in models)}"
+    )
 
 classes = selected_classes()
 c1, c2, c3 = st.columns([1, 2, 2])
-split = c1.radio("Split", ["test", "train"], key="recon_split", horizontal=True,
-                 persist_state="session")
+split = c1.radio(
+    "Split", ["test", "train"], key="recon_split", horizontal=True, persist_state="session"
+)
 n = c2.slider("Images", 4, 32, 10, key="recon_n", persist_state="session")
-order = c3.segmented_control("Sort by PSNR", list(SORTS), key="recon_sort", default="order",
-                             required=True, format_func=SORTS.get, persist_state="session",
-                             help=f"Best / worst look through the first {POOL} images of "
-                                  f"the chosen classes, ranked by {models[0].short}.")
+order = c3.segmented_control(
+    "Sort by PSNR",
+    list(SORTS),
+    key="recon_sort",
+    default="order",
+    required=True,
+    format_func=SORTS.get,
+    persist_state="session",
+    help=f"Best / worst look through the first {POOL} images of "
+    f"the chosen classes, ranked by {models[0].short}.",
+)
 images = (data.test if split == "test" else data.train).filter(classes)
 if len(images) == 0:
     st.warning(f"The {split} split has no images of {', '.join(classes)}.")
@@ -76,10 +90,16 @@ if order == "order":
 else:
     keep = scores[0].argsort(descending=order == "best")[:n]
 
-st.caption(f"{split} images of {', '.join(classes)}"
-           + ("" if order == "order" else f", {SORTS[order]} among the first {len(pool)} "
-              f"by {models[0].short}'s PSNR") + ". PSNR (dB) under each copy: higher is closer "
-           "to the original; about 20 dB looks soft, 30 dB is hard to tell apart.")
+st.caption(
+    f"{split} images of {', '.join(classes)}"
+    + (
+        ""
+        if order == "order"
+        else f", {SORTS[order]} among the first {len(pool)} by {models[0].short}'s PSNR"
+    )
+    + ". PSNR (dB) under each copy: higher is closer "
+    "to the original; about 20 dB looks soft, 30 dB is hard to tell apart."
+)
 names = [pool.classes[i] for i in pool.labels[keep].tolist()]
 st.markdown("**Originals**")
 show_images(image_list(x[keep]), names)
@@ -94,6 +114,11 @@ for m, r, s in zip(models, recons, scores, strict=True):
     rows.append((m.short, r[keep]))
     captions.append([f"{v:.1f} dB" for v in shown.tolist()])
 
-st.download_button("Download this grid (PNG)", lambda: grid_png(rows, captions),
-                   file_name=f"reconstructions-{split}.png", mime="image/png",
-                   key="recon_download", on_click="ignore")
+st.download_button(
+    "Download this grid (PNG)",
+    lambda: grid_png(rows, captions),
+    file_name=f"reconstructions-{split}.png",
+    mime="image/png",
+    key="recon_download",
+    on_click="ignore",
+)

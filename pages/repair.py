@@ -23,15 +23,21 @@ from pages.tasks_common import (
 )
 
 MODES = {"mask": "Masked rectangle", "colour": "Missing colour"}
-COLOUR = {"drop:r": "drop red", "drop:g": "drop green", "drop:b": "drop blue",
-          "grey": "grey (colour it in)"}
+COLOUR = {
+    "drop:r": "drop red",
+    "drop:g": "drop green",
+    "drop:b": "drop blue",
+    "grey": "grey (colour it in)",
+}
 BATCH = 500  # test images behind the table
 
 st.title("Repair")
-st.caption("Repairing images with missing information (course notes): a model trained on "
-           "inputs with a part missing and the whole image as target learns to fill it in. "
-           "The plain model never saw holes. PSNR on the repaired region tells more than "
-           "on the whole image, where the untouched pixels dominate.")
+st.caption(
+    "Repairing images with missing information (course notes): a model trained on "
+    "inputs with a part missing and the whole image as target learns to fill it in. "
+    "The plain model never saw holes. PSNR on the repaired region tells more than "
+    "on the whole image, where the untouched pixels dominate."
+)
 data = require_data()
 if data.test.channels != 3:
     st.info("Repair needs an RGB data set (CIFAR-10); the sidebar has a greyscale one.")
@@ -41,9 +47,15 @@ side = data.test.image_size
 
 c1, c2, c3 = st.columns([2, 2, 2])
 with c1:
-    mode = st.segmented_control("What is missing", list(MODES), key="repair_mode",
-                                default="mask", required=True, format_func=MODES.get,
-                                persist_state="session")
+    mode = st.segmented_control(
+        "What is missing",
+        list(MODES),
+        key="repair_mode",
+        default="mask",
+        required=True,
+        format_func=MODES.get,
+        persist_state="session",
+    )
 with c2:
     decoder = choose_decoder("repair", data)
 with c3:
@@ -53,8 +65,7 @@ task_name = "inpaint" if mode == "mask" else "colorize"
 if mode == "mask":
     m1, m2, m3, m4 = st.columns(4)
     top = m1.slider("Top", 0, side - 1, side // 4, key="repair_top", persist_state="session")
-    left = m2.slider("Left", 0, side - 1, side // 4, key="repair_left",
-                     persist_state="session")
+    left = m2.slider("Left", 0, side - 1, side // 4, key="repair_left", persist_state="session")
     rh = m3.slider("Height", 1, side, side // 3, key="repair_h", persist_state="session")
     rw = m4.slider("Width", 1, side, side // 3, key="repair_w", persist_state="session")
     region = rectangle_mask(side, side, top, left, rh, rw)[None, None]
@@ -63,10 +74,16 @@ if mode == "mask":
     def corrupt(t: torch.Tensor) -> torch.Tensor:
         return apply_mask(t, region)
 
-    spec_note = (f"the same {rh}x{rw} rectangle at ({top}, {left})")
+    spec_note = f"the same {rh}x{rw} rectangle at ({top}, {left})"
 else:
-    how = st.radio("Colour", list(COLOUR), key="repair_colour", horizontal=True,
-                   format_func=COLOUR.get, persist_state="session")
+    how = st.radio(
+        "Colour",
+        list(COLOUR),
+        key="repair_colour",
+        horizontal=True,
+        format_func=COLOUR.get,
+        persist_state="session",
+    )
     region = torch.ones(1, 1, side, side, dtype=torch.bool)
     region_text = "whole image"
 
@@ -102,39 +119,66 @@ cols = st.columns([1, 1, 1, 1, 1])  # fixed widths: about 220 px a picture, task
 pictures = [(image_list(y, target_px=224)[0], _caption(name, y)) for name, y in shown]
 for col, (img, caption) in zip(cols, pictures, strict=False):
     col.image(img, caption=caption, width="stretch")
-download_png([("", [p for p, _ in pictures], [c for _, c in pictures])],
-             f"repair-{mode}.png", "repair_download")
+download_png(
+    [("", [p for p, _ in pictures], [c for _, c in pictures])],
+    f"repair-{mode}.png",
+    "repair_download",
+)
 
 
 @st.cache_data(show_spinner="Scoring on test images...", max_entries=32)
-def _table(_models: dict, model_ids: tuple, source: str, classes: tuple, mode: str,
-           setting: tuple) -> pd.DataFrame:
+def _table(
+    _models: dict, model_ids: tuple, source: str, classes: tuple, mode: str, setting: tuple
+) -> pd.DataFrame:
     xs = test_images(data, list(classes)).floats(slice(0, BATCH))
     xc_all = corrupt(xs)
     reg = region.expand(len(xs), 1, side, side)
     rows = []
     for name, y in [("corrupted input", xc_all)] + [
-            (n, reconstruct(m, xc_all)) for n, m in _models.items()]:
-        rows.append({"output": name,
-                     "PSNR region (dB)": float(psnr_from_mse(region_mse(y, xs, reg).mean())),
-                     "PSNR whole (dB)": float(psnr_from_mse(mse(y, xs).mean()))})
+        (n, reconstruct(m, xc_all)) for n, m in _models.items()
+    ]:
+        rows.append(
+            {
+                "output": name,
+                "PSNR region (dB)": float(psnr_from_mse(region_mse(y, xs, reg).mean())),
+                "PSNR whole (dB)": float(psnr_from_mse(mse(y, xs).mean())),
+            }
+        )
     df = pd.DataFrame(rows)
     return df if mode == "mask" else df.drop(columns="PSNR region (dB)")
 
 
 st.subheader(f"Over {BATCH} test images: {spec_note}")
-models = {name: m.model for name, m in (("plain " + decoder, plain),
-                                        (f"{task_name} {decoder}", task)) if m is not None}
+models = {
+    name: m.model
+    for name, m in (("plain " + decoder, plain), (f"{task_name} {decoder}", task))
+    if m is not None
+}
 setting = (top, left, rh, rw) if mode == "mask" else (how,)
-df = _table(models, tuple((k, id(v)) for k, v in models.items()), data.source,
-            tuple(selected_classes()), mode, setting)
-st.dataframe(df, hide_index=True, key="repair_table",
-             column_config={c: st.column_config.NumberColumn(format="%.2f")
-                            for c in df.columns if c != "output"})
-st.caption(f"PSNR of the mean MSE against the original over the first {BATCH} test images of "
-           f"the chosen classes ({region_text}).")
+df = _table(
+    models,
+    tuple((k, id(v)) for k, v in models.items()),
+    data.source,
+    tuple(selected_classes()),
+    mode,
+    setting,
+)
+st.dataframe(
+    df,
+    hide_index=True,
+    key="repair_table",
+    column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in df.columns if c != "output"
+    },
+)
+st.caption(
+    f"PSNR of the mean MSE against the original over the first {BATCH} test images of "
+    f"the chosen classes ({region_text})."
+)
 if task is not None and "task" in (task.checkpoint.test_metrics or {}):
     t = task.checkpoint.test_metrics["task"]
-    st.caption(f"{task.short} on its own training corruption `{t['spec']}` over the whole test "
-               f"split: {t['psnr']:.2f} dB whole, {t['region_psnr']:.2f} dB on the corrupted "
-               f"pixels (its inputs: {t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB).")
+    st.caption(
+        f"{task.short} on its own training corruption `{t['spec']}` over the whole test "
+        f"split: {t['psnr']:.2f} dB whole, {t['region_psnr']:.2f} dB on the corrupted "
+        f"pixels (its inputs: {t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB)."
+    )

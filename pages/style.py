@@ -25,11 +25,13 @@ BETAS = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
 st.title("Style")
-st.caption("A layer's Gram matrix G = F F^T (F: channels x positions) says which channels "
-           "fire together, wherever in the picture: texture and colour, not layout. Style "
-           "transfer (Gatys et al. 2016, as in the course notes) paints an image whose "
-           "activations match one image (content) and whose Gram matrices match another "
-           "(style).")
+st.caption(
+    "A layer's Gram matrix G = F F^T (F: channels x positions) says which channels "
+    "fire together, wherever in the picture: texture and colour, not layout. Style "
+    "transfer (Gatys et al. 2016, as in the course notes) paints an image whose "
+    "activations match one image (content) and whose Gram matrices match another "
+    "(style)."
+)
 data = require_data()
 choice = require_model("style")
 if not choice.fits(data):
@@ -55,8 +57,13 @@ st.subheader("Gram matrices")
 g1, g2 = st.columns([1, 3], gap="large")
 with g1:
     x, cls = pick_image("style", images)
-    layer = st.selectbox("Layer", encoder.layers, index=encoder.layers.index("relu1"),
-                         key="style_gram_layer", persist_state="session")
+    layer = st.selectbox(
+        "Layer",
+        encoder.layers,
+        index=encoder.layers.index("relu1"),
+        key="style_gram_layer",
+        persist_state="session",
+    )
 models = [m for m in selected_models() if m.fits(data)] or [choice]
 shown = {f"original ({cls})": x}
 decs = [m.config.decoder for m in models[:3]]
@@ -71,9 +78,11 @@ with g1:
     st.caption("Left to right: " + ", ".join(shown) + ".")
 with g2:
     st.plotly_chart(gram_figure(grams, layer), key="style_gram")
-    st.caption(f"All measured with {choice.short}'s encoder. A blurry reconstruction keeps "
-               "the diagonal (how strongly each channel fires) but loses off-diagonal "
-               "detail in edge-sensitive layers.")
+    st.caption(
+        f"All measured with {choice.short}'s encoder. A blurry reconstruction keeps "
+        "the diagonal (how strongly each channel fires) but loses off-diagonal "
+        "detail in edge-sensitive layers."
+    )
 
 # -------------------------------------------------------------- style transfer
 st.subheader("Style transfer")
@@ -81,11 +90,17 @@ st.subheader("Style transfer")
 
 def _image(role: str, default_index: int) -> torch.Tensor | None:
     """A content or style image: a test image (enlarged) or an upload, at ``size``."""
-    src = st.radio(f"{role.capitalize()} image", ["test image", "upload"],
-                   key=f"style_{role}_src", horizontal=True, persist_state="session")
+    src = st.radio(
+        f"{role.capitalize()} image",
+        ["test image", "upload"],
+        key=f"style_{role}_src",
+        horizontal=True,
+        persist_state="session",
+    )
     if src == "upload":
-        up = st.file_uploader(f"Upload the {role} image", type=UPLOAD_TYPES,
-                              key=f"style_{role}_upload")
+        up = st.file_uploader(
+            f"Upload the {role} image", type=UPLOAD_TYPES, key=f"style_{role}_upload"
+        )
         if up is None:
             st.caption("Waiting for an upload.")
             return None
@@ -108,21 +123,31 @@ def _image(role: str, default_index: int) -> torch.Tensor | None:
 
 s1, s2, s3 = st.columns(3, gap="large")
 with s3:
-    size = st.select_slider("Size (pixels)", SIZES, value=64, key="style_size",
-                            persist_state="session",
-                            help="The encoder is fully convolutional, so any size works; "
-                                 "test images are enlarged by repeating pixels.")
+    size = st.select_slider(
+        "Size (pixels)",
+        SIZES,
+        value=64,
+        key="style_size",
+        persist_state="session",
+        help="The encoder is fully convolutional, so any size works; "
+        "test images are enlarged by repeating pixels.",
+    )
     extractors = ["encoder"]
     vgg_path = vgg_weights_path()
     if vgg_path is not None and data.test.channels == 3:
         extractors.append("vgg19")
-    ex_name = st.radio("Features from", extractors, key="style_extractor",
-                       format_func={"encoder": f"{choice.short} encoder",
-                                    "vgg19": "VGG-19 (local weights)"}.get,
-                       persist_state="session")
+    ex_name = st.radio(
+        "Features from",
+        extractors,
+        key="style_extractor",
+        format_func={"encoder": f"{choice.short} encoder", "vgg19": "VGG-19 (local weights)"}.get,
+        persist_state="session",
+    )
     if vgg_path is None:
-        st.caption("VGG-19 is offered when its weights are already in the torch hub cache "
-                   "(they are never downloaded from here).")
+        st.caption(
+            "VGG-19 is offered when its weights are already in the torch hub cache "
+            "(they are never downloaded from here)."
+        )
 with s1:
     content = _image("content", 0)
 with s2:
@@ -133,42 +158,91 @@ layers = extractor.layers
 p1, p2, p3 = st.columns(3, gap="large")
 with p1:
     default_content = "relu2" if "relu2" in layers else "relu4_2"
-    content_layer = st.selectbox("Content layer", layers, index=layers.index(default_content),
-                                 key=f"style_content_layer_{ex_name}", persist_state="session")
-    alpha = st.slider("alpha (content weight)", 0.0, 10.0, 1.0, 0.1, key="style_alpha",
-                      persist_state="session")
-    beta = st.select_slider("beta (style weight)", BETAS, value=100, key="style_beta",
-                            persist_state="session")
-    tv = st.select_slider("Smoothness (total variation weight)", (0, 1, 3, 10, 30), value=3,
-                          key="style_tv", persist_state="session",
-                          help="Pixel noise barely changes a 3x3 encoder's activations, so "
-                               "without it the result turns grainy.")
+    content_layer = st.selectbox(
+        "Content layer",
+        layers,
+        index=layers.index(default_content),
+        key=f"style_content_layer_{ex_name}",
+        persist_state="session",
+    )
+    alpha = st.slider(
+        "alpha (content weight)", 0.0, 10.0, 1.0, 0.1, key="style_alpha", persist_state="session"
+    )
+    beta = st.select_slider(
+        "beta (style weight)", BETAS, value=100, key="style_beta", persist_state="session"
+    )
+    tv = st.select_slider(
+        "Smoothness (total variation weight)",
+        (0, 1, 3, 10, 30),
+        value=3,
+        key="style_tv",
+        persist_state="session",
+        help="Pixel noise barely changes a 3x3 encoder's activations, so "
+        "without it the result turns grainy.",
+    )
 with p2:
     st.markdown("Style layer weights w<sub>i</sub>", unsafe_allow_html=True)
-    defaults = {"relu1": 1.0, "relu2": 1.0, "relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0,
-                "relu4_1": 1.0, "relu5_1": 1.0}
-    weights = {n: st.slider(n, 0.0, 1.0, defaults.get(n, 0.0), 0.1,
-                            key=f"style_w_{ex_name}_{n}", persist_state="session")
-               for n in layers}
+    defaults = {
+        "relu1": 1.0,
+        "relu2": 1.0,
+        "relu1_1": 1.0,
+        "relu2_1": 1.0,
+        "relu3_1": 1.0,
+        "relu4_1": 1.0,
+        "relu5_1": 1.0,
+    }
+    weights = {
+        n: st.slider(
+            n,
+            0.0,
+            1.0,
+            defaults.get(n, 0.0),
+            0.1,
+            key=f"style_w_{ex_name}_{n}",
+            persist_state="session",
+        )
+        for n in layers
+    }
 with p3:
     steps = st.slider("Steps", 20, 500, 150, 10, key="style_steps", persist_state="session")
-    lr = st.select_slider("Step size (Adam on pixels)", (0.005, 0.01, 0.02, 0.05, 0.1),
-                          value=0.02, key="style_lr", persist_state="session")
-    init = st.radio("Start from", ["content", "noise"], key="style_init", horizontal=True,
-                    persist_state="session")
-    run = st.button("Run style transfer", key="style_run", type="primary",
-                    disabled=content is None or style is None)
+    lr = st.select_slider(
+        "Step size (Adam on pixels)",
+        (0.005, 0.01, 0.02, 0.05, 0.1),
+        value=0.02,
+        key="style_lr",
+        persist_state="session",
+    )
+    init = st.radio(
+        "Start from",
+        ["content", "noise"],
+        key="style_init",
+        horizontal=True,
+        persist_state="session",
+    )
+    run = st.button(
+        "Run style transfer",
+        key="style_run",
+        type="primary",
+        disabled=content is None or style is None,
+    )
 
 if run and content is not None and style is not None:
-    cfg = StyleConfig(content_layer=content_layer, style_weights=weights, alpha=alpha,
-                      beta=float(beta), tv=float(tv), steps=steps, lr=lr, init=init)
+    cfg = StyleConfig(
+        content_layer=content_layer,
+        style_weights=weights,
+        alpha=alpha,
+        beta=float(beta),
+        tv=float(tv),
+        steps=steps,
+        lr=lr,
+        init=init,
+    )
     bar = st.progress(0.0, text="Optimising the image...")
     live = st.empty()
 
     def on_step(ev) -> None:
         if ev.step % 10 == 0 or ev.step == ev.steps:
-            bar.progress(ev.step / ev.steps, text=f"step {ev.step}/{ev.steps}: loss "
-                                                  f"{ev.total:.4g}")
+            bar.progress(ev.step / ev.steps, text=f"step {ev.step}/{ev.steps}: loss {ev.total:.4g}")
             live.image(image_list(ev.image, 192)[0], caption=f"step {ev.step}", width=192)
 
     try:
@@ -177,17 +251,24 @@ if run and content is not None and style is not None:
     except ValueError as exc:
         st.error(str(exc))
     else:
-        st.session_state["style_result"] = {"image": res.image, "history": res.history,
-                                            "content": content, "style": style,
-                                            "alpha": alpha, "beta": float(beta),
-                                            "seconds": res.seconds, "extractor": ex_name}
+        st.session_state["style_result"] = {
+            "image": res.image,
+            "history": res.history,
+            "content": content,
+            "style": style,
+            "alpha": alpha,
+            "beta": float(beta),
+            "seconds": res.seconds,
+            "extractor": ex_name,
+        }
     bar.empty()
     live.empty()
 
 result = st.session_state.get("style_result")
 if result is None:
-    st.info("Choose a content and a style image, set the weights, and press "
-            "**Run style transfer**.")
+    st.info(
+        "Choose a content and a style image, set the weights, and press **Run style transfer**."
+    )
 else:
     *cols, r4 = st.columns([1, 1, 1, 3])
     shown = ("content", "style", "result")
@@ -195,11 +276,18 @@ else:
     for col, img, cap in zip(cols, pictures, shown, strict=True):
         col.image(img, caption=cap, width="stretch")
     with cols[0]:
-        download_png([("", pictures, list(shown))], "style-transfer.png", "style_download",
-                     label="Download (PNG)")
+        download_png(
+            [("", pictures, list(shown))],
+            "style-transfer.png",
+            "style_download",
+            label="Download (PNG)",
+        )
     with r4:
-        st.plotly_chart(loss_curve_figure(result["history"], result["alpha"], result["beta"]),
-                        key="style_loss")
+        st.plotly_chart(
+            loss_curve_figure(result["history"], result["alpha"], result["beta"]), key="style_loss"
+        )
     h = result["history"]
-    st.caption(f"{len(h)} steps in {result['seconds']:.1f} s with the {result['extractor']} "
-               f"features; total loss {h[0]['total']:.4g} -> {h[-1]['total']:.4g}.")
+    st.caption(
+        f"{len(h)} steps in {result['seconds']:.1f} s with the {result['extractor']} "
+        f"features; total loss {h[0]['total']:.4g} -> {h[-1]['total']:.4g}."
+    )

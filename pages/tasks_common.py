@@ -13,8 +13,12 @@ from convae.data import DataSet, ImageSet
 from convae.tasks import pick, task_of
 from pages.common import ModelChoice, available_models, selected_models, source_label
 
-TASK_LABELS = {"plain": "plain", "denoise": "denoiser", "inpaint": "inpainter",
-               "colorize": "colouriser"}
+TASK_LABELS = {
+    "plain": "plain",
+    "denoise": "denoiser",
+    "inpaint": "inpainter",
+    "colorize": "colouriser",
+}
 TRAIN_HINT = {
     "denoise": "gauss:0-0.4,saltpepper:0-0.3",
     "inpaint": "mask:4-16",
@@ -40,8 +44,7 @@ def fitting_models(data: DataSet) -> dict[str, ModelChoice]:
 def model_for(data: DataSet, task: str, decoder: str) -> ModelChoice | None:
     """The model for ``task`` with ``decoder``: a sidebar pick first, else any that fits."""
     models = fitting_models(data)
-    cands = [(k, task_of(m.checkpoint.train_config), m.config.decoder)
-             for k, m in models.items()]
+    cands = [(k, task_of(m.checkpoint.train_config), m.config.decoder) for k, m in models.items()]
     key = pick(cands, task, decoder, preferred=[m.key for m in selected_models()])
     return models.get(key) if key else None
 
@@ -55,23 +58,31 @@ def choose_decoder(page: str, data: DataSet) -> str:
     """A decoder picker (default: the first sidebar pick's decoder); stops with no model."""
     present = decoders_present(data)
     if not present:
-        st.info(f"No model for {source_label(data.source)} yet: pick or train one "
-                "(Train page), or add a checkpoint in the sidebar.")
+        st.info(
+            f"No model for {source_label(data.source)} yet: pick or train one "
+            "(Train page), or add a checkpoint in the sidebar."
+        )
         st.stop()
     key = f"{page}_decoder"
     if st.session_state.get(key) not in present:
         picked = [m.config.decoder for m in selected_models() if m.fits(data)]
         st.session_state[key] = picked[0] if picked and picked[0] in present else present[0]
-    return st.segmented_control("Decoder", present, key=key, required=True,
-                                persist_state="session",
-                                help="Which decoder's plain and task models to show.")
+    return st.segmented_control(
+        "Decoder",
+        present,
+        key=key,
+        required=True,
+        persist_state="session",
+        help="Which decoder's plain and task models to show.",
+    )
 
 
 def missing_task_model(task: str, decoder: str) -> None:
     st.warning(
         f"No {TASK_LABELS[task]} with the {decoder} decoder for this data set, so only the "
         f"plain model is shown. Train one with `python -m convae train --decoder {decoder} "
-        f"--loss mse --corruption \"{TRAIN_HINT[task]}\"` and put it in checkpoints/.")
+        f'--loss mse --corruption "{TRAIN_HINT[task]}"` and put it in checkpoints/.'
+    )
 
 
 def test_images(data: DataSet, classes: list[str]) -> ImageSet:
@@ -82,8 +93,9 @@ def test_images(data: DataSet, classes: list[str]) -> ImageSet:
     return images
 
 
-def pick_image(page: str, images: ImageSet, label: str = "Test image",
-               suffix: str = "") -> tuple[torch.Tensor, str]:
+def pick_image(
+    page: str, images: ImageSet, label: str = "Test image", suffix: str = ""
+) -> tuple[torch.Tensor, str]:
     """A number input over ``images``: returns (1, C, H, W) floats and its class name."""
     key = f"{page}_index{suffix}"
     n = len(images)

@@ -47,75 +47,130 @@ SNAPSHOTS = 8
 st.title("Train")
 data = current_data()
 if data is None:
-    st.info("Training needs a data set; the sidebar says why there is none and how to get "
-            "it.")
+    st.info("Training needs a data set; the sidebar says why there is none and how to get it.")
     st.stop()
 
 classes = selected_classes()
 all_classes = len(classes) == len(data.classes)
-st.caption(f"Trains on {source_label(data.source)}, classes: "
-           f"{'all' if all_classes else ', '.join(classes)} (change them in the sidebar), "
-           f"on {device_name().upper()}. Trained models appear in the sidebar's model picker "
-           "on every page.")
+st.caption(
+    f"Trains on {source_label(data.source)}, classes: "
+    f"{'all' if all_classes else ', '.join(classes)} (change them in the sidebar), "
+    f"on {device_name().upper()}. Trained models appear in the sidebar's model picker "
+    "on every page."
+)
 
 # ------------------------------------------------------------------ settings
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 decoder = c1.segmented_control(
-    "Decoder", [*DECODERS, "both"], key="train_decoder", default="transpose",
-    required=True, persist_state="session",
+    "Decoder",
+    [*DECODERS, "both"],
+    key="train_decoder",
+    default="transpose",
+    required=True,
+    persist_state="session",
     format_func=lambda d: "both, same seed" if d == "both" else d,
     help="'both' trains a transpose and an upsample model one after the other with the "
-         "same seed and data order: a fair comparison.")
-loss = c2.radio("Loss", ["mse", "bce"], key="train_loss", horizontal=True,
-                persist_state="session",
-                format_func={"bce": "BCE", "mse": "MSE"}.get,
-                help="BCE as in the CIFAR-10 assignment, MSE as in the course notes.")
+    "same seed and data order: a fair comparison.",
+)
+loss = c2.radio(
+    "Loss",
+    ["mse", "bce"],
+    key="train_loss",
+    horizontal=True,
+    persist_state="session",
+    format_func={"bce": "BCE", "mse": "MSE"}.get,
+    help="BCE as in the CIFAR-10 assignment, MSE as in the course notes.",
+)
 epochs = c3.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
 BATCHES = [16, 32, 64, 128, 256]
-batch = c4.selectbox("Batch size", BATCHES, index=BATCHES.index(TrainConfig().batch_size),
-                     key="train_batch",
-                     persist_state="session")
+batch = c4.selectbox(
+    "Batch size",
+    BATCHES,
+    index=BATCHES.index(TrainConfig().batch_size),
+    key="train_batch",
+    persist_state="session",
+)
 c5, c6, c7, c8 = st.columns([2, 1, 1, 1])
-lr = c5.number_input("Learning rate", 1e-5, 1.0, TrainConfig().lr, format="%.4f", step=1e-3,
-                     key="train_lr", persist_state="session")
+lr = c5.number_input(
+    "Learning rate",
+    1e-5,
+    1.0,
+    TrainConfig().lr,
+    format="%.4f",
+    step=1e-3,
+    key="train_lr",
+    persist_state="session",
+)
 seed = c6.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed", persist_state="session")
-noise = c7.slider("Input noise (std)", 0.0, 0.5, 0.0, 0.05, key="train_noise",
-                  persist_state="session",
-                  help="Gaussian noise on the inputs only: a denoising autoencoder.")
+noise = c7.slider(
+    "Input noise (std)",
+    0.0,
+    0.5,
+    0.0,
+    0.05,
+    key="train_noise",
+    persist_state="session",
+    help="Gaussian noise on the inputs only: a denoising autoencoder.",
+)
 n_train = len(data.train.filter(classes))
 if n_train == 0:  # e.g. an empty class folder picked alone
-    st.warning(f"There are no training images of {', '.join(classes)}. Pick classes that "
-               "have images in the sidebar.")
+    st.warning(
+        f"There are no training images of {', '.join(classes)}. Pick classes that "
+        "have images in the sidebar."
+    )
     st.stop()
-limit = c8.number_input(f"Training images (of {n_train:,})", 1, max(n_train, 1),
-                        min(5000, n_train), step=1000, key="train_limit",
-                        persist_state="session",
-                        help="The first N training images; fewer is quicker on a CPU.")
+limit = c8.number_input(
+    f"Training images (of {n_train:,})",
+    1,
+    max(n_train, 1),
+    min(5000, n_train),
+    step=1000,
+    key="train_limit",
+    persist_state="session",
+    help="The first N training images; fewer is quicker on a CPU.",
+)
 steps_total = int(epochs) * -(-int(limit) // int(batch))
 # Warm-up: the library default (500 steps) is tuned for full runs; for a short classroom
 # run keep it to a tenth of the steps so the learning rate reaches its peak.
 warmup = min(500, max(1, steps_total // 10))
-st.caption(f"{steps_total:,} steps of {int(batch)} images; learning-rate warm-up "
-           f"{warmup} steps, then cosine decay.")
+st.caption(
+    f"{steps_total:,} steps of {int(batch)} images; learning-rate warm-up "
+    f"{warmup} steps, then cosine decay."
+)
 
 b1, b2, _ = st.columns([1, 1, 6])
 start = b1.button("Train", type="primary", key="train_start")
-b2.button("Stop", key="train_stop",
-          help="Stops at once and keeps the last finished epoch.")
+b2.button("Stop", key="train_stop", help="Stops at once and keeps the last finished epoch.")
 
 
 def _config(dec: str) -> TrainConfig:
-    return TrainConfig(decoder=dec, loss=loss, epochs=int(epochs), batch_size=int(batch),
-                       lr=float(lr), warmup_steps=warmup,
-                       classes=() if all_classes else tuple(classes), limit=int(limit),
-                       noise=float(noise), seed=int(seed), device=device_name())
+    return TrainConfig(
+        decoder=dec,
+        loss=loss,
+        epochs=int(epochs),
+        batch_size=int(batch),
+        lr=float(lr),
+        warmup_steps=warmup,
+        classes=() if all_classes else tuple(classes),
+        limit=int(limit),
+        noise=float(noise),
+        seed=int(seed),
+        device=device_name(),
+    )
 
 
 def _checkpoint(result: TrainResult) -> Checkpoint:
-    return Checkpoint(result.model, result.model.config, result.train_config.to_dict(),
-                      result.history, result.test_metrics, result.data_fingerprint,
-                      data.source, datetime.now(UTC).isoformat(timespec="seconds"),
-                      snapshots=result.snapshots)
+    return Checkpoint(
+        result.model,
+        result.model.config,
+        result.train_config.to_dict(),
+        result.history,
+        result.test_metrics,
+        result.data_fingerprint,
+        data.source,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        snapshots=result.snapshots,
+    )
 
 
 class _Live:
@@ -147,14 +202,19 @@ class _Live:
                 total = ev.epochs * ev.steps_per_epoch
                 done = (self.index + ev.step / total) / self.n_runs
                 psnr = f", test PSNR {ev.test_psnr:.2f} dB" if ev.test_psnr else ""
-                self.bar.progress(min(done, 1.0), text=(
-                    f"{run['label']}: epoch {ev.epoch}/{ev.epochs}, step {ev.step}/{total}, "
-                    f"loss {ev.loss:.4f}{psnr}, {ev.images_per_s:,.0f} images/s"))
+                self.bar.progress(
+                    min(done, 1.0),
+                    text=(
+                        f"{run['label']}: epoch {ev.epoch}/{ev.epochs}, step {ev.step}/{total}, "
+                        f"loss {ev.loss:.4f}{psnr}, {ev.images_per_s:,.0f} images/s"
+                    ),
+                )
             if ev.kind == "epoch" or now - self.last_chart > CHART_EVERY_S:
                 self.last_chart = now
                 self.draws += 1  # a fresh key: two equal figures in one run would clash
-                self.chart.plotly_chart(training_curves(self.runs),
-                                        key=f"train_live_{self.index}_{self.draws}")
+                self.chart.plotly_chart(
+                    training_curves(self.runs), key=f"train_live_{self.index}_{self.draws}"
+                )
         except Interrupt as exc:  # see the module docstring
             self.interrupt = exc
             return True
@@ -164,13 +224,16 @@ class _Live:
 def _summary(run: dict) -> dict:
     """What the page keeps of a run for redrawing after the rerun."""
     result: TrainResult | None = run.get("result")
-    return {"label": run["label"], "steps": run["steps"],
-            "history": result.history if result else run["history"],
-            "stopped": bool(result and result.stopped),
-            "diverged": result.diverged if result else None,
-            "epochs_done": result.epochs_done if result else 0,
-            "metrics": result.test_metrics if result else {},
-            "seconds": result.seconds if result else 0.0}
+    return {
+        "label": run["label"],
+        "steps": run["steps"],
+        "history": result.history if result else run["history"],
+        "stopped": bool(result and result.stopped),
+        "diverged": result.diverged if result else None,
+        "epochs_done": result.epochs_done if result else 0,
+        "metrics": result.test_metrics if result else {},
+        "seconds": result.seconds if result else 0.0,
+    }
 
 
 def _train(decoders: list[str]) -> None:
@@ -215,38 +278,62 @@ if last:
         if r["diverged"]:
             st.error(f"{r['label']}: {r['diverged']}")
         elif r["epochs_done"] == 0:
-            st.warning(f"{r['label']}: stopped before the first epoch finished, so no model "
-                       "was kept.")
+            st.warning(
+                f"{r['label']}: stopped before the first epoch finished, so no model was kept."
+            )
         elif r["stopped"]:
             st.info(f"{r['label']}: stopped; kept epoch {r['epochs_done']}.")
     st.plotly_chart(training_curves(last), key="train_curves")
-    rows = [{"model": r["label"], "epochs": r["epochs_done"],
-             "test PSNR (dB)": r["metrics"].get("psnr"), "test SSIM": r["metrics"].get("ssim"),
-             "test MSE": r["metrics"].get("mse"), "seconds": r["seconds"]}
-            for r in last if r["epochs_done"]]
+    rows = [
+        {
+            "model": r["label"],
+            "epochs": r["epochs_done"],
+            "test PSNR (dB)": r["metrics"].get("psnr"),
+            "test SSIM": r["metrics"].get("ssim"),
+            "test MSE": r["metrics"].get("mse"),
+            "seconds": r["seconds"],
+        }
+        for r in last
+        if r["epochs_done"]
+    ]
     if rows:
-        st.dataframe(rows, hide_index=True, column_config={
-            "test PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
-            "test SSIM": st.column_config.NumberColumn(format="%.3f"),
-            "test MSE": st.column_config.NumberColumn(format="%.5f"),
-            "seconds": st.column_config.NumberColumn(format="%.1f")})
+        st.dataframe(
+            rows,
+            hide_index=True,
+            column_config={
+                "test PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
+                "test SSIM": st.column_config.NumberColumn(format="%.3f"),
+                "test MSE": st.column_config.NumberColumn(format="%.5f"),
+                "seconds": st.column_config.NumberColumn(format="%.1f"),
+            },
+        )
 
 # ------------------------------------------------------------ save / download
 trained = st.session_state.get("trained_models", {})
 if trained:
     st.subheader("Keep a trained model")
     keys = list(trained)
-    key = st.selectbox("Model", keys[::-1], key="train_keep_model",
-                       format_func=lambda k: trained[k].label)
+    key = st.selectbox(
+        "Model", keys[::-1], key="train_keep_model", format_func=lambda k: trained[k].label
+    )
     chosen = trained[key]
     ck = chosen.checkpoint
-    meta = dict(train_config=ck.train_config, history=ck.history, snapshots=ck.snapshots,
-                test_metrics=ck.test_metrics, data_fingerprint=ck.data_fingerprint,
-                data_source=ck.data_source)
+    meta = dict(
+        train_config=ck.train_config,
+        history=ck.history,
+        snapshots=ck.snapshots,
+        test_metrics=ck.test_metrics,
+        data_fingerprint=ck.data_fingerprint,
+        data_source=ck.data_source,
+    )
     s1, s2 = st.columns([3, 1], vertical_alignment="bottom")
-    name = s1.text_input("Save as (in the checkpoints folder)", value=chosen.short,
-                         key="train_save_name", max_chars=64,
-                         help="Letters, digits, '.', '_' and '-'; '.pt' is added.")
+    name = s1.text_input(
+        "Save as (in the checkpoints folder)",
+        value=chosen.short,
+        key="train_save_name",
+        max_chars=64,
+        help="Letters, digits, '.', '_' and '-'; '.pt' is added.",
+    )
     name = name.strip().removesuffix(".pt")
     target = checkpoints_dir() / f"{name}.pt"
     overwrite = False
@@ -254,8 +341,10 @@ if trained:
         overwrite = st.checkbox(f"Replace the existing {target.name}", key="train_overwrite")
     if s2.button("Save", key="train_save"):
         if not NAME_RE.match(name or ""):
-            st.error("Give a name of 1-64 letters, digits, '.', '_' or '-', starting with a "
-                     "letter or digit (no spaces or slashes).")
+            st.error(
+                "Give a name of 1-64 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit (no spaces or slashes)."
+            )
         elif target.exists() and not overwrite:
             st.error(f"{target} already exists: tick 'Replace' or choose another name.")
         else:
@@ -265,6 +354,11 @@ if trained:
                 st.error(f"Could not write {target}: {exc}")
             else:
                 st.success(f"Saved {target}; it is listed under the shipped models now.")
-    st.download_button("Download checkpoint (.pt)", checkpoint_bytes(ck.model, **meta),
-                       file_name=f"{name or 'convae'}.pt", mime="application/octet-stream",
-                       key="train_download", on_click="ignore")
+    st.download_button(
+        "Download checkpoint (.pt)",
+        checkpoint_bytes(ck.model, **meta),
+        file_name=f"{name or 'convae'}.pt",
+        mime="application/octet-stream",
+        key="train_download",
+        on_click="ignore",
+    )

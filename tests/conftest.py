@@ -77,8 +77,10 @@ def tiny_models(tiny_data):
     """One model per decoder, trained for 2 epochs on the tiny set (real fit())."""
     from convae.train import TrainConfig, fit
 
-    return {dec: fit(TrainConfig(decoder=dec, epochs=2, batch_size=16, warmup_steps=2), tiny_data)
-            for dec in ("transpose", "upsample")}
+    return {
+        dec: fit(TrainConfig(decoder=dec, epochs=2, batch_size=16, warmup_steps=2), tiny_data)
+        for dec in ("transpose", "upsample")
+    }
 
 
 def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

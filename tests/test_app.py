@@ -28,11 +28,21 @@ def app_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
     """Environment for the app: the tiny folder source and a checkpoints dir."""
     ckdir = tmp_path_factory.mktemp("app_checkpoints")
     for dec, res in tiny_models.items():
-        save_checkpoint(ckdir / f"shapes-{dec}.pt", res.model, res.train_config.to_dict(),
-                        res.history, res.test_metrics, res.data_fingerprint, tiny_data.source)
-    return {"CONVAE_SOURCE": tiny_data.source, "CONVAE_CHECKPOINTS": str(ckdir),
-            # The loader's disk cache for this tree lives next to it (see conftest).
-            "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root")}
+        save_checkpoint(
+            ckdir / f"shapes-{dec}.pt",
+            res.model,
+            res.train_config.to_dict(),
+            res.history,
+            res.test_metrics,
+            res.data_fingerprint,
+            tiny_data.source,
+        )
+    return {
+        "CONVAE_SOURCE": tiny_data.source,
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        # The loader's disk cache for this tree lives next to it (see conftest).
+        "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root"),
+    }
 
 
 @pytest.fixture
@@ -58,8 +68,7 @@ def _plotly(at: AppTest, index: int = 0) -> dict:
 
 def _images(at: AppTest) -> list[tuple[str, str]]:
     """(url, caption) of every image on the page, in order."""
-    return [(u, c) for im in at.get("image") for u, c in zip(im.value, im.captions,
-                                                             strict=True)]
+    return [(u, c) for im in at.get("image") for u, c in zip(im.value, im.captions, strict=True)]
 
 
 def _png(size: int = 40) -> bytes:
@@ -156,8 +165,9 @@ def test_colour_mode_changes_the_scale(app):
 def test_non_image_upload_gives_an_error_and_the_page_keeps_working(app):
     _open(app, "layers")
     app.radio(key="layers_source").set_value("your photo").run()
-    app.file_uploader(key="layers_upload").upload("notes.png", b"this is not an image",
-                                                  "image/png").run()
+    app.file_uploader(key="layers_upload").upload(
+        "notes.png", b"this is not an image", "image/png"
+    ).run()
     assert not app.exception
     assert any("not an image" in e.value for e in app.error)
     app.button(key="layers_next").click().run()  # still usable: falls back to a test image
@@ -168,8 +178,9 @@ def test_non_image_upload_gives_an_error_and_the_page_keeps_working(app):
 
 
 def test_bad_checkpoint_upload_is_an_error_not_a_crash(app):
-    app.sidebar.file_uploader(key="sidebar_upload").upload("model.pt", b"garbage",
-                                                            "application/octet-stream").run()
+    app.sidebar.file_uploader(key="sidebar_upload").upload(
+        "model.pt", b"garbage", "application/octet-stream"
+    ).run()
     assert not app.exception
     assert any("not a readable PyTorch file" in e.value for e in app.sidebar.error)
 
@@ -196,8 +207,9 @@ def test_training_adds_a_model_to_the_picker(app, tmp_path, monkeypatch):
     assert not app.exception, [e.value for e in app.exception]
     picker = app.sidebar.multiselect(key="sidebar_models")
     assert picker.value[0] == "trained:1"  # the new model is picked first
-    assert any(o.startswith("transpose-mse-1ep-seed0") and "trained here" in o
-               for o in picker.options)
+    assert any(
+        o.startswith("transpose-mse-1ep-seed0") and "trained here" in o for o in picker.options
+    )
     assert app.get("plotly_chart")  # the curves of the run
     # Save under an invalid, then a valid name.
     app.text_input(key="train_save_name").set_value("bad name/..").run()
@@ -216,7 +228,9 @@ def test_both_decoders_train_as_a_pair(app):
     app.button(key="train_start").click().run()
     assert not app.exception
     assert [r["label"].split("-")[0] for r in app.session_state["train_last"]] == [
-        "transpose", "upsample"]
+        "transpose",
+        "upsample",
+    ]
     curves = _plotly(app)
     assert len({t["name"] for t in curves["data"]}) == 2  # overlaid, one colour per decoder
 

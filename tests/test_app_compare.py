@@ -29,16 +29,36 @@ SNAP_KEYS = ["shipped:snap-transpose.pt", "shipped:snap-upsample.pt"]
 def compare_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
     ckdir = tmp_path_factory.mktemp("compare_checkpoints")
     for dec, res in tiny_models.items():
-        save_checkpoint(ckdir / f"shapes-{dec}.pt", res.model, res.train_config.to_dict(),
-                        res.history, res.test_metrics, res.data_fingerprint, tiny_data.source)
+        save_checkpoint(
+            ckdir / f"shapes-{dec}.pt",
+            res.model,
+            res.train_config.to_dict(),
+            res.history,
+            res.test_metrics,
+            res.data_fingerprint,
+            tiny_data.source,
+        )
     for dec in ("transpose", "upsample"):
-        res = fit(TrainConfig(decoder=dec, epochs=2, batch_size=16, warmup_steps=2), tiny_data,
-                  snapshots=3)
-        save_checkpoint(ckdir / f"snap-{dec}.pt", res.model, res.train_config.to_dict(),
-                        res.history, res.test_metrics, res.data_fingerprint, tiny_data.source,
-                        snapshots=res.snapshots)
-    return {"CONVAE_SOURCE": tiny_data.source, "CONVAE_CHECKPOINTS": str(ckdir),
-            "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root")}
+        res = fit(
+            TrainConfig(decoder=dec, epochs=2, batch_size=16, warmup_steps=2),
+            tiny_data,
+            snapshots=3,
+        )
+        save_checkpoint(
+            ckdir / f"snap-{dec}.pt",
+            res.model,
+            res.train_config.to_dict(),
+            res.history,
+            res.test_metrics,
+            res.data_fingerprint,
+            tiny_data.source,
+            snapshots=res.snapshots,
+        )
+    return {
+        "CONVAE_SOURCE": tiny_data.source,
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root"),
+    }
 
 
 def _start(env: dict, monkeypatch) -> AppTest:
@@ -69,8 +89,7 @@ def _tab(at: AppTest, name: str) -> AppTest:
 
 
 def _images(at: AppTest) -> list[tuple[str, str]]:
-    return [(u, c) for im in at.get("image") for u, c in zip(im.value, im.captions,
-                                                             strict=True)]
+    return [(u, c) for im in at.get("image") for u, c in zip(im.value, im.captions, strict=True)]
 
 
 def _plotly(at: AppTest, key: str) -> dict:
@@ -91,8 +110,8 @@ def test_page_shows_both_models_side_by_side(app):
     n = app.slider(key="compare_n").value
     # input, A, B, |A - input|, |B - input| rows (then the close-up pictures).
     assert len(imgs) >= 5 * n
-    assert [c for _, c in imgs[:n]] and all(c.endswith("dB") for _, c in imgs[n:3 * n])
-    assert all(c.startswith("cb ") for _, c in imgs[3 * n:5 * n])
+    assert [c for _, c in imgs[:n]] and all(c.endswith("dB") for _, c in imgs[n : 3 * n])
+    assert all(c.startswith("cb ") for _, c in imgs[3 * n : 5 * n])
     summary = app.dataframe[0].value
     assert list(summary["model"]) == ["A: shapes-transpose", "B: shapes-upsample"]
     assert summary["PSNR (dB)"].between(5, 60).all()
@@ -159,8 +178,7 @@ def test_per_class_table_covers_every_class_and_both_models(app):
     assert [t["name"] for t in bars["data"]] == ["shapes-transpose", "shapes-upsample"]
     app.segmented_control(key="compare_metric").set_value("checkerboard").run()
     _ok(app)
-    assert "checkerboard" in _plotly(app, "compare_class_bars")["layout"]["yaxis"]["title"][
-        "text"]
+    assert "checkerboard" in _plotly(app, "compare_class_bars")["layout"]["yaxis"]["title"]["text"]
 
 
 def test_snapshot_scrubber_changes_the_shown_snapshot(app):
@@ -201,10 +219,17 @@ def test_shipped_models_on_the_real_test_split(monkeypatch, shared_root):
     ck = ROOT / "checkpoints"
     if not (ck / "cifar10-transpose.pt").is_file():
         pytest.skip("the shipped checkpoints are missing")
-    at = _start({"CONVAE_SOURCE": "cifar10", "CONVAE_DATA": str(shared_root),
-                 "CONVAE_CHECKPOINTS": str(ck)}, monkeypatch)
+    at = _start(
+        {
+            "CONVAE_SOURCE": "cifar10",
+            "CONVAE_DATA": str(shared_root),
+            "CONVAE_CHECKPOINTS": str(ck),
+        },
+        monkeypatch,
+    )
     at.sidebar.multiselect(key="sidebar_models").set_value(
-        ["shipped:cifar10-transpose.pt", "shipped:cifar10-upsample.pt"]).run()
+        ["shipped:cifar10-transpose.pt", "shipped:cifar10-upsample.pt"]
+    ).run()
     _ok(at)
     summary = at.dataframe[0].value
     assert list(summary["model"]) == ["A: cifar10-transpose", "B: cifar10-upsample"]
@@ -225,7 +250,8 @@ def test_models_trained_on_the_train_page_carry_snapshots(app):
     _tab(app, "Over training")
     assert app.select_slider(key="compare_snapshot").options  # no "train a pair" button
     assert not app.get("button") or not any(
-        b.key == "compare_train_pair" for b in app.get("button"))
+        b.key == "compare_train_pair" for b in app.get("button")
+    )
 
 
 def test_layers_compare_mode_draws_both_models_on_one_scale(app):

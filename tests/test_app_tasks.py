@@ -18,8 +18,11 @@ from .test_app import _open
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TIMEOUT = 90  # seconds per run: a first run imports torch and plotly on a busy 2-core box
-TASKS = {"denoise": "gauss:0-0.4,saltpepper:0-0.3", "inpaint": "mask:4-16",
-         "colorize": "grey,drop:any"}
+TASKS = {
+    "denoise": "gauss:0-0.4,saltpepper:0-0.3",
+    "inpaint": "mask:4-16",
+    "colorize": "grey,drop:any",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +30,36 @@ def tasks_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
     """Plain models for both decoders and one tiny task model per task (transpose)."""
     ckdir = tmp_path_factory.mktemp("task_checkpoints")
     for dec, res in tiny_models.items():
-        save_checkpoint(ckdir / f"shapes-{dec}.pt", res.model, res.train_config.to_dict(),
-                        res.history, res.test_metrics, res.data_fingerprint, tiny_data.source)
+        save_checkpoint(
+            ckdir / f"shapes-{dec}.pt",
+            res.model,
+            res.train_config.to_dict(),
+            res.history,
+            res.test_metrics,
+            res.data_fingerprint,
+            tiny_data.source,
+        )
     for task, spec in TASKS.items():
-        res = fit(TrainConfig(decoder="transpose", epochs=1, batch_size=16, warmup_steps=2,
-                              corruption=spec), tiny_data)
-        save_checkpoint(ckdir / f"shapes-{task}-transpose.pt", res.model,
-                        res.train_config.to_dict(), res.history, res.test_metrics,
-                        res.data_fingerprint, tiny_data.source)
-    return {"CONVAE_SOURCE": tiny_data.source, "CONVAE_CHECKPOINTS": str(ckdir),
-            "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root")}
+        res = fit(
+            TrainConfig(
+                decoder="transpose", epochs=1, batch_size=16, warmup_steps=2, corruption=spec
+            ),
+            tiny_data,
+        )
+        save_checkpoint(
+            ckdir / f"shapes-{task}-transpose.pt",
+            res.model,
+            res.train_config.to_dict(),
+            res.history,
+            res.test_metrics,
+            res.data_fingerprint,
+            tiny_data.source,
+        )
+    return {
+        "CONVAE_SOURCE": tiny_data.source,
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root"),
+    }
 
 
 @pytest.fixture
@@ -135,8 +158,11 @@ def test_code_edit_interpolation_and_ledger(app):
     _ok(app)
     assert len(_images(app)) == frames - 2 * 4  # both strips shorter by 4
     rd = _plotly(app, "code_rd")
-    assert [t["name"] for t in rd["data"]][:3] == ["autoencoder code", "JPEG (scan only)",
-                                                  "JPEG (whole file)"]
+    assert [t["name"] for t in rd["data"]][:3] == [
+        "autoencoder code",
+        "JPEG (scan only)",
+        "JPEG (whole file)",
+    ]
 
 
 def test_style_grams_and_transfer_runs(app):
@@ -161,8 +187,9 @@ def test_style_bad_upload_gives_an_error_and_the_page_keeps_working(app):
     _open(app, "style")
     app.radio(key="style_style_src").set_value("upload").run()
     _ok(app)
-    app.file_uploader(key="style_style_upload").upload("notes.png", b"not an image",
-                                                       "image/png").run()
+    app.file_uploader(key="style_style_upload").upload(
+        "notes.png", b"not an image", "image/png"
+    ).run()
     _ok(app)
     assert any("not an image" in e.value for e in app.error)
     assert app.button(key="style_run").proto.disabled

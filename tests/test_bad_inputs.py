@@ -30,13 +30,20 @@ GOOD = {
     "greyscale png": lambda: _encode(Image.fromarray(_gradient()).convert("L"), "PNG"),
     "cmyk jpeg": lambda: _encode(Image.fromarray(_gradient()).convert("CMYK"), "JPEG"),
     "16-bit png": lambda: _encode(
-        Image.fromarray((np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)),
-        "PNG"),
+        Image.fromarray((np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)), "PNG"
+    ),
     "animated gif": lambda: _encode(
-        Image.fromarray(_gradient()).convert("P"), "GIF", save_all=True,
-        append_images=[Image.new("P", (64, 48), 3)], duration=100, loop=0),
-    "wide panorama": lambda: _encode(Image.fromarray(
-        np.random.default_rng(0).integers(0, 256, (40, 4000, 3), dtype=np.uint8)), "PNG"),
+        Image.fromarray(_gradient()).convert("P"),
+        "GIF",
+        save_all=True,
+        append_images=[Image.new("P", (64, 48), 3)],
+        duration=100,
+        loop=0,
+    ),
+    "wide panorama": lambda: _encode(
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 4000, 3), dtype=np.uint8)),
+        "PNG",
+    ),
 }
 
 
@@ -64,10 +71,14 @@ def test_transparent_areas_are_white():
 BAD = {
     "zero bytes": (lambda: b"", "empty"),
     "not an image": (lambda: b"%PDF-1.7 this is a document", "not an image"),
-    "truncated png": (lambda: GOOD["greyscale png"]()[:60], "starts as a PNG image but its "
-                                                          "picture data is cut short"),
-    "truncated jpeg": (lambda: GOOD["rgb jpeg"]()[:300], "starts as a JPEG image but its "
-                                                         "picture data is cut short"),
+    "truncated png": (
+        lambda: GOOD["greyscale png"]()[:60],
+        "starts as a PNG image but its picture data is cut short",
+    ),
+    "truncated jpeg": (
+        lambda: GOOD["rgb jpeg"]()[:300],
+        "starts as a JPEG image but its picture data is cut short",
+    ),
 }
 
 
@@ -164,18 +175,24 @@ CHECKPOINTS = {  # what is uploaded -> words the sidebar's error must contain
     # Seeds whose bytes once made the reader raise IndexError / KeyError (an exception box).
     "random bytes": (lambda tmp: _random_bytes(17), "not a readable PyTorch file"),
     "other random bytes": (lambda tmp: _random_bytes(62), "not a readable PyTorch file"),
-    "truncated": (lambda tmp: _torch_bytes(checkpoint_dict(ConvAutoencoder()))[:900],
-                  "truncated"),
-    "other architecture": (lambda tmp: _torch_bytes({"fc.weight": torch.zeros(4, 4)}),
-                           "state_dict of another model"),
-    "code in the pickle": (lambda tmp: pickle.dumps({"state_dict": _RunsCode(str(tmp / "ran"))}),
-                           "not a readable PyTorch file"),
-    "code in a torch file": (lambda tmp: _torch_bytes({"x": _RunsCode(str(tmp / "ran"))}),
-                             "refused"),
-    "nan weights": (lambda tmp: _torch_bytes(_nan_model()), "NaN or infinite weights in "
-                                                            "conv2.bias"),
-    "future version": (lambda tmp: _torch_bytes(_future()),
-                       f"format version {FORMAT_VERSION + 1}"),
+    "truncated": (lambda tmp: _torch_bytes(checkpoint_dict(ConvAutoencoder()))[:900], "truncated"),
+    "other architecture": (
+        lambda tmp: _torch_bytes({"fc.weight": torch.zeros(4, 4)}),
+        "state_dict of another model",
+    ),
+    "code in the pickle": (
+        lambda tmp: pickle.dumps({"state_dict": _RunsCode(str(tmp / "ran"))}),
+        "not a readable PyTorch file",
+    ),
+    "code in a torch file": (
+        lambda tmp: _torch_bytes({"x": _RunsCode(str(tmp / "ran"))}),
+        "refused",
+    ),
+    "nan weights": (
+        lambda tmp: _torch_bytes(_nan_model()),
+        "NaN or infinite weights in conv2.bias",
+    ),
+    "future version": (lambda tmp: _torch_bytes(_future()), f"format version {FORMAT_VERSION + 1}"),
 }
 
 
@@ -185,7 +202,8 @@ def test_bad_checkpoint_uploads_are_named_and_change_nothing(app, app_env, kind,
     picked = app.sidebar.multiselect(key="sidebar_models").value
     make, words = CHECKPOINTS[kind]
     app.sidebar.file_uploader(key="sidebar_upload").upload(
-        "upload.pt", make(tmp_path), "application/octet-stream").run()
+        "upload.pt", make(tmp_path), "application/octet-stream"
+    ).run()
     assert not app.exception, [e.value for e in app.exception]
     errors = " ".join(e.value for e in app.sidebar.error)
     assert "upload.pt" in errors and words in errors, errors
@@ -199,7 +217,8 @@ def test_bad_checkpoint_uploads_are_named_and_change_nothing(app, app_env, kind,
 def test_checkpoint_for_other_images_loads_with_a_warning(app):
     one_channel = ConvAutoencoder(AEConfig(1, 28, "upsample"))
     app.sidebar.file_uploader(key="sidebar_upload").upload(
-        "mnist.pt", _torch_bytes(one_channel.state_dict()), "application/octet-stream").run()
+        "mnist.pt", _torch_bytes(one_channel.state_dict()), "application/octet-stream"
+    ).run()
     assert not app.exception and not app.sidebar.error
     assert app.sidebar.multiselect(key="sidebar_models").value[0] == "uploaded:mnist.pt"
     assert any("other images than" in w.value for w in app.sidebar.warning)
@@ -212,8 +231,10 @@ PHOTOS = {  # upload -> words of the error (None: it is traced, with its caption
     "not an image": (BAD["not an image"][0], "not an image"),
     "truncated png": BAD["truncated png"],
     "truncated jpeg": BAD["truncated jpeg"],
-    "decompression bomb": (lambda: _encode(Image.new("1", (20000, 20000)), "PNG"),
-                           "too many pixels"),
+    "decompression bomb": (
+        lambda: _encode(Image.new("1", (20000, 20000)), "PNG"),
+        "too many pixels",
+    ),
     "cmyk jpeg": (GOOD["cmyk jpeg"], None),
     "16-bit png": (GOOD["16-bit png"], None),
     "animated gif": (GOOD["animated gif"], None),
@@ -257,8 +278,13 @@ def test_divergence_is_reported_and_earlier_models_stay(app, monkeypatch):
     import convae.train as train_mod
 
     real_fit = train_mod.fit
-    monkeypatch.setattr(train_mod, "fit", lambda cfg, *a, **k: real_fit(
-        dataclasses.replace(cfg, lr=1e12, loss="mse", warmup_steps=0), *a, **k))
+    monkeypatch.setattr(
+        train_mod,
+        "fit",
+        lambda cfg, *a, **k: real_fit(
+            dataclasses.replace(cfg, lr=1e12, loss="mse", warmup_steps=0), *a, **k
+        ),
+    )
     app.button(key="train_start").click().run()
     assert not app.exception, [e.value for e in app.exception]
     errors = " ".join(e.value for e in app.error)
@@ -266,8 +292,10 @@ def test_divergence_is_reported_and_earlier_models_stay(app, monkeypatch):
     # 1e12 blows up at the first step, so no epoch finished and none is claimed kept.
     assert "no model was kept" in errors and "Kept the last" not in errors, errors
     assert list(app.session_state["trained_models"]) == ["trained:1"]  # the earlier one
-    assert sum("(trained here)" in o
-               for o in app.sidebar.multiselect(key="sidebar_models").options) == 1
+    assert (
+        sum("(trained here)" in o for o in app.sidebar.multiselect(key="sidebar_models").options)
+        == 1
+    )
 
 
 def test_batch_larger_than_the_data_trains_in_one_step(app):

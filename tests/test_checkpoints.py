@@ -21,8 +21,9 @@ from .test_models import CourseTransposeAE
 
 def test_round_trip(tmp_path):
     model = ConvAutoencoder(AEConfig(decoder="upsample"))
-    path = save_checkpoint(tmp_path / "m.pt", model, {"loss": "mse"}, [{"epoch": 1}],
-                           {"psnr": 22.0}, "abc", "cifar10")
+    path = save_checkpoint(
+        tmp_path / "m.pt", model, {"loss": "mse"}, [{"epoch": 1}], {"psnr": 22.0}, "abc", "cifar10"
+    )
     ck = load_checkpoint(path)
     assert ck.config == model.config
     assert ck.train_config == {"loss": "mse"} and ck.history == [{"epoch": 1}]

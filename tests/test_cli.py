@@ -12,16 +12,38 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, data_root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CONVAE_DATA": str(data_root), "CONVAE_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "convae", *args], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=ROOT)
+    env = {
+        **os.environ,
+        "CONVAE_DATA": str(data_root),
+        "CONVAE_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "convae", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def test_help_explains_every_option(tmp_path):
     out = run_cli("train", "--help", data_root=tmp_path).stdout
-    for opt in ("--data", "--decoder", "--loss", "--epochs", "--batch-size", "--lr",
-                "--classes", "--limit", "--noise", "--seed", "--device", "--out"):
+    for opt in (
+        "--data",
+        "--decoder",
+        "--loss",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--classes",
+        "--limit",
+        "--noise",
+        "--seed",
+        "--device",
+        "--out",
+    ):
         assert opt in out
     assert "default: 32" in out and "default: transpose" in out
     assert "--json" in run_cli("evaluate", "--help", data_root=tmp_path).stdout
@@ -29,9 +51,24 @@ def test_help_explains_every_option(tmp_path):
 
 def test_train_then_evaluate(image_tree, tmp_path):
     ckpt = tmp_path / "tiny.pt"
-    r = run_cli("train", "--data", f"folder:{image_tree}", "--decoder", "upsample",
-                "--loss", "mse", "--epochs", "2", "--batch-size", "16", "--limit", "40",
-                "--out", str(ckpt), data_root=tmp_path / "root")
+    r = run_cli(
+        "train",
+        "--data",
+        f"folder:{image_tree}",
+        "--decoder",
+        "upsample",
+        "--loss",
+        "mse",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--limit",
+        "40",
+        "--out",
+        str(ckpt),
+        data_root=tmp_path / "root",
+    )
     assert r.returncode == 0, r.stderr
     assert "test PSNR" in r.stdout and "img/s" in r.stderr  # result line + progress bar
     ck = load_checkpoint(ckpt)

@@ -35,6 +35,7 @@ def checkerboard(size: int = 32, amplitude: float = 0.1) -> torch.Tensor:
 
 # --- checkerboard score ---------------------------------------------------------------
 
+
 def test_checkerboard_added_to_an_image_scores_its_amplitude():
     x = smooth_images()
     for amp in (0.02, 0.1):
@@ -43,8 +44,9 @@ def test_checkerboard_added_to_an_image_scores_its_amplitude():
     # period-2 stripes (the other two Nyquist frequencies) count too
     stripes = 0.05 * (-1.0) ** torch.arange(32)
     assert torch.allclose(checkerboard_score(x + stripes, x), torch.full((4,), 0.05), atol=1e-4)
-    assert torch.allclose(checkerboard_score(x + stripes[:, None], x), torch.full((4,), 0.05),
-                          atol=1e-4)
+    assert torch.allclose(
+        checkerboard_score(x + stripes[:, None], x), torch.full((4,), 0.05), atol=1e-4
+    )
 
 
 def test_exact_copy_and_smooth_errors_score_near_zero():
@@ -74,6 +76,7 @@ def test_checkerboard_score_rejects_mismatched_shapes():
 
 # --- spectrum -------------------------------------------------------------------------
 
+
 def test_radial_spectrum_peaks_where_the_pattern_is():
     size = 32
     xx = torch.arange(size).float().expand(size, size)
@@ -89,8 +92,9 @@ def test_radial_spectrum_peaks_where_the_pattern_is():
 
 
 def test_radial_spectrum_takes_uint8_like_floats():
-    x = torch.randint(0, 256, (3, 3, 16, 16), generator=torch.Generator().manual_seed(1),
-                      dtype=torch.uint8)
+    x = torch.randint(
+        0, 256, (3, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8
+    )
     f8, p8 = radial_power_spectrum(x)
     ff, pf = radial_power_spectrum(x.float() / 255)
     assert torch.equal(f8, ff) and torch.allclose(p8, pf, rtol=1e-5)
@@ -98,10 +102,13 @@ def test_radial_spectrum_takes_uint8_like_floats():
 
 # --- overlap map ----------------------------------------------------------------------
 
+
 def _counts_1d(k: int, n: int, s: int = 2) -> torch.Tensor:
     """By hand: output o gets one tap from each input i with 0 <= o - s*i < k."""
-    return torch.tensor([sum(0 <= o - s * i < k for i in range(n))
-                         for o in range((n - 1) * s + k)], dtype=torch.float32)
+    return torch.tensor(
+        [sum(0 <= o - s * i < k for i in range(n)) for o in range((n - 1) * s + k)],
+        dtype=torch.float32,
+    )
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
@@ -124,6 +131,7 @@ def test_overlap_map_patterns():
 
 
 # --- A/B comparison and per-class table (tiny trained models) ---------------------------
+
 
 def test_compare_models_on_tiny_models(tiny_models, tiny_data):
     a, b = tiny_models["transpose"].model, tiny_models["upsample"].model
@@ -174,13 +182,16 @@ def test_per_class_table_matches_evaluate(tiny_models, tiny_data):
 
 # --- shipped checkpoints on the real test split ----------------------------------------
 
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize("decoder", ["transpose", "upsample"])
 def test_shipped_checkerboard_is_finite_and_stable(decoder, cifar):
     path = CKPT / f"cifar10-{decoder}.pt"
     if not path.is_file():
-        pytest.skip(f"shipped checkpoint {path} is missing (train it with python -m convae "
-                    f"train --decoder {decoder})")
+        pytest.skip(
+            f"shipped checkpoint {path} is missing (train it with python -m convae "
+            f"train --decoder {decoder})"
+        )
     scores = score_images(load_checkpoint(path).model, cifar.test)
     assert len(scores) == 10000
     cb = scores.checkerboard
@@ -196,6 +207,7 @@ def test_shipped_checkerboard_is_finite_and_stable(decoder, cifar):
 
 # --- snapshots over training ---------------------------------------------------------
 
+
 def test_snapshots_cover_the_run_from_init_to_final(tiny_data):
     cfg = TrainConfig(decoder="transpose", epochs=2, batch_size=16, seed=5, warmup_steps=2)
     r = fit(cfg, tiny_data, snapshots=3)
@@ -207,10 +219,15 @@ def test_snapshots_cover_the_run_from_init_to_final(tiny_data):
     assert all(torch.equal(init[k], v) for k, v in r.snapshots[0]["state_dict"].items())
     final = r.model.state_dict()
     assert all(torch.equal(final[k], v) for k, v in r.snapshots[-1]["state_dict"].items())
-    assert not torch.equal(r.snapshots[1]["state_dict"]["t_conv2.weight"],
-                           r.snapshots[2]["state_dict"]["t_conv2.weight"])
-    assert all(v.device.type == "cpu" and v.is_contiguous()
-               for s in r.snapshots for v in s["state_dict"].values())
+    assert not torch.equal(
+        r.snapshots[1]["state_dict"]["t_conv2.weight"],
+        r.snapshots[2]["state_dict"]["t_conv2.weight"],
+    )
+    assert all(
+        v.device.type == "cpu" and v.is_contiguous()
+        for s in r.snapshots
+        for v in s["state_dict"].values()
+    )
     assert fit(cfg, tiny_data).snapshots == []  # off by default
     # more snapshots than steps: one per step
     assert [s["step"] for s in fit(cfg, tiny_data, snapshots=50).snapshots] == list(range(11))
@@ -243,9 +260,23 @@ def test_snapshot_models_rebuild_the_weights(tiny_data, tmp_path):
 
 def test_cli_train_snapshots_writes_weights_only_snapshots(image_tree, tmp_path):
     ckpt = tmp_path / "snap.pt"
-    r = run_cli("train", "--data", f"folder:{image_tree}", "--decoder", "transpose",
-                "--epochs", "2", "--batch-size", "16", "--snapshots", "4", "--quiet",
-                "--out", str(ckpt), data_root=tmp_path / "root")
+    r = run_cli(
+        "train",
+        "--data",
+        f"folder:{image_tree}",
+        "--decoder",
+        "transpose",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--snapshots",
+        "4",
+        "--quiet",
+        "--out",
+        str(ckpt),
+        data_root=tmp_path / "root",
+    )
     assert r.returncode == 0, r.stderr
     blob = torch.load(ckpt, weights_only=True)  # plain tensors and numbers only
     snaps = blob["snapshots"]
@@ -253,23 +284,35 @@ def test_cli_train_snapshots_writes_weights_only_snapshots(image_tree, tmp_path)
     assert snaps[-1]["step"] == blob["history"][-1]["step"]
     assert all(torch.equal(blob["state_dict"][k], v) for k, v in snaps[-1]["state_dict"].items())
     ck = load_checkpoint(ckpt)
-    assert [s.step for s in snapshot_models(ck.snapshots, ck.config)] == \
-        [s["step"] for s in snaps]
+    assert [s.step for s in snapshot_models(ck.snapshots, ck.config)] == [s["step"] for s in snaps]
     info = run_cli("info", str(ckpt), data_root=tmp_path / "root")
     assert '"snapshot_steps"' in info.stdout
 
 
 def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_path):
     paths = [save_checkpoint(tmp_path / f"{dec}.pt", r.model) for dec, r in tiny_models.items()]
-    r = run_cli("compare", *map(str, paths), "--data", f"folder:{image_tree}", "--json",
-                data_root=tmp_path / "root")
+    r = run_cli(
+        "compare",
+        *map(str, paths),
+        "--data",
+        f"folder:{image_tree}",
+        "--json",
+        data_root=tmp_path / "root",
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     rows = {(row["class"], row["model"]): row for row in res["rows"]}
     assert len(rows) == 8 and rows[("all", "upsample")]["n"] == 18 and res["seconds"] > 0
     assert rows[("circle", "transpose")]["checkerboard"] >= 0
-    table = run_cli("compare", *map(str, paths), "--data", f"folder:{image_tree}",
-                    "--classes", "square", data_root=tmp_path / "root").stdout
+    table = run_cli(
+        "compare",
+        *map(str, paths),
+        "--data",
+        f"folder:{image_tree}",
+        "--classes",
+        "square",
+        data_root=tmp_path / "root",
+    ).stdout
     assert "square" in table and "circle" not in table and "transpose" in table
     bad = run_cli("compare", str(paths[0]), str(tmp_path / "none.pt"), data_root=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error:")

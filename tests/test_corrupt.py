@@ -106,7 +106,8 @@ def test_specs_parse_and_mixtures_pick_one_per_image():
     x = torch.rand(400, 3, 8, 8)
     y, region = corrupt(x, "grey,drop:r", _gen())
     grey = torch.isclose(y[:, 0], y[:, 1]).flatten(1).all(1) & torch.isclose(
-        y[:, 1], y[:, 2]).flatten(1).all(1)
+        y[:, 1], y[:, 2]
+    ).flatten(1).all(1)
     dropped = (y[:, 0] == 0).flatten(1).all(1)
     assert (grey ^ dropped).all()  # each image got exactly one of the two
     assert 150 < int(grey.sum()) < 250
@@ -132,8 +133,12 @@ def test_task_of_and_pick():
     assert task_of({"corruption": "gauss:0-0.4,saltpepper:0-0.3"}) == "denoise"
     assert task_of({"corruption": "mask:4-16"}) == "inpaint"
     assert task_of({"corruption": "grey,drop:any"}) == "colorize"
-    cands = [("a", "plain", "transpose"), ("b", "denoise", "transpose"),
-             ("c", "denoise", "upsample"), ("d", "denoise", "transpose")]
+    cands = [
+        ("a", "plain", "transpose"),
+        ("b", "denoise", "transpose"),
+        ("c", "denoise", "upsample"),
+        ("d", "denoise", "transpose"),
+    ]
     assert pick(cands, "denoise", "transpose") == "b"
     assert pick(cands, "denoise", "transpose", preferred=["d"]) == "d"
     assert pick(cands, "inpaint", "transpose") is None

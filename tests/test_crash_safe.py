@@ -36,8 +36,9 @@ def test_kill_mid_write_keeps_a_loadable_checkpoint(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     delays = [0.05 * i for i in range(1, 13)]  # kill at many different moments
     for delay in delays:
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env,
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], env=env, stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
@@ -57,15 +58,40 @@ def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree,
     always loads, as the old model or the complete new one, never a mix."""
     path = tmp_path / "model.pt"
     save_checkpoint(path, ConvAutoencoder(AEConfig(decoder="transpose")))
-    env = {**os.environ, "CONVAE_DATA": str(tmp_path / "root"), "CONVAE_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "convae", "train", "--data", f"folder:{image_tree}",
-           "--decoder", "upsample", "--epochs", "1", "--batch-size", "16", "--limit", "40",
-           "--snapshots", "8", "--threads", "1", "--quiet", "--out", str(path)]
+    env = {
+        **os.environ,
+        "CONVAE_DATA": str(tmp_path / "root"),
+        "CONVAE_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "convae",
+        "train",
+        "--data",
+        f"folder:{image_tree}",
+        "--decoder",
+        "upsample",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--limit",
+        "40",
+        "--snapshots",
+        "8",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(path),
+    ]
     seen = set()
     for delay in (0.0, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, None):  # None: let it finish
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
         for line in proc.stderr:  # wait for the last epoch's line
             if line.startswith("epoch 1/1"):
                 break
@@ -82,7 +108,8 @@ def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree,
             assert len(ck.snapshots) == 1 + 3  # step 0 and each of the 3 steps (40 / 16)
             seen.add("new")
     assert proc.returncode == 0 and seen >= {"new"}
-    leftovers = [p.name for p in tmp_path.iterdir()
-                 if p.name not in ("model.pt", "root", image_tree.name)]
+    leftovers = [
+        p.name for p in tmp_path.iterdir() if p.name not in ("model.pt", "root", image_tree.name)
+    ]
     assert all(n.endswith(".tmp") for n in leftovers), leftovers
     print(f"outcomes seen: {sorted(seen)}")

@@ -117,16 +117,20 @@ def test_step_thumbnails_are_pictures_for_image_steps_and_tiles_otherwise(model)
 
 
 def test_training_curves_overlay_runs():
-    runs = [{"label": d, "steps": [(1, 0.7), (2, 0.6)],
-             "history": [{"epoch": 1, "test_psnr": 15.0}]} for d in ("a", "b")]
+    runs = [
+        {"label": d, "steps": [(1, 0.7), (2, 0.6)], "history": [{"epoch": 1, "test_psnr": 15.0}]}
+        for d in ("a", "b")
+    ]
     fig = training_curves(runs)
     assert len(fig.data) == 4
     assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis2.title.text == "PSNR (dB)"
 
 
 def test_grid_png_is_a_readable_png():
-    png = grid_png([("original", torch.rand(3, 3, 32, 32)), ("model", torch.rand(2, 3, 32, 32))],
-                   [["a", "b", "c"], ["1 dB", "2 dB"]])
+    png = grid_png(
+        [("original", torch.rand(3, 3, 32, 32)), ("model", torch.rand(2, 3, 32, 32))],
+        [["a", "b", "c"], ["1 dB", "2 dB"]],
+    )
     im = Image.open(io.BytesIO(png))
     assert im.format == "PNG" and im.width > 3 * 96
 
@@ -135,7 +139,7 @@ def test_grid_png_pixels_are_the_images_enlarged():
     x = torch.rand(2, 3, 32, 32)
     im = np.asarray(Image.open(io.BytesIO(grid_png([("", x)], target_px=64, gap=4))))
     assert im.shape == (4 + 64 + 4, 4 + 2 * (64 + 4), 3)  # no label column, no captions
-    second = im[4:68, 4 + 68:4 + 68 + 64]
+    second = im[4:68, 4 + 68 : 4 + 68 + 64]
     assert np.array_equal(second, upscale(image_list(x[1:], 32)[0], 2))
 
 
@@ -145,15 +149,22 @@ def test_rows_png_keeps_each_picture_as_drawn():
     big = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     grey = rng.integers(0, 256, (32, 32), dtype=np.uint8)
     bar = rng.integers(0, 256, (14, 100, 3), dtype=np.uint8)
-    png = rows_png([("recon", [big, big], ["1 dB", "2 dB"]), ("grey", [grey], None),
-                    ("scale", [bar], ["0 ... 40"])], gap=4, label_px=50)
+    png = rows_png(
+        [
+            ("recon", [big, big], ["1 dB", "2 dB"]),
+            ("grey", [grey], None),
+            ("scale", [bar], ["0 ... 40"]),
+        ],
+        gap=4,
+        label_px=50,
+    )
     im = np.asarray(Image.open(io.BytesIO(png)))
     assert im.shape[1] == 50 + 2 * (4 + 64) + 4  # label, gap-picture twice, right margin
     assert im.shape[0] == 4 + (64 + 14 + 4) + (32 + 14 + 4) + (14 + 14 + 4)
     left = 50 + 4
-    assert np.array_equal(im[4:68, left:left + 64], big)
-    assert np.array_equal(im[4 + 82:4 + 82 + 32, left:left + 32], np.stack([grey] * 3, -1))
-    assert np.array_equal(im[4 + 82 + 50:4 + 82 + 50 + 14, left:left + 100], bar)
+    assert np.array_equal(im[4:68, left : left + 64], big)
+    assert np.array_equal(im[4 + 82 : 4 + 82 + 32, left : left + 32], np.stack([grey] * 3, -1))
+    assert np.array_equal(im[4 + 82 + 50 : 4 + 82 + 50 + 14, left : left + 100], bar)
     assert (im[4:68, :50] < 255).any()  # the row label is written
     with pytest.raises(ValueError, match="at least one picture"):
         rows_png([("empty", [], None)])
@@ -175,12 +186,15 @@ def test_photo_is_centre_cropped_and_resized():
     assert grey.shape == (1, 1, 28, 28)
 
 
-@pytest.mark.parametrize("data,words", [
-    (b"", "empty .* JPEG or PNG"),
-    (b"not an image at all", "not an image: its bytes are not a JPEG, PNG"),
-    (b"\x89PNG\r\n\x1a\n broken", "starts as a PNG image but .* cut short or damaged"),
-    (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "starts as a WebP image"),
-])
+@pytest.mark.parametrize(
+    "data,words",
+    [
+        (b"", "empty .* JPEG or PNG"),
+        (b"not an image at all", "not an image: its bytes are not a JPEG, PNG"),
+        (b"\x89PNG\r\n\x1a\n broken", "starts as a PNG image but .* cut short or damaged"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "starts as a WebP image"),
+    ],
+)
 def test_non_images_raise_a_clear_error(data, words):
     with pytest.raises(ImageDecodeError, match=f"^upload.png .*{words}"):
         image_to_input(data, 3, 32, "upload.png")

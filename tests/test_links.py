@@ -27,8 +27,17 @@ def _run(params: dict[str, str], page: str | None = None) -> AppTest:
 
 
 def test_link_opens_that_view(env):
-    at = _run({"models": "shipped:shapes-upsample.pt", "classes": "square",
-               "class": "square", "i": "2", "step": "conv4", "colour": "model"}, "layers")
+    at = _run(
+        {
+            "models": "shipped:shapes-upsample.pt",
+            "classes": "square",
+            "class": "square",
+            "i": "2",
+            "step": "conv4",
+            "colour": "model",
+        },
+        "layers",
+    )
     assert at.sidebar.multiselect(key="sidebar_models").value == ["shipped:shapes-upsample.pt"]
     assert at.sidebar.multiselect(key="sidebar_classes").value == ["square"]
     assert at.selectbox(key="layers_class").value == "square"
@@ -45,8 +54,7 @@ def test_the_address_bar_follows_the_choices(env):
 
 
 def test_invalid_values_open_defaults_with_a_notice(env):
-    at = _run({"models": "shipped:nope.pt", "classes": "airplane", "i": "x",
-               "colour": "rainbow"})
+    at = _run({"models": "shipped:nope.pt", "classes": "airplane", "i": "x", "colour": "rainbow"})
     notice = " ".join(w.value for w in at.warning)
     for bad in ("models=shipped:nope.pt", "classes=airplane", "i=x", "colour=rainbow"):
         assert bad in notice

@@ -14,10 +14,13 @@ CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
 pytestmark = pytest.mark.shared_data
 
 
-@pytest.mark.parametrize(("name", "floor", "params"), [
-    ("cifar10-transpose.pt", 21.5, 1495),
-    ("cifar10-upsample.pt", 22.5, 2055),
-])
+@pytest.mark.parametrize(
+    ("name", "floor", "params"),
+    [
+        ("cifar10-transpose.pt", 21.5, 1495),
+        ("cifar10-upsample.pt", 22.5, 2055),
+    ],
+)
 def test_cifar10_checkpoints_reach_target(name, floor, params, cifar):
     ck = load_checkpoint(CKPT / name)
     assert count_parameters(ck.model) == params
@@ -33,8 +36,9 @@ def test_cifar10_checkpoints_reach_target(name, floor, params, cifar):
 def test_both_cifar10_checkpoints_share_one_recipe():
     a = load_checkpoint(CKPT / "cifar10-transpose.pt").train_config
     b = load_checkpoint(CKPT / "cifar10-upsample.pt").train_config
-    assert {k: v for k, v in a.items() if k != "decoder"} == \
-        {k: v for k, v in b.items() if k != "decoder"}
+    assert {k: v for k, v in a.items() if k != "decoder"} == {
+        k: v for k, v in b.items() if k != "decoder"
+    }
 
 
 @pytest.mark.parametrize("decoder", ["transpose", "upsample"])

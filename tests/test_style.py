@@ -23,8 +23,7 @@ from convae.style import (
 def test_gram_matrix_by_hand():
     # Two channels on a 1x2 image: F = [[1, 2], [3, 4]] -> F F^T = [[5, 11], [11, 25]].
     f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
-    assert torch.equal(gram_matrix(f, normalize=False), torch.tensor([[[5.0, 11.0],
-                                                                       [11.0, 25.0]]]))
+    assert torch.equal(gram_matrix(f, normalize=False), torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]))
     assert torch.allclose(gram_matrix(f), torch.tensor([[[2.5, 5.5], [5.5, 12.5]]]))
     # Layout does not matter, only which channels fire together: a shuffle keeps G.
     g = torch.rand(2, 5, 6, 6)
@@ -56,8 +55,10 @@ def test_encoder_features_leave_the_shared_model_alone(tiny_models):
     assert feats["relu1"].shape == (1, 16, 48, 40) and feats["pool2"].shape == (1, 4, 12, 10)
     feats["pool2"].sum().backward()
     assert x.grad is not None
-    assert all((g is None and p.grad is None) or torch.equal(g, p.grad)
-               for g, p in zip(grads, model.parameters(), strict=True))  # no grad collected
+    assert all(
+        (g is None and p.grad is None) or torch.equal(g, p.grad)
+        for g, p in zip(grads, model.parameters(), strict=True)
+    )  # no grad collected
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     grams = layer_grams(ex, x.detach())
     assert grams["conv1"].shape == (16, 16) and grams["pool2"].shape == (4, 4)

@@ -8,16 +8,22 @@ from convae.train import TrainConfig, evaluate, fit, lr_factor
 
 def test_a_few_steps_lower_the_loss(tiny_data):
     losses = []
-    fit(TrainConfig(epochs=3, batch_size=8, lr=3e-3, warmup_steps=1), tiny_data,
-        lambda ev: losses.append(ev.loss) if ev.kind == "step" else None)
+    fit(
+        TrainConfig(epochs=3, batch_size=8, lr=3e-3, warmup_steps=1),
+        tiny_data,
+        lambda ev: losses.append(ev.loss) if ev.kind == "step" else None,
+    )
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < first
 
 
 def test_events_and_history(tiny_data):
     events = []
-    r = fit(TrainConfig(decoder="upsample", loss="mse", epochs=2, batch_size=16), tiny_data,
-            events.append)
+    r = fit(
+        TrainConfig(decoder="upsample", loss="mse", epochs=2, batch_size=16),
+        tiny_data,
+        events.append,
+    )
     steps = [e for e in events if e.kind == "step"]
     epochs = [e for e in events if e.kind == "epoch"]
     assert len(steps) == 2 * 5 and len(epochs) == 2  # 72 images / 16 = 5 steps
@@ -53,8 +59,7 @@ def test_stop_before_first_epoch_keeps_nothing_trained(tiny_data):
 
 
 def test_divergence_is_caught(tiny_data):
-    r = fit(TrainConfig(epochs=3, batch_size=16, lr=1e12, loss="mse", warmup_steps=0),
-            tiny_data)
+    r = fit(TrainConfig(epochs=3, batch_size=16, lr=1e12, loss="mse", warmup_steps=0), tiny_data)
     assert r.diverged and "learning rate" in r.diverged
     assert "try 1e+11" in r.diverged  # a concrete lower rate to try
     # It blew up in the first epoch: nothing finished, and the message must not claim
@@ -88,17 +93,30 @@ def test_divergence_after_an_epoch_keeps_that_epoch(tiny_data, monkeypatch):
 
 
 def test_noise_classes_limit_and_big_batch(tiny_data):
-    r = fit(TrainConfig(epochs=1, batch_size=1000, classes=("square",), limit=5, noise=0.2),
-            tiny_data)
+    r = fit(
+        TrainConfig(epochs=1, batch_size=1000, classes=("square",), limit=5, noise=0.2), tiny_data
+    )
     assert r.history[0]["step"] == 1  # one batch: 5 images, batch clipped to the data
     assert r.test_metrics["n"] == 8  # test split filtered to squares
     with pytest.raises(ValueError, match="no training images"):
-        fit(TrainConfig(epochs=1, classes=()), tiny_data.__class__(
-            "x", tiny_data.train.head(0), tiny_data.test, "fp"))
+        fit(
+            TrainConfig(epochs=1, classes=()),
+            tiny_data.__class__("x", tiny_data.train.head(0), tiny_data.test, "fp"),
+        )
 
 
-@pytest.mark.parametrize("bad", [dict(lr=0), dict(lr=-1), dict(epochs=0), dict(batch_size=0),
-                                 dict(loss="l1"), dict(noise=-0.1), dict(limit=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(lr=0),
+        dict(lr=-1),
+        dict(epochs=0),
+        dict(batch_size=0),
+        dict(loss="l1"),
+        dict(noise=-0.1),
+        dict(limit=0),
+    ],
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
@@ -115,7 +133,8 @@ def test_evaluate_per_class_and_channel_check(tiny_models, tiny_data):
     res = evaluate(model, tiny_data.test, per_class=True)
     assert set(res["per_class"]) == set(tiny_data.classes)
     assert 0 < res["ssim"] <= 1 and res["psnr"] > 5
-    grey = tiny_data.test.__class__(tiny_data.test.images[:, :1], tiny_data.test.labels,
-                                    tiny_data.classes)
+    grey = tiny_data.test.__class__(
+        tiny_data.test.images[:, :1], tiny_data.test.labels, tiny_data.classes
+    )
     with pytest.raises(ValueError, match="channel"):
         evaluate(model, grey)

@@ -23,8 +23,7 @@ COLOUR_MODES = ("channel", "layer", "model")
 COLOUR_MODE_LABELS = {"channel": "per channel", "layer": "per layer", "model": "whole model"}
 DIVERGING = "RdBu_r"  # signed maps (conv outputs): blue < 0 < red, white at zero
 SEQUENTIAL = "Viridis"  # non-negative maps (after ReLU, pools, sigmoid)
-PART_COLOURS = {"input": "#7f7f7f", "encoder": "#1f77b4", "code": "#d62728",
-                "decoder": "#2ca02c"}
+PART_COLOURS = {"input": "#7f7f7f", "encoder": "#1f77b4", "code": "#d62728", "decoder": "#2ca02c"}
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
@@ -61,8 +60,13 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
-def grid_png(rows: Sequence[tuple[str, torch.Tensor]], captions: Sequence[Sequence[str]]
-             | None = None, target_px: int = 96, gap: int = 4, label_px: int = 150) -> bytes:
+def grid_png(
+    rows: Sequence[tuple[str, torch.Tensor]],
+    captions: Sequence[Sequence[str]] | None = None,
+    target_px: int = 96,
+    gap: int = 4,
+    label_px: int = 150,
+) -> bytes:
     """A labelled grid of image rows as PNG bytes (the Reconstructions download).
 
     Args:
@@ -71,13 +75,21 @@ def grid_png(rows: Sequence[tuple[str, torch.Tensor]], captions: Sequence[Sequen
         target_px: about how wide each image is drawn (integer nearest upscaling).
     """
     f = display_scale(rows[0][1].shape[-1], target_px)
-    return rows_png([(label, [upscale(to_uint8(img), f) for img in x],
-                      captions[r] if captions else None)
-                     for r, (label, x) in enumerate(rows)], gap, label_px)
+    return rows_png(
+        [
+            (label, [upscale(to_uint8(img), f) for img in x], captions[r] if captions else None)
+            for r, (label, x) in enumerate(rows)
+        ],
+        gap,
+        label_px,
+    )
 
 
-def rows_png(rows: Sequence[tuple[str, Sequence[np.ndarray], Sequence[str] | None]],
-             gap: int = 4, label_px: int = 150) -> bytes:
+def rows_png(
+    rows: Sequence[tuple[str, Sequence[np.ndarray], Sequence[str] | None]],
+    gap: int = 4,
+    label_px: int = 150,
+) -> bytes:
     """Rows of already drawn uint8 pictures (H, W) or (H, W, 3) as one labelled PNG.
 
     What a page shows as ``st.image`` rows (reconstructions, error maps, a code walk) is
@@ -122,8 +134,9 @@ def grid_shape(channels: int) -> tuple[int, int]:
     return math.ceil(channels / cols), cols
 
 
-def colour_range(activation: torch.Tensor, mode: str,
-                 model_range: tuple[float, float] | None = None) -> tuple[float, float]:
+def colour_range(
+    activation: torch.Tensor, mode: str, model_range: tuple[float, float] | None = None
+) -> tuple[float, float]:
     """The (min, max) a colour scale spans in ``mode`` ("layer" or "model")."""
     if mode == "model":
         if model_range is None:
@@ -136,9 +149,13 @@ def colour_range(activation: torch.Tensor, mode: str,
     return lo, hi
 
 
-def activation_grid(activation: torch.Tensor, step: str, mode: str = "layer",
-                    model_range: tuple[float, float] | None = None,
-                    tile_px: int = 150) -> go.Figure:
+def activation_grid(
+    activation: torch.Tensor,
+    step: str,
+    mode: str = "layer",
+    model_range: tuple[float, float] | None = None,
+    tile_px: int = 150,
+) -> go.Figure:
     """Every channel of one image's activation as a tiled heatmap with hover values.
 
     One heatmap trace holds all tiles (NaN gaps between them): one trace instead of 16
@@ -168,8 +185,11 @@ def activation_grid(activation: torch.Tensor, step: str, mode: str = "layer",
         hi = values.reshape(c, -1).max(1)[:, None, None]
         shown = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
         zmin, zmax, scale, zmid = 0.0, 1.0, SEQUENTIAL, None
-        bar = dict(title=dict(text="own range", side="right"), tickvals=[0, 0.5, 1],
-                   ticktext=["channel min", "mid", "channel max"])
+        bar = dict(
+            title=dict(text="own range", side="right"),
+            tickvals=[0, 0.5, 1],
+            ticktext=["channel min", "mid", "channel max"],
+        )
     else:
         shown = values
         zmin, zmax = colour_range(a, mode, model_range)
@@ -184,26 +204,49 @@ def activation_grid(activation: torch.Tensor, step: str, mode: str = "layer",
     for ch in range(c):
         r, col = divmod(ch, cols)
         top, left = r * (h + gap), col * (w + gap)
-        z[top:top + h, left:left + w] = shown[ch]
-        cd[top:top + h, left:left + w] = np.stack(
-            [np.full((h, w), ch), yy, xx, values[ch]], axis=-1)
-        annotations.append(dict(x=left + w / 2 - 0.5, y=top - 0.5, text=f"ch {ch}",
-                                showarrow=False, yanchor="bottom", font=dict(size=11),
-                                xref="x", yref="y"))
-    fig = go.Figure(go.Heatmap(
-        z=z, customdata=cd, colorscale=scale, zmin=zmin, zmax=zmax, zmid=zmid,
-        hoverongaps=False, colorbar=dict(thickness=14, len=1.0, **bar),
-        hovertemplate=("channel %{customdata[0]}<br>row %{customdata[1]}, "
-                       "col %{customdata[2]}<br>value %{customdata[3]:.4f}<extra></extra>"),
-    ))
+        z[top : top + h, left : left + w] = shown[ch]
+        cd[top : top + h, left : left + w] = np.stack(
+            [np.full((h, w), ch), yy, xx, values[ch]], axis=-1
+        )
+        annotations.append(
+            dict(
+                x=left + w / 2 - 0.5,
+                y=top - 0.5,
+                text=f"ch {ch}",
+                showarrow=False,
+                yanchor="bottom",
+                font=dict(size=11),
+                xref="x",
+                yref="y",
+            )
+        )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=cd,
+            colorscale=scale,
+            zmin=zmin,
+            zmax=zmax,
+            zmid=zmid,
+            hoverongaps=False,
+            colorbar=dict(thickness=14, len=1.0, **bar),
+            hovertemplate=(
+                "channel %{customdata[0]}<br>row %{customdata[1]}, "
+                "col %{customdata[2]}<br>value %{customdata[3]:.4f}<extra></extra>"
+            ),
+        )
+    )
     fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x",
-                     constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     label = COLOUR_MODE_LABELS[mode]
     fig.update_layout(
-        title=dict(text=f"{step}: {c} channel{'s' * (c > 1)} of {h}x{w} "
-                        f"(colour scale {label})", x=0, font=dict(size=14)),
-        annotations=annotations, height=rows * tile_px + 70,
+        title=dict(
+            text=f"{step}: {c} channel{'s' * (c > 1)} of {h}x{w} (colour scale {label})",
+            x=0,
+            font=dict(size=14),
+        ),
+        annotations=annotations,
+        height=rows * tile_px + 70,
         margin=dict(l=10, r=10, t=60, b=10),
     )
     return fig
@@ -218,8 +261,9 @@ def _lut(scale: str = SEQUENTIAL) -> np.ndarray:
 _VIRIDIS = _lut()
 
 
-def step_thumbnail(activation: torch.Tensor, step: str, in_channels: int,
-                   target_px: int = 96) -> np.ndarray:
+def step_thumbnail(
+    activation: torch.Tensor, step: str, in_channels: int, target_px: int = 96
+) -> np.ndarray:
     """A small picture of one step for the overview strip.
 
     Image-like steps (input and the final sigmoid with the image's channel count) are
@@ -232,8 +276,9 @@ def step_thumbnail(activation: torch.Tensor, step: str, in_channels: int,
     if step in ("input", "sigmoid") and c == in_channels:
         img = to_uint8(a)
         return upscale(_rgb(img), display_scale(w, target_px))
-    rows, cols = (2, 2) if c == 4 else (math.ceil(c / math.ceil(math.sqrt(c))),
-                                        math.ceil(math.sqrt(c)))
+    rows, cols = (
+        (2, 2) if c == 4 else (math.ceil(c / math.ceil(math.sqrt(c))), math.ceil(math.sqrt(c)))
+    )
     flat = a.reshape(c, -1)
     lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
     norm = ((a - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))).numpy()
@@ -242,8 +287,9 @@ def step_thumbnail(activation: torch.Tensor, step: str, in_channels: int,
     for ch in range(c):
         r, col = divmod(ch, cols)
         idx = (norm[ch] * 255).round().astype(np.int64)
-        mosaic[r * (h + gap):r * (h + gap) + h, col * (w + gap):col * (w + gap) + w] = (
-            _VIRIDIS[idx])
+        mosaic[r * (h + gap) : r * (h + gap) + h, col * (w + gap) : col * (w + gap) + w] = _VIRIDIS[
+            idx
+        ]
     return upscale(mosaic, display_scale(mosaic.shape[1], target_px))
 
 
@@ -257,28 +303,51 @@ def training_curves(runs: Sequence[dict]) -> go.Figure:
         runs: dicts with "label", "steps" [(step, loss), ...] and "history" (fit()'s
             per-epoch dicts with "epoch" and "test_psnr").
     """
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("Train loss per step", "Test PSNR per epoch"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("Train loss per step", "Test PSNR per epoch"),
+    )
     for i, run in enumerate(runs):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         steps = run.get("steps") or []
         if steps:
             s, v = zip(*steps, strict=True)
-            fig.add_trace(go.Scatter(x=s, y=v, mode="lines", name=run["label"],
-                                     legendgroup=run["label"], line=dict(color=colour)),
-                          row=1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=s,
+                    y=v,
+                    mode="lines",
+                    name=run["label"],
+                    legendgroup=run["label"],
+                    line=dict(color=colour),
+                ),
+                row=1,
+                col=1,
+            )
         hist = run.get("history") or []
         if hist:
-            fig.add_trace(go.Scatter(
-                x=[h["epoch"] for h in hist], y=[h["test_psnr"] for h in hist],
-                mode="lines+markers", name=run["label"], legendgroup=run["label"],
-                showlegend=not steps, line=dict(color=colour)), row=1, col=2)
+            fig.add_trace(
+                go.Scatter(
+                    x=[h["epoch"] for h in hist],
+                    y=[h["test_psnr"] for h in hist],
+                    mode="lines+markers",
+                    name=run["label"],
+                    legendgroup=run["label"],
+                    showlegend=not steps,
+                    line=dict(color=colour),
+                ),
+                row=1,
+                col=2,
+            )
     fig.update_xaxes(title_text="step", row=1, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=2)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25)
+    )
     return fig
 
 
@@ -299,21 +368,47 @@ def architecture_diagram(rows: Sequence[dict]) -> go.Figure:
         width = 0.25 + 0.55 * math.sqrt(c / 16)
         height = h / max_side
         colour = PART_COLOURS[r["part"]]
-        fig.add_trace(go.Bar(
-            x=[i], y=[height], base=[-height / 2], width=[width], marker_color=colour,
-            name=r["part"], legendgroup=r["part"], showlegend=False,
-            hovertemplate=(f"<b>{r['step']}</b><br>{r['layer']}<br>{r['output shape']} = "
-                           f"{r['values']:,} values<extra></extra>")))
-        fig.add_annotation(x=i, y=-0.5, text=r["output shape"].replace(" x ", "×"),
-                           showarrow=False, font=dict(size=11), yanchor="top")
+        fig.add_trace(
+            go.Bar(
+                x=[i],
+                y=[height],
+                base=[-height / 2],
+                width=[width],
+                marker_color=colour,
+                name=r["part"],
+                legendgroup=r["part"],
+                showlegend=False,
+                hovertemplate=(
+                    f"<b>{r['step']}</b><br>{r['layer']}<br>{r['output shape']} = "
+                    f"{r['values']:,} values<extra></extra>"
+                ),
+            )
+        )
+        fig.add_annotation(
+            x=i,
+            y=-0.5,
+            text=r["output shape"].replace(" x ", "×"),
+            showarrow=False,
+            font=dict(size=11),
+            yanchor="top",
+        )
     for part, colour in PART_COLOURS.items():
         fig.add_trace(go.Bar(x=[None], y=[None], marker_color=colour, name=part))
-    fig.update_xaxes(tickvals=list(range(len(rows))), ticktext=[r["step"] for r in rows],
-                     side="top", showgrid=False)
+    fig.update_xaxes(
+        tickvals=list(range(len(rows))),
+        ticktext=[r["step"] for r in rows],
+        side="top",
+        showgrid=False,
+    )
     fig.update_yaxes(visible=False, range=[-0.68, 0.52])
-    fig.update_layout(height=250, margin=dict(l=10, r=10, t=30, b=10), barmode="overlay",
-                      bargap=0, legend=dict(orientation="h", y=-0.02, x=0),
-                      plot_bgcolor="rgba(0,0,0,0)")
+    fig.update_layout(
+        height=250,
+        margin=dict(l=10, r=10, t=30, b=10),
+        barmode="overlay",
+        bargap=0,
+        legend=dict(orientation="h", y=-0.02, x=0),
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
     return fig
 
 
@@ -335,10 +430,13 @@ def architecture_image(rows: Sequence[dict], scale: int = 2) -> np.ndarray:
         bw = int(col_w * (0.2 + 0.5 * math.sqrt(c / 16)))
         bh = max(3 * scale, int(max_h * h / max_side))
         cx = i * col_w + col_w // 2
-        draw.rectangle((cx - bw // 2, mid - bh // 2, cx + bw // 2, mid + bh // 2),
-                       fill=PART_COLOURS[r["part"]])
-        for text, y in ((r["step"], 3 * scale), (r["output shape"].replace(" x ", "x"),
-                                                 height - bottom + 3 * scale)):
+        draw.rectangle(
+            (cx - bw // 2, mid - bh // 2, cx + bw // 2, mid + bh // 2), fill=PART_COLOURS[r["part"]]
+        )
+        for text, y in (
+            (r["step"], 3 * scale),
+            (r["output shape"].replace(" x ", "x"), height - bottom + 3 * scale),
+        ):
             tw = draw.textlength(text, font_size=10 * scale)
             draw.text((cx - tw / 2, y), text, fill="black", font_size=10 * scale)
     return np.asarray(canvas)
@@ -349,6 +447,7 @@ def architecture_markdown(rows: Sequence[dict]) -> str:
     lines = ["| step | layer | output shape | parameters |", "| --- | --- | --- | ---: |"]
     for r in rows:
         code = " **(code)**" if r["part"] == "code" else ""
-        lines.append(f"| {r['step']}{code} | {r['layer']} | {r['output shape']} | "
-                     f"{r['parameters']:,} |")
+        lines.append(
+            f"| {r['step']}{code} | {r['layer']} | {r['output shape']} | {r['parameters']:,} |"
+        )
     return "\n".join(lines)

@@ -28,8 +28,14 @@ STRIPE_FREQ = 0.5  # period-2 stripes: (pi, 0) and (0, pi)
 CHECKER_FREQ = 0.5 * 2**0.5  # a 2-pixel checkerboard: (pi, pi), the spectrum's corner
 # A decoder step of one model and the step of the other model that plays its part, for
 # the Layers page's compare mode (same names match themselves).
-EQUIVALENT_STEPS = {"t_conv1": "conv4", "t_conv2": "conv5", "conv4": "t_conv1",
-                    "conv5": "t_conv2", "upsample1": "t_conv1", "upsample2": "t_conv2"}
+EQUIVALENT_STEPS = {
+    "t_conv1": "conv4",
+    "t_conv2": "conv5",
+    "conv4": "t_conv1",
+    "conv5": "t_conv2",
+    "upsample1": "t_conv1",
+    "upsample2": "t_conv2",
+}
 
 
 def _lut(scale: str) -> np.ndarray:
@@ -63,8 +69,13 @@ def error_scale_bar(vmax: float, width: int = 256, height: int = 14) -> np.ndarr
     return np.repeat(row[None], height, axis=0)
 
 
-def swipe_image(a: torch.Tensor, b: torch.Tensor, split: int, target_px: int = 320,
-                line: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def swipe_image(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    split: int,
+    target_px: int = 320,
+    line: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
     """Two reconstructions (C, H, W) on one picture: ``a`` left of column ``split``,
     ``b`` from it on, with a thin divider line, enlarged without blur.
 
@@ -79,37 +90,57 @@ def swipe_image(a: torch.Tensor, b: torch.Tensor, split: int, target_px: int = 3
         out = np.repeat(out[..., None], 3, axis=2)
     if 0 < split < w:
         out = out.copy()
-        out[:, max(0, split * f - 1):split * f + 1] = line
+        out[:, max(0, split * f - 1) : split * f + 1] = line
     return out
 
 
-def error_maps_figure(errors: Mapping[str, torch.Tensor], vmax: float,
-                      height: int = 330) -> go.Figure:
+def error_maps_figure(
+    errors: Mapping[str, torch.Tensor], vmax: float, height: int = 330
+) -> go.Figure:
     """Each model's absolute error of one image (C, H, W) as a heatmap, side by side, on
     one colour axis from 0 to ``vmax``; hovering reads the error in grey levels."""
     names = list(errors)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"|{n} - input|"[:40]
-                                                                 for n in names],
-                        horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1,
+        cols=len(names),
+        subplot_titles=[f"|{n} - input|"[:40] for n in names],
+        horizontal_spacing=0.04,
+    )
     for i, name in enumerate(names, start=1):
         e = errors[name].detach().float().cpu().amax(0).numpy()
-        fig.add_trace(go.Heatmap(
-            z=e * LEVELS, coloraxis="coloraxis", name=name,
-            hovertemplate=(f"{name}<br>row %{{y}}, col %{{x}}<br>error %{{z:.1f}} "
-                           "grey levels<extra></extra>")), row=1, col=i)
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if i == 1 else i}",
-                         visible=False, row=1, col=i)
+        fig.add_trace(
+            go.Heatmap(
+                z=e * LEVELS,
+                coloraxis="coloraxis",
+                name=name,
+                hovertemplate=(
+                    f"{name}<br>row %{{y}}, col %{{x}}<br>error %{{z:.1f}} "
+                    "grey levels<extra></extra>"
+                ),
+            ),
+            row=1,
+            col=i,
+        )
+        fig.update_yaxes(
+            autorange="reversed", scaleanchor=f"x{'' if i == 1 else i}", visible=False, row=1, col=i
+        )
         fig.update_xaxes(visible=False, constrain="domain", row=1, col=i)
     fig.update_layout(
-        coloraxis=dict(colorscale=ERROR_SCALE, cmin=0, cmax=vmax * LEVELS,
-                       colorbar=dict(title=dict(text="grey levels", side="right"),
-                                     thickness=12)),
-        height=height, margin=dict(l=10, r=10, t=30, b=10))
+        coloraxis=dict(
+            colorscale=ERROR_SCALE,
+            cmin=0,
+            cmax=vmax * LEVELS,
+            colorbar=dict(title=dict(text="grey levels", side="right"), thickness=12),
+        ),
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+    )
     return fig
 
 
-def per_image_table(names: Sequence[str], scores: Mapping, class_names: Sequence[str],
-                    first_index: int = 0) -> list[dict]:
+def per_image_table(
+    names: Sequence[str], scores: Mapping, class_names: Sequence[str], first_index: int = 0
+) -> list[dict]:
     """One row per image with both models' figures next to each other, for a sortable
     table: PSNR, SSIM, MSE and checkerboard (grey levels) of A and B, and B - A in PSNR.
     Columns say "A" and "B" (model names are long; the page says which is which).
@@ -123,20 +154,27 @@ def per_image_table(names: Sequence[str], scores: Mapping, class_names: Sequence
     sa, sb = scores[names[0]], scores[names[1]]
     rows = []
     for i, cls in enumerate(class_names):
-        rows.append({
-            "image": first_index + i, "class": cls,
-            "PSNR A": float(sa.psnr[i]), "PSNR B": float(sb.psnr[i]),
-            "PSNR B - A": float(sb.psnr[i] - sa.psnr[i]),
-            "SSIM A": float(sa.ssim[i]), "SSIM B": float(sb.ssim[i]),
-            "checker A": LEVELS * float(sa.checkerboard[i]),
-            "checker B": LEVELS * float(sb.checkerboard[i]),
-            "MSE A": float(sa.mse[i]), "MSE B": float(sb.mse[i]),
-        })
+        rows.append(
+            {
+                "image": first_index + i,
+                "class": cls,
+                "PSNR A": float(sa.psnr[i]),
+                "PSNR B": float(sb.psnr[i]),
+                "PSNR B - A": float(sb.psnr[i] - sa.psnr[i]),
+                "SSIM A": float(sa.ssim[i]),
+                "SSIM B": float(sb.ssim[i]),
+                "checker A": LEVELS * float(sa.checkerboard[i]),
+                "checker B": LEVELS * float(sb.checkerboard[i]),
+                "MSE A": float(sa.mse[i]),
+                "MSE B": float(sb.mse[i]),
+            }
+        )
     return rows
 
 
-def spectrum_figure(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
-                    height: int = 360) -> go.Figure:
+def spectrum_figure(
+    curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], height: int = 360
+) -> go.Figure:
     """Radially averaged power spectra (from :func:`convae.metrics.radial_power_spectrum`)
     on a log scale, and each reconstruction's power relative to the input's.
 
@@ -146,38 +184,64 @@ def spectrum_figure(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
             brightness, orders of magnitude above the rest.
     """
     names = list(curves)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("Power by spatial frequency",
-                                        "Reconstruction power / input power"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("Power by spatial frequency", "Reconstruction power / input power"),
+    )
     f0, p0 = (t.double().numpy() for t in curves[names[0]])
     keep = f0 > 0
     for i, name in enumerate(names):
         f, p = (t.double().numpy() for t in curves[name])
         colour = INPUT_COLOUR if i == 0 else RUN_COLOURS[(i - 1) % len(RUN_COLOURS)]
         dash = "dot" if i == 0 else None
-        fig.add_trace(go.Scatter(x=f[keep], y=p[keep], mode="lines", name=name,
-                                 legendgroup=name, line=dict(color=colour, dash=dash),
-                                 hovertemplate="%{x:.3f} cycles/px: %{y:.2e}<extra>"
-                                               f"{name}</extra>"), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=f[keep],
+                y=p[keep],
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                line=dict(color=colour, dash=dash),
+                hovertemplate=f"%{{x:.3f}} cycles/px: %{{y:.2e}}<extra>{name}</extra>",
+            ),
+            row=1,
+            col=1,
+        )
         if i > 0:
-            fig.add_trace(go.Scatter(x=f[keep], y=p[keep] / np.maximum(p0[keep], 1e-30),
-                                     mode="lines", name=name, legendgroup=name,
-                                     showlegend=False, line=dict(color=colour),
-                                     hovertemplate="%{x:.3f} cycles/px: x%{y:.2f}<extra>"
-                                                   f"{name}</extra>"), row=1, col=2)
+            fig.add_trace(
+                go.Scatter(
+                    x=f[keep],
+                    y=p[keep] / np.maximum(p0[keep], 1e-30),
+                    mode="lines",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=False,
+                    line=dict(color=colour),
+                    hovertemplate=f"%{{x:.3f}} cycles/px: x%{{y:.2f}}<extra>{name}</extra>",
+                ),
+                row=1,
+                col=2,
+            )
     for col in (1, 2):
         for x, text in ((STRIPE_FREQ, "stripes"), (CHECKER_FREQ, "checkerboard")):
-            label = dict(annotation_text=text, annotation_position="top left",
-                         annotation_font_size=10) if col == 1 else {}
-            fig.add_vline(x=x, line=dict(color="#bbbbbb", dash="dash", width=1), row=1,
-                          col=col, **label)
+            label = (
+                dict(annotation_text=text, annotation_position="top left", annotation_font_size=10)
+                if col == 1
+                else {}
+            )
+            fig.add_vline(
+                x=x, line=dict(color="#bbbbbb", dash="dash", width=1), row=1, col=col, **label
+            )
         fig.update_xaxes(title_text="cycles per pixel", range=[0, 0.72], row=1, col=col)
         fig.update_yaxes(type="log", dtick=1, row=1, col=col)
     fig.add_hline(y=1, line=dict(color="#888888", width=1), row=1, col=2)
     fig.update_yaxes(title_text="power (log)", row=1, col=1)
     fig.update_yaxes(title_text="ratio (log)", row=1, col=2)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.22))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.22)
+    )
     return fig
 
 
@@ -187,14 +251,21 @@ CLASS_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "checkerboard": "checkerbo
 def per_class_rows(rows: Sequence[dict]) -> list[dict]:
     """:func:`convae.compare.per_class_table` rows for display: checkerboard in grey
     levels, one row per class and model."""
-    return [{"class": r["class"], "model": r["model"], "images": r["n"],
-             "PSNR (dB)": r["psnr"], "SSIM": r["ssim"],
-             "checkerboard (grey levels)": LEVELS * r["checkerboard"], "MSE": r["mse"]}
-            for r in rows]
+    return [
+        {
+            "class": r["class"],
+            "model": r["model"],
+            "images": r["n"],
+            "PSNR (dB)": r["psnr"],
+            "SSIM": r["ssim"],
+            "checkerboard (grey levels)": LEVELS * r["checkerboard"],
+            "MSE": r["mse"],
+        }
+        for r in rows
+    ]
 
 
-def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340
-                   ) -> go.Figure:
+def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340) -> go.Figure:
     """Grouped bars: one group per class, one bar per model, of ``metric``
     ("psnr", "ssim" or "checkerboard"); the "all" rows are drawn as dashed lines."""
     if metric not in CLASS_METRICS:
@@ -205,73 +276,121 @@ def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340
     for i, m in enumerate(models):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         mine = [r for r in rows if r["model"] == m and r["class"] != "all"]
-        fig.add_trace(go.Bar(x=[r["class"] for r in mine],
-                             y=[scale * r[metric] for r in mine], name=m,
-                             marker_color=colour,
-                             hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=[r["class"] for r in mine],
+                y=[scale * r[metric] for r in mine],
+                name=m,
+                marker_color=colour,
+                hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>",
+            )
+        )
         overall = [r for r in rows if r["model"] == m and r["class"] == "all"]
         if overall:
-            fig.add_hline(y=scale * overall[0][metric], line=dict(color=colour, dash="dash",
-                                                                  width=1))
+            fig.add_hline(
+                y=scale * overall[0][metric], line=dict(color=colour, dash="dash", width=1)
+            )
     label = CLASS_METRICS[metric]
     lows = [scale * r[metric] for r in rows]
     # PSNR and SSIM differ by a few percent between decoders: start the axis near the
     # data so the difference is visible (the axis says where it starts).
     y_range = None if metric == "checkerboard" else [min(lows) * 0.95, max(lows) * 1.02]
-    fig.update_layout(barmode="group", height=height, yaxis=dict(title=label, range=y_range),
-                      margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right",
-                                  yanchor="bottom"),
-                      title=dict(text=f"{label} per class (dashed: all classes)", x=0,
-                                 font=dict(size=14)))
+    fig.update_layout(
+        barmode="group",
+        height=height,
+        yaxis=dict(title=label, range=y_range),
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        title=dict(text=f"{label} per class (dashed: all classes)", x=0, font=dict(size=14)),
+    )
     return fig
 
 
-def overlap_figure(counts: torch.Tensor, kernel_size: int, stride: int = 2,
-                   height: int = 420) -> go.Figure:
+def overlap_figure(
+    counts: torch.Tensor, kernel_size: int, stride: int = 2, height: int = 420
+) -> go.Figure:
     """The overlap count map (:func:`convae.compare.overlap_map`) as an annotated heatmap."""
     z = counts.detach().cpu().numpy()
-    fig = go.Figure(go.Heatmap(
-        z=z, text=z.astype(int).astype(str), texttemplate="%{text}",
-        textfont=dict(size=13), colorscale="Blues", zmin=0, zmax=max(4.0, float(z.max())),
-        colorbar=dict(title=dict(text="taps", side="right"), thickness=12),
-        hovertemplate="row %{y}, col %{x}: %{z:.0f} taps<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            text=z.astype(int).astype(str),
+            texttemplate="%{text}",
+            textfont=dict(size=13),
+            colorscale="Blues",
+            zmin=0,
+            zmax=max(4.0, float(z.max())),
+            colorbar=dict(title=dict(text="taps", side="right"), thickness=12),
+            hovertemplate="row %{y}, col %{x}: %{z:.0f} taps<extra></extra>",
+        )
+    )
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_layout(
-        title=dict(text=f"ConvTranspose2d kernel {kernel_size}, stride {stride}: kernel taps "
-                        "landing on each output pixel", x=0, font=dict(size=14)),
-        height=height, margin=dict(l=10, r=10, t=40, b=10))
+        title=dict(
+            text=f"ConvTranspose2d kernel {kernel_size}, stride {stride}: kernel taps "
+            "landing on each output pixel",
+            x=0,
+            font=dict(size=14),
+        ),
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
     return fig
 
 
-def snapshot_curves(curves: Mapping[str, Sequence[dict]], current_steps: Sequence[int] = (),
-                    height: int = 320) -> go.Figure:
+def snapshot_curves(
+    curves: Mapping[str, Sequence[dict]], current_steps: Sequence[int] = (), height: int = 320
+) -> go.Figure:
     """PSNR and checkerboard score over training, one colour per model.
 
     Args:
         curves: label -> [{"step", "psnr", "checkerboard"}, ...] (one per snapshot).
         current_steps: steps to mark with a vertical line (the snapshot shown).
     """
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("PSNR over training", "Checkerboard over training"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("PSNR over training", "Checkerboard over training"),
+    )
     for i, (name, pts) in enumerate(curves.items()):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         steps = [p["step"] for p in pts]
-        fig.add_trace(go.Scatter(x=steps, y=[p["psnr"] for p in pts], mode="lines+markers",
-                                 name=name, legendgroup=name, line=dict(color=colour)),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(x=steps, y=[LEVELS * p["checkerboard"] for p in pts],
-                                 mode="lines+markers", name=name, legendgroup=name,
-                                 showlegend=False, line=dict(color=colour)), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[p["psnr"] for p in pts],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                line=dict(color=colour),
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[LEVELS * p["checkerboard"] for p in pts],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                line=dict(color=colour),
+            ),
+            row=1,
+            col=2,
+        )
     for s in dict.fromkeys(current_steps):
         for col in (1, 2):
             fig.add_vline(x=s, line=dict(color="#999999", dash="dot", width=1), row=1, col=col)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=1)
     fig.update_yaxes(title_text="grey levels", row=1, col=2)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25)
+    )
     return fig
 
 
@@ -285,8 +404,9 @@ def matching_step(step: str, names: Sequence[str]) -> str:
     return other if other in names else names[-1]
 
 
-def paired_activation_grids(acts: Mapping[str, tuple[str, torch.Tensor]],
-                            tile_px: int = 80) -> list[go.Figure]:
+def paired_activation_grids(
+    acts: Mapping[str, tuple[str, torch.Tensor]], tile_px: int = 80
+) -> list[go.Figure]:
     """Activation maps of two (or more) models on one shared colour scale.
 
     Args:

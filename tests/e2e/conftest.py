@@ -30,8 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking"]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN_TIMEOUT_MS = 90_000  # one script run, cold caches on a busy 2-core machine
 
 # Counts finished script runs (state -> notRunning) in window.__stRuns.
@@ -49,8 +48,12 @@ new MutationObserver((records) => {
 
 def chromium_path() -> str | None:
     """Debian's Chromium, or $CONVAE_CHROMIUM, or whatever `chromium` is on PATH."""
-    for cand in (os.environ.get("CONVAE_CHROMIUM"), "/usr/bin/chromium",
-                 shutil.which("chromium"), shutil.which("chromium-browser")):
+    for cand in (
+        os.environ.get("CONVAE_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if cand and os.access(cand, os.X_OK):
             return cand
     return None
@@ -103,13 +106,24 @@ def running_app(env: dict, log: Path) -> Iterator[str]:
     """The app started as ``./dev app`` does (serve.py) on a free localhost port; yields
     its base URL once /_stcore/health answers, and stops it afterwards."""
     if chromium_path() is None:
-        pytest.skip("no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH): "
-                    "./dev test installs it with apt; without it the browser tests skip")
+        pytest.skip(
+            "no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH): "
+            "./dev test installs it with apt; without it the browser tests skip"
+        )
     port = _free_port()
     env = {**os.environ, **env, "CONVAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "serve.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "serve.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -144,8 +158,9 @@ def server(app_data, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser(server):
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (requirements.txt)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (requirements.txt)"
+    )
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
@@ -172,7 +187,9 @@ class App:
         self.page.wait_for_function(
             "n => window.__stRuns > n && document.querySelector("
             "'[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'",
-            arg=after, timeout=timeout)
+            arg=after,
+            timeout=timeout,
+        )
 
     def act(self, action: Callable[[], object], timeout: int = RUN_TIMEOUT_MS) -> None:
         """Do something that reruns the script and wait until that run has finished."""
@@ -201,21 +218,32 @@ class App:
         return (scope or self.main).locator('[data-testid="stImageCaption"]').all_inner_texts()
 
     def image_srcs(self, scope=None) -> list[str]:
-        return (scope or self.main).locator('[data-testid="stImage"] img').evaluate_all(
-            "els => els.map(e => e.src)")
+        return (
+            (scope or self.main)
+            .locator('[data-testid="stImage"] img')
+            .evaluate_all("els => els.map(e => e.src)")
+        )
 
     def widget(self, testid: str, label: str, scope=None):
         """The widget of a kind (stSelectbox, stMultiSelect, ...) whose label is ``label``."""
         lab = re.compile(rf"^\s*{re.escape(label)}")
-        return (scope or self.main).locator(f'[data-testid="{testid}"]').filter(
-            has=self.page.locator('[data-testid="stWidgetLabel"]', has_text=lab)).first
+        return (
+            (scope or self.main)
+            .locator(f'[data-testid="{testid}"]')
+            .filter(has=self.page.locator('[data-testid="stWidgetLabel"]', has_text=lab))
+            .first
+        )
 
     def pick(self, testid: str, label: str, option: str, scope=None) -> None:
         """Choose ``option`` in a selectbox / multiselect (type it, press Enter)."""
         box = self.widget(testid, label, scope)
-        self.act(lambda: (box.locator("input").first.click(),
-                          box.locator("input").first.fill(option),
-                          self.page.keyboard.press("Enter")))
+        self.act(
+            lambda: (
+                box.locator("input").first.click(),
+                box.locator("input").first.fill(option),
+                self.page.keyboard.press("Enter"),
+            )
+        )
         self.page.keyboard.press("Escape")
 
     def set_number(self, label: str, value, scope=None) -> None:
@@ -225,20 +253,25 @@ class App:
     def click(self, name: str, scope=None, timeout: int = RUN_TIMEOUT_MS) -> None:
         scope = scope or self.main
         # Segmented controls are radio groups of buttons: role "radio".
-        btn = scope.get_by_role("button", name=name, exact=True).or_(
-            scope.get_by_role("radio", name=name, exact=True)).first
+        btn = (
+            scope.get_by_role("button", name=name, exact=True)
+            .or_(scope.get_by_role("radio", name=name, exact=True))
+            .first
+        )
         self.act(btn.click, timeout)
 
 
 def _new_app(browser, server, request, name: str) -> Iterator[App]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                  accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     context.add_init_script(_RUN_COUNTER)
     page = context.new_page()
     app = App(page, server)
     yield app
-    failed = any(getattr(request.node, f"rep_{w}", None) is not None
-                 and getattr(request.node, f"rep_{w}").failed for w in ("setup", "call"))
+    failed = any(
+        getattr(request.node, f"rep_{w}", None) is not None
+        and getattr(request.node, f"rep_{w}").failed
+        for w in ("setup", "call")
+    )
     if failed:
         ARTIFACTS.mkdir(exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{name}")

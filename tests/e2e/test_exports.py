@@ -36,13 +36,16 @@ IMAGES = "Download these images (PNG)"
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("path,nth,rows,columns", [
-    ("decoders", 0, 5, 8),  # input, A, B, |A - input|, |B - input| for 8 images + scale
-    ("denoising", 0, 4, 8),  # clean, noisy, plain model, denoiser
-    ("repairing", 0, 1, 4),  # original, input, plain model, repair model (224 px each)
-    ("the-code", 0, 1, 3),  # original, decoded, decoded from the edit
-    ("the-code", 1, 2, 8),  # code path and cross-fade, 8 frames
-])
+@pytest.mark.parametrize(
+    "path,nth,rows,columns",
+    [
+        ("decoders", 0, 5, 8),  # input, A, B, |A - input|, |B - input| for 8 images + scale
+        ("denoising", 0, 4, 8),  # clean, noisy, plain model, denoiser
+        ("repairing", 0, 1, 4),  # original, input, plain model, repair model (224 px each)
+        ("the-code", 0, 1, 3),  # original, decoded, decoded from the edit
+        ("the-code", 1, 2, 8),  # code path and cross-fade, 8 frames
+    ],
+)
 def test_image_rows_download_as_one_png(app, app_data, path, nth, rows, columns):
     """Every page's picture rows save as one PNG holding what the page shows."""
     if not app_data["real"]:
@@ -51,7 +54,8 @@ def test_image_rows_download_as_one_png(app, app_data, path, nth, rows, columns)
     app.no_exception()
     arr = picture(download(app, IMAGES, nth))
     shown = app.main.locator('[data-testid="stImage"] img').evaluate_all(
-        "els => els.map(e => e.naturalWidth)")
+        "els => els.map(e => e.naturalWidth)"
+    )
     side = min(w for w in shown if w >= 96)  # the smallest picture the rows draw
     assert arr.shape[1] >= columns * side, (arr.shape, side)
     assert arr.shape[0] >= rows * side, (arr.shape, side)
@@ -77,8 +81,9 @@ def test_overview_picture_and_table_download(app):
     png = Image.open(io.BytesIO(download(app, "Download these images (PNG)")))
     assert png.format == "PNG" and png.width > png.height > 64  # two rows of ten
     app.main.get_by_text("Layer table").first.scroll_into_view_if_needed()
-    rows = list(csv.DictReader(io.StringIO(
-        download(app, "Download the layer table (CSV)").decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(download(app, "Download the layer table (CSV)").decode()))
+    )
     assert rows[0]["step"] == "input" and any(r["step"] == "pool2" for r in rows)
     assert sum(int(r["parameters"]) for r in rows) in (1495, 2055)
 
@@ -106,8 +111,11 @@ def test_tables_download_as_csv_from_their_toolbar(app, app_data):
     app.open("repairing")
     table = app.main.locator('[data-testid="stDataFrame"]').first
     table.hover()
-    button = app.main.locator('[data-testid="stElementToolbarButton"]').filter(
-        has=app.page.get_by_label(re.compile("download", re.I))).first
+    button = (
+        app.main.locator('[data-testid="stElementToolbarButton"]')
+        .filter(has=app.page.get_by_label(re.compile("download", re.I)))
+        .first
+    )
     with app.page.expect_download(timeout=60_000) as info:
         button.click()
     text = Path(info.value.path()).read_text(encoding="utf-8-sig")

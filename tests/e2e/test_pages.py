@@ -13,8 +13,10 @@ from convae.checkpoints import load_checkpoint
 from .conftest import _RUN_COUNTER, App, page_paths, running_app
 from .test_exports import download
 
-VISIBLE = ('[data-testid="stImage"], [data-testid="stPlotlyChart"], '
-           '[data-testid="stDataFrame"], [data-testid="stMetric"]')
+VISIBLE = (
+    '[data-testid="stImage"], [data-testid="stPlotlyChart"], '
+    '[data-testid="stDataFrame"], [data-testid="stMetric"]'
+)
 
 
 def _overview(app: App) -> None:
@@ -91,9 +93,17 @@ def _style(app: App) -> None:
     assert app.image_srcs() != before
 
 
-ACTIONS = {"": _overview, "recon": _recon, "layer-by-layer": _layers,
-           "decoders": _compare, "training": _train, "denoising": _denoise,
-           "repairing": _repair, "the-code": _code, "style-transfer": _style}
+ACTIONS = {
+    "": _overview,
+    "recon": _recon,
+    "layer-by-layer": _layers,
+    "decoders": _compare,
+    "training": _train,
+    "denoising": _denoise,
+    "repairing": _repair,
+    "the-code": _code,
+    "style-transfer": _style,
+}
 
 
 def test_pages_are_read_from_app_py():

@@ -16,8 +16,11 @@ from .conftest import ROOT, App
 
 def upload(app: App, label: str, name: str, data: bytes, mime: str, scope=None) -> None:
     box = app.widget("stFileUploader", label, scope or app.main)
-    app.act(lambda: box.locator('input[type="file"]').set_input_files(
-        files=[{"name": name, "mimeType": mime, "buffer": data}]))
+    app.act(
+        lambda: box.locator('input[type="file"]').set_input_files(
+            files=[{"name": name, "mimeType": mime, "buffer": data}]
+        )
+    )
 
 
 def picked_models(app: App) -> str:
@@ -37,8 +40,14 @@ def test_checkpoint_uploads(app, app_data):
     saved = sorted(p.name for p in app_data["checkpoints"].iterdir())
     rng = np.random.default_rng(0)
 
-    upload(app, "Add a checkpoint (.pt)", "broken.pt", rng.bytes(5000),
-           "application/octet-stream", app.sidebar)
+    upload(
+        app,
+        "Add a checkpoint (.pt)",
+        "broken.pt",
+        rng.bytes(5000),
+        "application/octet-stream",
+        app.sidebar,
+    )
     error = app.sidebar.locator('[data-testid="stAlertContentError"]')
     expect(error).to_contain_text("broken.pt")
     expect(error).to_contain_text("not a readable PyTorch file")
@@ -47,8 +56,7 @@ def test_checkpoint_uploads(app, app_data):
     expect(app.main.locator('[data-testid="stImage"]').first).to_be_visible()  # still drawn
 
     good = (ROOT / "checkpoints" / "cifar10-upsample.pt").read_bytes()
-    upload(app, "Add a checkpoint (.pt)", "mine.pt", good, "application/octet-stream",
-           app.sidebar)
+    upload(app, "Add a checkpoint (.pt)", "mine.pt", good, "application/octet-stream", app.sidebar)
     expect(app.widget("stMultiSelect", "Models", app.sidebar)).to_contain_text("mine")
     expect(error).to_have_count(0)
     app.no_exception()
@@ -63,9 +71,15 @@ def test_upload_over_the_size_limit_is_refused_by_the_page(app):
     app.open()
     before = picked_models(app)
     box = app.widget("stFileUploader", "Add a checkpoint (.pt)", app.sidebar)
-    box.locator('input[type="file"]').set_input_files(files=[{
-        "name": "huge.pt", "mimeType": "application/octet-stream",
-        "buffer": b"\0" * (21 * 1024 * 1024)}])
+    box.locator('input[type="file"]').set_input_files(
+        files=[
+            {
+                "name": "huge.pt",
+                "mimeType": "application/octet-stream",
+                "buffer": b"\0" * (21 * 1024 * 1024),
+            }
+        ]
+    )
     expect(box).to_contain_text(re.compile(r"File must be 20(\.0)? ?MB or smaller"))
     app.no_exception()
     assert picked_models(app) == before
