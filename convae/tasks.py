@@ -170,3 +170,32 @@ def psnr_curve(
         for name, model in models.items():
             curves[name].append(float(psnr_from_mse(mse(model(xn), x).mean())))
     return curves
+
+
+@torch.no_grad()
+def repair_scores(
+    models: dict[str, ConvAutoencoder], x: torch.Tensor, xc: torch.Tensor, region: torch.Tensor
+) -> list[dict]:
+    """How close the corrupted input and each model's output are to the clean pictures.
+
+    Args:
+        models: name -> model (not modified).
+        x: the clean pictures (N, C, H, W).
+        xc: the same pictures corrupted (masked, a colour plane dropped, greyed).
+        region: the corrupted pixels (N or 1, 1, H, W) boolean.
+
+    Returns:
+        One row per output, the corrupted input first: {"output", "region_psnr",
+        "whole_psnr"}, PSNR of the mean MSE as everywhere.
+    """
+    region = region.expand(len(x), 1, *x.shape[2:])
+    rows = []
+    for name, y in [("corrupted input", xc)] + [(n, m(xc)) for n, m in models.items()]:
+        rows.append(
+            {
+                "output": name,
+                "region_psnr": float(psnr_from_mse(region_mse(y, x, region).mean())),
+                "whole_psnr": float(psnr_from_mse(mse(y, x).mean())),
+            }
+        )
+    return rows

@@ -94,6 +94,9 @@ class TrainEvent:
     test_mse: float | None = None  # only on "epoch" events
     test_psnr: float | None = None
     elapsed_s: float = 0.0
+    # The model being trained, for a caller that shows its progress (e.g. reconstructions
+    # every few steps): read it under torch.no_grad(), never change it.
+    model: ConvAutoencoder | None = None
 
 
 Callback = Callable[[TrainEvent], bool | None]  # return True to stop
@@ -256,6 +259,7 @@ def fit(
                     value,
                     seen / (time.perf_counter() - t_epoch),
                     elapsed_s=time.perf_counter() - t_start,
+                    model=model,
                 )
                 if callback(ev):
                     result.stopped = stop = True
@@ -290,6 +294,7 @@ def fit(
                 metrics["mse"],
                 metrics["psnr"],
                 row["elapsed_s"],
+                model=model,
             )
             if callback(ev):
                 result.stopped = True

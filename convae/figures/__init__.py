@@ -297,17 +297,19 @@ def step_thumbnail(
 
 
 def training_curves(runs: Sequence[dict]) -> go.Figure:
-    """Train loss per step and test PSNR per epoch, one colour per run, overlaid.
+    """Train loss per step and test PSNR over training, one colour per run, overlaid.
 
     Args:
-        runs: dicts with "label", "steps" [(step, loss), ...] and "history" (fit()'s
-            per-epoch dicts with "epoch" and "test_psnr").
+        runs: dicts with "label", "steps" [(step, loss), ...] and either "psnr_points"
+            [(step, test PSNR), ...] (measured during the run, so even a one-epoch run
+            draws a curve) or "history" (fit()'s per-epoch dicts with "epoch", "step" and
+            "test_psnr").
     """
     fig = make_subplots(
         rows=1,
         cols=2,
         horizontal_spacing=0.1,
-        subplot_titles=("Train loss per step", "Test PSNR per epoch"),
+        subplot_titles=("Training loss per step", "Test PSNR during training"),
     )
     for i, run in enumerate(runs):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
@@ -326,12 +328,15 @@ def training_curves(runs: Sequence[dict]) -> go.Figure:
                 row=1,
                 col=1,
             )
-        hist = run.get("history") or []
-        if hist:
+        points = run.get("psnr_points") or [
+            (h.get("step", h["epoch"]), h["test_psnr"]) for h in run.get("history") or []
+        ]
+        if points:
+            s, v = zip(*points, strict=True)
             fig.add_trace(
                 go.Scatter(
-                    x=[h["epoch"] for h in hist],
-                    y=[h["test_psnr"] for h in hist],
+                    x=s,
+                    y=v,
                     mode="lines+markers",
                     name=run["label"],
                     legendgroup=run["label"],
@@ -341,9 +346,8 @@ def training_curves(runs: Sequence[dict]) -> go.Figure:
                 row=1,
                 col=2,
             )
-    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=2)
     fig.update_layout(
         height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25)
@@ -451,3 +455,14 @@ def architecture_markdown(rows: Sequence[dict]) -> str:
             f"| {r['step']}{code} | {r['layer']} | {r['output shape']} | {r['parameters']:,} |"
         )
     return "\n".join(lines)
+
+
+def table_csv(rows: Sequence[dict]) -> bytes:
+    """A list of dict rows as CSV bytes (for a table drawn as Markdown or a picture)."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
