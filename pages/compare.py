@@ -1,22 +1,20 @@
-"""Compare: the same images through two decoders, measured and drawn side by side.
+"""Compare: the same pictures through two decoders, measured and drawn side by side.
 
-Tabs run lazily (``on_change="rerun"``): only the open tab's work is done, so the
-per-class table (the whole test split through both models) costs nothing until asked
-for, and is then cached per model pair.
+Tabs run lazily (``on_change="rerun"``): only the open tab's work is done. Everything a
+tab computes is cached per (weights digest of A and B, pictures), so a class of students
+looking at the shipped pair shares one computation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import time
 from datetime import UTC, datetime
 
 import streamlit as st
 
 from convae.checkpoints import Checkpoint, CheckpointError, snapshot_models
 from convae.compare import compare_models, overlap_map, per_class_table, score_images
-from convae.figures import image_list
+from convae.figures import to_uint8
 from convae.figures.compare import (
     CLASS_METRICS,
     LEVELS,
@@ -34,77 +32,40 @@ from convae.figures.compare import (
 from convae.metrics import radial_power_spectrum
 from convae.models import DECODERS
 from convae.train import TrainConfig, fit
+from pages import ui
 from pages.common import (
-    PNG_EXPORT,
-    ModelChoice,
     add_trained_model,
-    current_data,
     device_name,
-    download_png,
+    require_data,
     selected_classes,
     selected_models,
     source_label,
 )
 
-TABS = ["Side by side", "Per class", "Over training", "Why checkerboards?"]
+TABS = ["Side by side", "Per class", "Over training", "Tiles and checkerboards"]
+TAB_PARAMS = {"side": TABS[0], "class": TABS[1], "training": TABS[2], "tiles": TABS[3]}
 MAX_IMAGES = 12
-CURVE_IMAGES = 200  # images scored at every snapshot: enough for a smooth curve, ~0.5 s
-# The quick snapshot pair: both decoders, same seed and data order, a few thousand images.
+CURVE_IMAGES = 200  # pictures scored at every snapshot: enough for a smooth curve, ~0.5 s
+# The quick snapshot pair: both decoders, same seed and data order, a few thousand pictures.
 PAIR = dict(epochs=3, limit=4000, batch_size=64, seed=0, snapshots=8)
-# fit() scores the test split after every epoch; on 1,000 test images instead of 10,000
-# the pair trains in ~45 s instead of ~3 minutes on a busy 2-core CPU.
-PAIR_TEST_IMAGES = 1000
+PAIR_TEST_IMAGES = 1000  # fit() scores this many test pictures per epoch (not 10,000)
 
 st.title("Compare decoders")
-data = current_data()
-if data is None:
-    st.info("No data set is loaded (the sidebar says why and how to get it).")
-    st.stop()
-picked = selected_models()
-models = [m for m in picked if m.fits(data)]
+data = require_data()
+models = [m for m in selected_models() if m.fits(data)]
 if len(models) < 2:
     st.info(
-        f"Pick two models for {source_label(data.source)} in the sidebar (for example "
-        "the shipped transpose and upsample checkpoints), or train a pair with 'both' "
-        "on the Train page. The first two picked are compared."
+        f"Pick two models for {source_label(data.source)} in the sidebar (for example the "
+        "shipped transpose and upsample checkpoints), or train a pair with 'both' on the "
+        "Train page. The first two picked are compared.",
+        icon=":material/compare:",
     )
     st.stop()
 a, b = models[:2]
-names = (a.short, b.short) if a.short != b.short else (f"{a.short} (A)", f"{b.short} (B)")
-st.caption(
-    f"**A** = {a.label} · **B** = {b.label}. The first two models picked in the "
-    "sidebar; reorder them there."
-)
+names = (a.name, b.name) if a.name != b.name else (f"{a.name} (A)", f"{b.name} (B)")
+na, nb = names
+summary_box = st.container()  # the one-sentence finding, filled once it is computed
 
-
-def _identity(choice: ModelChoice) -> str:
-    """A digest of the weights: the same for the same checkpoint in any session, unlike
-    the picker key ("trained:1" is another model in every session)."""
-    h = hashlib.sha1(choice.config.decoder.encode())
-    for k, v in choice.model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _per_class(_models: dict, _split, key: tuple) -> tuple[list[dict], float]:
-    """The per-class table for one model pair and split, and the seconds it took."""
-    t0 = time.perf_counter()
-    rows = per_class_table(_models, _split)
-    return rows, time.perf_counter() - t0
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _snapshot_scores(_snaps: dict, _x, key: tuple) -> dict[str, list[dict]]:
-    """Mean PSNR and checkerboard of every snapshot of each model on the same images."""
-    return {
-        name: [{"step": s.step, **score_images(s.model, _x).mean()} for s in snaps]
-        for name, snaps in _snaps.items()
-    }
-
-
-# ----------------------------------------------------------------- image choice
 classes = selected_classes()
 c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
 split = c1.radio(
@@ -112,25 +73,25 @@ split = c1.radio(
 )
 images = (data.test if split == "test" else data.train).filter(classes)
 if len(images) == 0:
-    st.warning(f"The {split} split has no images of {', '.join(classes)}.")
+    st.warning(f"The {split} split has no pictures of {', '.join(classes)}.")
     st.stop()
 n = c2.slider(
-    "Images",
+    "Pictures",
     1,
     MAX_IMAGES,
     8,
     key="compare_n",
     persist_state="session",
-    help="How many images to compare; 1 to look at a single image.",
+    help="How many pictures to compare; 1 to look at a single picture.",
 )
 start = c3.number_input(
-    f"First image (of {len(images):,})",
+    f"First picture (of {len(images):,})",
     0,
     max(len(images) - 1, 0),
     0,
     key="compare_start",
     persist_state="session",
-    help="Index among the chosen classes' images of this split.",
+    help="Index among the chosen classes' pictures of this split.",
 )
 start = min(int(start), len(images) - 1)
 x = images.floats(slice(start, start + n))
@@ -138,121 +99,118 @@ labels = [images.classes[i] for i in images.labels[start : start + n].tolist()]
 if st.session_state.get("compare_focus") not in range(len(x)):
     st.session_state["compare_focus"] = 0
 focus = c4.selectbox(
-    "Close-up image",
+    "Close-up picture",
     list(range(len(x))),
     key="compare_focus",
     format_func=lambda i: f"{start + i}: {labels[i]}",
-    help="The image shown large (swipe view, error maps) and over training.",
+    help="The picture shown large (swipe view, error maps) and over training.",
 )
-comp = compare_models(a.model, b.model, x, names=names)
-na, nb = names
 
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _comparison(da: str, db: str, names: tuple, pictures: tuple, _a, _b, _x):
+    """Both models on the shown pictures (shared per model pair and pictures)."""
+    return compare_models(_a, _b, _x, names=names)
+
+
+comp = _comparison(
+    a.digest,
+    b.digest,
+    names,
+    (data.fingerprint, split, tuple(classes), start, n),
+    a.model,
+    b.model,
+    x,
+)
+ra, rb = comp.summary()
+diff = rb["psnr"] - ra["psnr"]
+closer = (
+    f"<b>B ({nb})</b> rebuilds these {len(x)} pictures {abs(diff):.1f} dB closer "
+    f"than <b>A ({na})</b>"
+    if diff > 0
+    else f"<b>A ({na})</b> rebuilds these {len(x)} pictures {abs(diff):.1f} dB closer than "
+    f"<b>B ({nb})</b>"
+)
+with summary_box:
+    ui.takeaway(
+        f"{closer}: {ra['psnr']:.1f} against {rb['psnr']:.1f} dB. Look at the error "
+        "maps: a transpose decoder's errors sit on a regular grid, an upsample "
+        "decoder's follow the edges."
+    )
+
+pick = st.session_state.pop("compare_tab_pick", None)  # a link or lesson asks for a tab
+if pick in TAB_PARAMS:
+    st.session_state["compare_tab"] = TAB_PARAMS[pick]
 tab_ids = st.tabs(TABS, key="compare_tab", on_change="rerun")
 tabs = dict(zip(TABS, tab_ids, strict=True))
 
 # ---------------------------------------------------------------- side by side
 if tabs["Side by side"].open:
     with tabs["Side by side"]:
-        per_row = max(len(x), 8)  # at least 8 columns, so a few images stay small
         e_a, e_b = comp.abs_error[na], comp.abs_error[nb]
         sa, sb = comp.scores[na], comp.scores[nb]
+        per_row = max(len(x), 6)
+        err = f"0 to {LEVELS * comp.error_max:.0f} grey levels"
+        which = [f"picture {start + i} ({c})" for i, c in enumerate(labels)]
         rows = [
-            ("input", image_list(x), labels),
-            (f"A: {na}", image_list(comp.recon[na]), [f"{v:.1f} dB" for v in sa.psnr.tolist()]),
-            (f"B: {nb}", image_list(comp.recon[nb]), [f"{v:.1f} dB" for v in sb.psnr.tolist()]),
-            (
-                "|A - input|",
-                error_images(e_a, comp.error_max),
-                [f"cb {LEVELS * v:.2f}" for v in sa.checkerboard.tolist()],
+            ui.row("input", x, labels, [f"input: {w}" for w in which], marked=[focus]),
+            ui.row(
+                f"A: {na}",
+                comp.recon[na],
+                [f"{v:.1f} dB" for v in sa.psnr.tolist()],
+                [
+                    f"{w} rebuilt by A, {na}: {v:.1f} dB"
+                    for w, v in zip(which, sa.psnr.tolist(), strict=True)
+                ],
             ),
-            (
-                "|B - input|",
-                error_images(e_b, comp.error_max),
-                [f"cb {LEVELS * v:.2f}" for v in sb.checkerboard.tolist()],
+            ui.row(
+                f"B: {nb}",
+                comp.recon[nb],
+                [f"{v:.1f} dB" for v in sb.psnr.tolist()],
+                [
+                    f"{w} rebuilt by B, {nb}: {v:.1f} dB"
+                    for w, v in zip(which, sb.psnr.tolist(), strict=True)
+                ],
+            ),
+            ui.PictureRow(
+                "error of A",
+                error_images(e_a, comp.error_max, 1),
+                alts=[f"error map of A for {w}, bright = large error ({err})" for w in which],
+            ),
+            ui.PictureRow(
+                "error of B",
+                error_images(e_b, comp.error_max, 1),
+                alts=[f"error map of B for {w}, bright = large error ({err})" for w in which],
             ),
         ]
-        for title, imgs, caps in rows:
-            cols = st.columns([1.3] + [1] * per_row, gap="small", vertical_alignment="center")
-            cols[0].markdown(f"**{title}**")
-            for i, (img, cap) in enumerate(zip(imgs, caps, strict=True)):
-                cols[i + 1].image(img, caption=cap, width="stretch")
-        download_png(
-            [
-                *rows,
-                (
-                    "error scale",
-                    [error_scale_bar(comp.error_max, width=256)],
-                    [f"0 ... {LEVELS * comp.error_max:.0f} grey levels"],
-                ),
-            ],
-            f"compare-{split}-{start}.png",
-            "compare_download",
-        )
-        s1, s2 = st.columns([1.3, 3], vertical_alignment="center")
+        ui.pictures(rows, columns=per_row, title="Inputs, both reconstructions and their errors")
+        s1, s2 = st.columns([2, 1], vertical_alignment="center")
         s1.caption(
-            f"Error maps share one colour scale: 0 to {LEVELS * comp.error_max:.0f} "
-            "grey levels, the largest error of either model (worst colour channel "
-            "per pixel). Under the images: PSNR, and cb = checkerboard score."
+            f"Error maps share one colour scale: black is no error, bright yellow is "
+            f"{LEVELS * comp.error_max:.0f} grey levels (of 255), the largest error of either "
+            "model (worst colour channel per pixel). Under the pictures: PSNR."
         )
         s2.image(
-            error_scale_bar(comp.error_max, width=512),
-            caption=f"0 … {LEVELS * comp.error_max:.0f} grey levels",
+            error_scale_bar(comp.error_max, width=256),
             width="stretch",
+            alt=f"error colour scale from black (0) to yellow ({err})",
+            caption=f"0 … {LEVELS * comp.error_max:.0f} grey levels",
         )
+        ui.download_png(rows, f"compare-{split}-{start}.png", "compare_download")
 
-        st.subheader("Averages over these images")
-        summary = [
-            {
-                "model": f"{tag}: {r['model']}",
-                "images": r["n"],
-                "PSNR (dB)": r["psnr"],
-                "SSIM": r["ssim"],
-                "checkerboard (grey levels)": LEVELS * r["checkerboard"],
-                "MSE": r["mse"],
-            }
-            for tag, r in zip("AB", comp.summary(), strict=True)
-        ]
-        m1, m2, m3 = st.columns(3)
-        ra, rb = summary
-        m1.metric(
-            f"PSNR of B ({nb})",
-            f"{rb['PSNR (dB)']:.2f} dB",
-            f"{rb['PSNR (dB)'] - ra['PSNR (dB)']:+.2f} dB vs A",
-        )
-        m2.metric(f"SSIM of B ({nb})", f"{rb['SSIM']:.3f}", f"{rb['SSIM'] - ra['SSIM']:+.3f} vs A")
-        cb_a, cb_b = ra["checkerboard (grey levels)"], rb["checkerboard (grey levels)"]
-        m3.metric(
-            f"Checkerboard of B ({nb})",
-            f"{cb_b:.2f} levels",
-            f"{cb_b - cb_a:+.2f} vs A",
-            delta_color="inverse",
-            help="Amplitude of the period-2 pattern the decoder adds to the image, in "
-            "8-bit grey levels (Odena et al. 2016). Lower is better.",
-        )
-        fmt = {
-            k: st.column_config.NumberColumn(format=f)
-            for k, f in (
-                ("PSNR (dB)", "%.2f"),
-                ("SSIM", "%.4f"),
-                ("checkerboard (grey levels)", "%.3f"),
-                ("MSE", "%.5f"),
-            )
-        }
-        st.dataframe(summary, hide_index=True, column_config=fmt)
-
-        st.subheader("One image up close")
+        st.subheader("One picture up close")
         f1, f2 = st.columns([1, 1.2], gap="large")
         with f1:
             view = st.segmented_control(
-                "Reconstruction",
+                "Show",
                 ["A", "B", "swipe"],
                 key="compare_ab",
                 default="swipe",
                 required=True,
                 persist_state="session",
-                format_func={"A": "A", "B": "B", "swipe": "swipe A | B"}.get,
-                help=f"Toggle between the two reconstructions of the same image (A = {na}, "
-                f"B = {nb}), or see A left and B right of a divider you move.",
+                format_func={"A": f"A: {na}", "B": f"B: {nb}", "swipe": "swipe A | B"}.get,
+                help="Switch between the two reconstructions of the same picture, or see A "
+                "left and B right of a divider you move.",
             )
             w = x.shape[-1]
             if view == "swipe":
@@ -266,85 +224,115 @@ if tabs["Side by side"].open:
                 )
             else:
                 cut = w if view == "A" else 0
-            ra_i, rb_i = comp.recon[na][focus], comp.recon[nb][focus]
-            what = {"A": na, "B": nb, "swipe": f"{na} | {nb}"}[view]
-            p1, p2 = st.columns(2, gap="small")
-            p1.image(swipe_image(ra_i, rb_i, cut), caption=what, width="stretch")
-            p2.image(
-                image_list(x[focus : focus + 1], 320)[0],
-                caption=f"input: image {start + focus}, {labels[focus]}",
-                width="stretch",
+            what = {"A": f"A: {na}", "B": f"B: {nb}", "swipe": f"A | B: {na} | {nb}"}[view]
+            ui.pictures(
+                [
+                    ui.PictureRow(
+                        "",
+                        [
+                            swipe_image(comp.recon[na][focus], comp.recon[nb][focus], cut, 1),
+                            to_uint8(x[focus]),
+                        ],
+                        [what, f"input {start + focus} ({labels[focus]})"],
+                        [
+                            f"{what}, picture {start + focus}",
+                            f"input picture {start + focus}, {labels[focus]}",
+                        ],
+                    )
+                ],
+                columns=2,
+                max_px=320,
             )
         with f2:
-            st.plotly_chart(
+            ui.chart(
                 error_maps_figure({"A": e_a[focus], "B": e_b[focus]}, comp.error_max),
                 key="compare_error_maps",
-                config=PNG_EXPORT,
+                summary=f"Picture {start + focus}: A {sa.psnr[focus]:.1f} dB, B "
+                f"{sb.psnr[focus]:.1f} dB. Hover the maps for the error at each pixel.",
+            )
+
+        def _numbers() -> None:
+            summary = [
+                {
+                    "model": f"{tag}: {r['model']}",
+                    "pictures": r["n"],
+                    "PSNR (dB)": r["psnr"],
+                    "SSIM": r["ssim"],
+                    "checkerboard (grey levels)": LEVELS * r["checkerboard"],
+                    "MSE": r["mse"],
+                }
+                for tag, r in zip("AB", (ra, rb), strict=True)
+            ]
+            fmt = {
+                k: st.column_config.NumberColumn(format=f)
+                for k, f in (
+                    ("PSNR (dB)", "%.2f"),
+                    ("SSIM", "%.3f"),
+                    ("checkerboard (grey levels)", "%.2f"),
+                    ("MSE", "%.4f"),
+                )
+            }
+            st.dataframe(summary, hide_index=True, column_config=fmt)
+            table = per_image_table(names, comp.scores, labels, start)
+            st.dataframe(
+                table,
+                hide_index=True,
+                column_config={
+                    **{
+                        k: st.column_config.NumberColumn(format="%.2f")
+                        for k in table[0]
+                        if k.startswith(("PSNR", "checker"))
+                    },
+                    **{
+                        k: st.column_config.NumberColumn(format="%.3f")
+                        for k in table[0]
+                        if k.startswith("SSIM")
+                    },
+                    **{
+                        k: st.column_config.NumberColumn(format="%.4f")
+                        for k in table[0]
+                        if k.startswith("MSE")
+                    },
+                },
             )
             st.caption(
-                f"Image {start + focus}: A {sa.psnr[focus]:.2f} dB, checkerboard "
-                f"{LEVELS * sa.checkerboard[focus]:.2f}; B {sb.psnr[focus]:.2f} dB, "
-                f"checkerboard {LEVELS * sb.checkerboard[focus]:.2f} grey levels. A "
-                "transpose decoder's errors often sit on a regular 2-pixel grid; an "
-                "upsample decoder's follow the edges."
+                f"A = {na}, B = {nb}. SSIM (structural similarity, 1 = identical) compares "
+                "local patterns rather than single pixels. Click a header to sort."
+            )
+            curves = {
+                "input": radial_power_spectrum(x),
+                f"A: {na}": radial_power_spectrum(comp.recon[na]),
+                f"B: {nb}": radial_power_spectrum(comp.recon[nb]),
+            }
+            ui.chart(
+                spectrum_figure(curves),
+                key="compare_spectrum",
+                summary=f"Power spectrum of these {len(x)} pictures and their "
+                "reconstructions: both decoders lose fine detail (lower on the right); "
+                "a stride-2 artifact shows as extra power near 0.5 or 0.71 cycles/px.",
             )
 
-        st.subheader("Per image")
-        table = per_image_table(names, comp.scores, labels, start)
-        st.dataframe(
-            table,
-            hide_index=True,
-            column_config={
-                **{
-                    k: st.column_config.NumberColumn(format="%.2f")
-                    for k in table[0]
-                    if k.startswith(("PSNR", "checker"))
-                },
-                **{
-                    k: st.column_config.NumberColumn(format="%.4f")
-                    for k in table[0]
-                    if k.startswith("SSIM")
-                },
-                **{
-                    k: st.column_config.NumberColumn(format="%.5f")
-                    for k in table[0]
-                    if k.startswith("MSE")
-                },
-            },
-        )
-        st.caption(
-            f"A = {na}, B = {nb}. Click a column header to sort. Checkerboard in "
-            "grey levels (x255)."
-        )
+        ui.details("Numbers: per picture, SSIM and spectrum", _numbers)
 
-        st.subheader("Spectrum")
-        curves = {
-            "input": radial_power_spectrum(x),
-            f"A: {na}": radial_power_spectrum(comp.recon[na]),
-            f"B: {nb}": radial_power_spectrum(comp.recon[nb]),
-        }
-        st.plotly_chart(spectrum_figure(curves), key="compare_spectrum", config=PNG_EXPORT)
-        st.caption(
-            f"Radially averaged power spectrum of these {len(x)} images and their "
-            "reconstructions (mean brightness left out). Both decoders lose fine "
-            "detail (ratio below 1 on the right); a stride-2 artifact shows as power "
-            "above the input's near 0.5 (stripes) or 0.71 (checkerboard) cycles/px."
-        )
 
 # -------------------------------------------------------------------- per class
+@st.cache_data(show_spinner=False, max_entries=16)
+def _per_class(
+    da: str, db: str, names: tuple, fingerprint: str, _models: dict, _split
+) -> list[dict]:
+    """The per-class table for one model pair on the test split (shared per pair)."""
+    return per_class_table(_models, _split)
+
+
 if tabs["Per class"].open:
     with tabs["Per class"]:
         test = data.test
-        key = (_identity(a), _identity(b), names, data.fingerprint, "test")
         with st.spinner(
-            f"Scoring all {len(test):,} test images with both models (once per model pair)..."
+            f"Scoring all {len(test):,} test pictures with both models (once per model pair)..."
         ):
-            rows, seconds = _per_class({na: a.model, nb: b.model}, test, key)
-        st.caption(
-            f"All {len(test):,} test images of {len(test.classes)} classes, both "
-            f"models: computed in {seconds:.1f} s, then cached for this model pair. "
-            "PSNR per class is the PSNR of the class's mean MSE."
-        )
+            rows = _per_class(
+                a.digest, b.digest, names, data.fingerprint, {na: a.model, nb: b.model}, test
+            )
         metric = st.segmented_control(
             "Chart",
             list(CLASS_METRICS),
@@ -354,16 +342,24 @@ if tabs["Per class"].open:
             persist_state="session",
             format_func=CLASS_METRICS.get,
         )
-        st.plotly_chart(per_class_bars(rows, metric), key="compare_class_bars", config=PNG_EXPORT)
+        worst = min(
+            (r for r in rows if r["class"] != "all" and r["model"] == na), key=lambda r: r["psnr"]
+        )
+        ui.chart(
+            per_class_bars(rows, metric),
+            key="compare_class_bars",
+            summary=f"All {len(test):,} test pictures of {len(test.classes)} classes. "
+            f"Hardest class for A: {worst['class']} ({worst['psnr']:.1f} dB). PSNR per "
+            "class is the PSNR of the class's mean MSE.",
+        )
         st.dataframe(
             per_class_rows(rows),
             hide_index=True,
-            height=35 * (len(rows) + 1) + 3,
             column_config={
                 "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
-                "SSIM": st.column_config.NumberColumn(format="%.4f"),
-                "checkerboard (grey levels)": st.column_config.NumberColumn(format="%.3f"),
-                "MSE": st.column_config.NumberColumn(format="%.5f"),
+                "SSIM": st.column_config.NumberColumn(format="%.3f"),
+                "checkerboard (grey levels)": st.column_config.NumberColumn(format="%.2f"),
+                "MSE": st.column_config.NumberColumn(format="%.4f"),
             },
         )
 
@@ -412,18 +408,27 @@ def _train_pair() -> None:
     bar.empty()
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _snapshot_scores(
+    da: str, db: str, names: tuple, pictures: tuple, _snaps: dict, _x
+) -> dict[str, list[dict]]:
+    """Mean PSNR and checkerboard of every snapshot of each model on the same pictures."""
+    return {
+        name: [{"step": s.step, **score_images(s.model, _x).mean()} for s in snaps]
+        for name, snaps in _snaps.items()
+    }
+
+
 if tabs["Over training"].open:
     with tabs["Over training"]:
-        missing = [m.short for m in (a, b) if not m.checkpoint.snapshots]
+        missing = [m.name for m in (a, b) if not m.checkpoint.snapshots]
         if missing:
             st.info(
                 f"{' and '.join(missing)} carr{'ies' if len(missing) == 1 else 'y'} no "
-                "training snapshots. Models trained on the Train page keep them, and so "
-                "do checkpoints saved with `python -m convae train --snapshots K`. Or "
-                f"train a small pair here: both decoders, same seed, {PAIR['epochs']} "
-                f"epochs on up to {PAIR['limit']:,} images, {PAIR['snapshots']} "
-                "snapshots (about a minute on a 2-core CPU; test figures on the first "
-                f"{PAIR_TEST_IMAGES:,} test images)."
+                "training snapshots. Models trained on the Train page keep them, and so do "
+                "checkpoints saved with `python -m convae train --snapshots K`. Or train a "
+                f"small pair here: both decoders, same seed, {PAIR['epochs']} epochs on up to "
+                f"{PAIR['limit']:,} pictures (about a minute on a 2-core CPU)."
             )
             if st.button(
                 "Train a small pair with snapshots", key="compare_train_pair", type="primary"
@@ -442,9 +447,12 @@ if tabs["Over training"].open:
             count = min(len(s) for s in snaps.values())
             pool = images.head(CURVE_IMAGES).floats()
             curves = _snapshot_scores(
+                a.digest,
+                b.digest,
+                names,
+                (data.fingerprint, split, tuple(classes), count),
                 snaps,
                 pool,
-                (_identity(a), _identity(b), names, count, data.fingerprint, split, tuple(classes)),
             )
             if st.session_state.get("compare_snapshot") not in range(count):
                 st.session_state["compare_snapshot"] = count - 1
@@ -456,49 +464,44 @@ if tabs["Over training"].open:
                     key="compare_snapshot",
                     format_func=lambda i: (
                         f"{i}: step {snaps[na][i].step}"
-                        + (" (init)" if snaps[na][i].step == 0 else "")
+                        + (" (start)" if snaps[na][i].step == 0 else "")
                     ),
-                    help="Step 0 is the random initialisation; the last is the final model.",
+                    help="Step 0 is the random start; the last is the final model.",
                 )
                 xi = x[focus : focus + 1]
                 r = compare_models(snaps[na][idx].model, snaps[nb][idx].model, xi, names=names)
-                pics, caps = [image_list(xi, 160)[0]], [f"input ({labels[focus]})"]
+                pics = [
+                    ui.row(
+                        "", xi, [f"input ({labels[focus]})"], [f"input picture {start + focus}"]
+                    ).pictures[0]
+                ]
+                caps, alts = [f"input ({labels[focus]})"], [f"input picture {start + focus}"]
                 for tag, name in zip("AB", names, strict=True):
-                    s = r.scores[name]
-                    pics.append(image_list(r.recon[name], 160)[0])
-                    caps.append(
-                        f"{tag}, step {snaps[name][idx].step}: "
-                        f"{float(s.psnr[0]):.1f} dB, cb "
-                        f"{LEVELS * float(s.checkerboard[0]):.2f}"
+                    psnr = float(r.scores[name].psnr[0])
+                    pics.append(ui.row("", r.recon[name]).pictures[0])
+                    caps.append(f"{tag}, step {snaps[name][idx].step}: {psnr:.1f} dB")
+                    alts.append(
+                        f"{tag} ({name}) after {snaps[name][idx].step} steps, {psnr:.1f} dB"
                     )
-                cols = st.columns(3, gap="small")
-                for col, pic, cap in zip(cols, pics, caps, strict=True):
-                    col.image(pic, caption=cap, width="stretch")
-                st.caption(
-                    f"Image {start + focus} (the close-up image chosen above). "
-                    "cb = checkerboard score in grey levels."
-                )
+                ui.pictures([ui.PictureRow("", pics, caps, alts)], columns=3, max_px=200)
             with g2:
-                st.plotly_chart(
+                ui.chart(
                     snapshot_curves(curves, [snaps[na][idx].step, snaps[nb][idx].step]),
                     key="compare_snapshot_curves",
-                    config=PNG_EXPORT,
-                )
-                st.caption(
-                    f"Mean over the first {len(pool)} {split} images of the chosen "
-                    "classes, at every snapshot."
+                    summary=f"Mean over the first {len(pool)} {split} pictures of the "
+                    "chosen classes, at every snapshot.",
                 )
 
-# ---------------------------------------------------------------- overlap explainer
-if tabs["Why checkerboards?"].open:
-    with tabs["Why checkerboards?"]:
+# ---------------------------------------------------------- tiles and checkerboards
+if tabs["Tiles and checkerboards"].open:
+    with tabs["Tiles and checkerboards"]:
         o1, o2 = st.columns([2, 3], gap="large")
         with o1:
             k = st.segmented_control(
                 "Kernel size (stride 2)",
                 [2, 3, 4],
                 key="compare_kernel",
-                default=3,
+                default=2,
                 required=True,
                 persist_state="session",
             )
@@ -507,30 +510,33 @@ if tabs["Why checkerboards?"].open:
             st.markdown(
                 "A transpose convolution with stride 2 paints a copy of its kernel, scaled "
                 "by each input value, every 2 output pixels. The map counts how many kernel "
-                "taps land on each output pixel, from a real `ConvTranspose2d` with all "
-                "weights 1 run on an all-ones 4x4 input. When the kernel size is not a "
-                "multiple of the stride (k = 3) the counts alternate from pixel to pixel, "
-                "so even a flat input comes out as a "
-                "checkerboard unless training balances the weights exactly; it rarely does. "
-                "k = 2 (this app's transpose decoder) has no overlap at all, but then each "
-                "of the four pixel positions in a 2x2 block has its own weights, which "
-                "leaves a weaker period-2 pattern of the same kind. Nearest upsampling "
-                "followed by an ordinary convolution treats every position alike, which is "
-                "why the upsample decoder scores lower. (Odena, Dumoulin and Olah 2016, "
-                "[Deconvolution and Checkerboard Artifacts](https://distill.pub/2016/"
-                "deconv-checkerboard/), Distill.)"
+                "copies land on each output pixel (a real `ConvTranspose2d` with all weights "
+                "1 on an all-ones 4x4 input).\n\n"
+                "- **k = s (2 here): tiles.** The copies never overlap: each code cell paints "
+                "its own block on its own (one code cell per 4x4 block of the picture after "
+                "both layers), so the block edges can show: a tiled look.\n"
+                "- **k not a multiple of s (3): checkerboards.** The copies overlap "
+                "unevenly, 1, 2 or 4 taps from pixel to pixel, so even a flat input comes "
+                "out as a checkerboard unless training balances the weights exactly.\n"
+                "- **Nearest upsampling, then a convolution** treats every position alike, "
+                "which is why the upsample decoder shows neither.\n\n"
+                "(Odena, Dumoulin and Olah 2016, [Deconvolution and Checkerboard Artifacts]"
+                "(https://distill.pub/2016/deconv-checkerboard/), Distill.)"
             )
             even = len(inside) == 1
             st.info(
                 f"Kernel {k}, stride 2: away from the border every output pixel gets "
                 f"{' or '.join(map(str, inside))} taps: "
                 + (
-                    "even coverage, no built-in checkerboard."
+                    "even coverage, no built-in checkerboard (but no overlap at k = 2: tiles)."
                     if even
                     else "uneven coverage, a checkerboard is built in."
                 )
             )
         with o2:
-            st.plotly_chart(
-                overlap_figure(counts, int(k)), key="compare_overlap", config=PNG_EXPORT
+            ui.chart(
+                overlap_figure(counts, int(k)),
+                key="compare_overlap",
+                summary=f"Kernel {k}, stride 2: taps per output pixel range from "
+                f"{int(counts.min())} to {int(counts.max())}.",
             )

@@ -1,29 +1,29 @@
-"""Denoise: noisy test images through the plain model and a model trained to denoise."""
+"""Denoise: noisy test pictures through the plain model and a model trained to denoise."""
 
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
-from convae.figures import image_list
 from convae.figures.tasks import psnr_curve_figure
-from convae.metrics import mse, psnr, psnr_from_mse
+from convae.recon import reconstruct_scored, score
 from convae.tasks import noisy, psnr_curve
-from convae.train import reconstruct
-from pages.common import download_png, selected_classes, show_images
+from pages import ui
+from pages.common import require_data, selected_classes
 from pages.tasks_common import (
     choose_decoder,
     decoders_present,
     missing_task_model,
     model_for,
-    require_data,
     test_images,
 )
 
-KINDS = {"gauss": "Gaussian", "saltpepper": "salt and pepper"}
+KINDS = {"saltpepper": "salt and pepper", "gauss": "Gaussian"}
+# Defaults where the denoiser visibly wins: at 20% salt and pepper the plain upsample
+# model reaches 17.9 dB and the denoiser 20.6 (200 test pictures); at Gaussian 0.2 the
+# gap was 0.9 dB and the pictures looked alike.
 STRENGTH = {
-    "gauss": ("noise std (sigma)", 0.5, 0.2, 0.01),
-    "saltpepper": ("fraction of pixels hit", 0.5, 0.1, 0.01),
+    "gauss": ("noise strength (sigma)", 0.5, 0.3, 0.01),
+    "saltpepper": ("share of pixels hit", 0.5, 0.2, 0.01),
 }
 CURVE_IMAGES = 200
 CURVE_POINTS = {
@@ -32,19 +32,15 @@ CURVE_POINTS = {
 }
 
 st.title("Denoise")
-st.caption(
-    "An autoencoder trained on noisy inputs with clean targets learns to remove "
-    "the noise (course notes: denoising). Compare it with the plain model, which "
-    "only ever saw clean images. PSNR is always against the clean image."
-)
 data = require_data()
+head = st.container()  # the takeaway, once the numbers are known
 c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
 with c1:
     kind = st.segmented_control(
         "Noise",
         list(KINDS),
         key="denoise_kind",
-        default="gauss",
+        default="saltpepper",
         required=True,
         format_func=KINDS.get,
         persist_state="session",
@@ -63,7 +59,7 @@ with c2:
 with c3:
     decoder = choose_decoder("denoise", data)
 with c4:
-    n = st.slider("Images", 4, 10, 8, key="denoise_n", persist_state="session")
+    n = st.slider("Pictures", 4, 10, 8, key="denoise_n", persist_state="session")
 
 classes = selected_classes()
 images = test_images(data, classes)
@@ -75,63 +71,77 @@ if task is None:
     missing_task_model("denoise", decoder)
 
 names = [images.classes[i] for i in images.labels[:n].tolist()]
-
-
-grid = [("clean", image_list(x), names)]  # what the page shows, for the PNG download
-
-
-def _row(title: str, y: torch.Tensor, short: str) -> float:
-    scores = psnr(y, x)
-    mean = float(psnr_from_mse(mse(y, x).mean()))
-    st.markdown(f"**{title}**: {mean:.2f} dB over these {n}")
-    grid.append((short, image_list(y), [f"{v:.1f} dB" for v in scores.tolist()]))
-    show_images(*grid[-1][1:])
-    return mean
-
-
-st.markdown("**Clean test images**")
-show_images(*grid[0][1:])
-means = {
-    "noisy input": _row(
-        f"Noisy input ({KINDS[kind]}, {label} {strength:g})", xn, f"{kind} {strength:g}"
-    )
-}
+what = f"{KINDS[kind]} {strength:g}"
+results = {"noisy input": score(xn, x)}
 if plain is not None:
-    means["plain"] = _row(f"Plain model: {plain.short}", reconstruct(plain.model, xn), plain.short)
+    results[f"plain: {plain.name}"] = reconstruct_scored(plain.model, xn, x)
 if task is not None:
-    means["denoiser"] = _row(f"Denoiser: {task.short}", reconstruct(task.model, xn), task.short)
-download_png(grid, f"denoise-{kind}-{strength:g}.png", "denoise_download")
-cols = st.columns(len(means))
-for col, (name, v) in zip(cols, means.items(), strict=True):
-    delta = None if name == "noisy input" else f"{v - means['noisy input']:+.2f} dB vs input"
-    col.metric(f"PSNR, {name}", f"{v:.2f} dB", delta)
+    results[f"denoiser: {task.name}"] = reconstruct_scored(task.model, xn, x)
+rows = []
+for title, r in results.items():
+    rows.append(
+        ui.row(
+            title,
+            r.images,
+            [f"{v:.1f} dB" for v in r.psnr.tolist()],
+            [
+                f"{c}, {title} ({what}), {v:.1f} dB from the clean picture"
+                for c, v in zip(names, r.psnr.tolist(), strict=True)
+            ],
+        )
+    )
+rows.append(ui.row("clean", x, names, [f"clean test picture: {c}" for c in names]))
+with head:
+    means = {k.split(":")[0]: r.mean_psnr for k, r in results.items()}
+    if "denoiser" in means and "plain" in means:
+        ui.takeaway(
+            f"A model trained on noisy inputs with clean targets learns to remove the noise. "
+            f"With {what} noise, the <b>denoiser</b> gets {means['denoiser']:.1f} dB, the "
+            f"plain model {means['plain']:.1f} dB and the noisy input "
+            f"{means['noisy input']:.1f} dB (closer to the clean picture is higher)."
+        )
+    else:
+        ui.takeaway(
+            "A model trained on noisy inputs with clean targets learns to remove the "
+            "noise; the plain model only ever saw clean pictures."
+        )
+ui.pictures(rows, columns=n, title=f"Noisy inputs ({what}) and what each model makes of them")
+st.caption("PSNR under each picture is always against the clean picture (bottom row).")
+ui.download_png(rows, f"denoise-{kind}-{strength:g}.png", "denoise_download")
 
 
 @st.cache_data(show_spinner="Scoring the models over noise strengths...", max_entries=16)
 def _curves(
-    _models: dict, model_ids: tuple, source: str, classes: tuple, kind: str
+    digests: tuple, fingerprint: str, classes: tuple, kind: str, _models: dict, _x
 ) -> dict[str, list[float]]:
-    xs = test_images(data, list(classes)).floats(slice(0, CURVE_IMAGES))
-    return psnr_curve(_models, xs, kind, CURVE_POINTS[kind])
+    """PSNR against strength per model, shared per (weights, pictures, noise kind)."""
+    return psnr_curve(_models, _x, kind, CURVE_POINTS[kind])
 
 
-st.subheader("PSNR against noise strength")
-curve_models = {}
-for dec in decoders_present(data):
-    for t, tag in (("plain", "plain"), ("denoise", "denoiser")):
-        m = model_for(data, t, dec)
-        if m is not None:
-            curve_models[f"{tag} {dec}"] = m
-ids = tuple((k, m.key, id(m.model)) for k, m in curve_models.items())
-curves = _curves(
-    {k: m.model for k, m in curve_models.items()}, ids, data.source, tuple(classes), kind
-)
-st.plotly_chart(
-    psnr_curve_figure(CURVE_POINTS[kind], curves, label, marker=strength), key="denoise_curve"
-)
-st.caption(
-    f"Mean over the first {min(CURVE_IMAGES, len(images))} test images of the chosen "
-    "classes (PSNR of the mean MSE), the same noise for every model. Where a line "
-    "sits above the dashed one, the model's output is closer to the clean image than "
-    "its noisy input was."
-)
+def _curve_chart() -> None:
+    curve_models = {}
+    for dec in decoders_present(data):
+        for t, tag in (("plain", "plain"), ("denoise", "denoiser")):
+            m = model_for(data, t, dec)
+            if m is not None:
+                curve_models[f"{tag} {dec}"] = m
+    xs = images.floats(slice(0, CURVE_IMAGES))
+    curves = _curves(
+        tuple((k, m.digest) for k, m in curve_models.items()),
+        data.fingerprint,
+        tuple(classes),
+        kind,
+        {k: m.model for k, m in curve_models.items()},
+        xs,
+    )
+    ui.chart(
+        psnr_curve_figure(CURVE_POINTS[kind], curves, label, marker=strength),
+        key="denoise_curve",
+        summary=f"Mean over the first {min(CURVE_IMAGES, len(images))} test pictures "
+        "(PSNR of the mean MSE), the same noise for every model. Where a line is above "
+        "the dashed one, the model's output is closer to the clean picture than its "
+        "noisy input was.",
+    )
+
+
+ui.details("PSNR against noise strength, every model", _curve_chart, expanded=True)

@@ -1,56 +1,97 @@
-"""Layers: follow one image through every step of the model, channel by channel."""
+"""Layers: follow one picture through every step of the model, channel by channel.
+
+The step controls and the maps are one ``st.fragment``: a Next click reruns only them,
+not the sidebar or the picture choice. Traces, maps and thumbnails are cached per
+(weights digest, picture, step, colour mode), shared by every session looking at the
+same model and picture, so a step costs the server a cache lookup and a few kB of HTML.
+"""
 
 from __future__ import annotations
 
-import streamlit as st
+import hashlib
 
-from convae.figures import (
+import streamlit as st
+import torch
+
+from convae.figures import step_thumbnail
+from convae.figures.compare import matching_step
+from convae.figures.html import PictureRow, picture_rows_html
+from convae.figures.maps import (
     COLOUR_MODE_LABELS,
     COLOUR_MODES,
-    activation_grid,
-    image_list,
-    step_thumbnail,
+    channel_heatmap,
+    legend_html,
+    step_maps,
 )
-from convae.figures.compare import matching_step, paired_activation_grids
 from convae.images import ImageDecodeError, image_to_input
 from convae.inspect import channel_stats, value_range
 from convae.models import CODE_STEP, trace
-from pages.common import (
-    PNG_EXPORT,
-    current_data,
-    require_model,
-    selected_classes,
-    selected_models,
-)
+from convae.recon import reconstruct_scored
+from pages import ui
+from pages.common import current_data, require_model, selected_classes, selected_models
+from pages.links import sync_link
 
 st.title("Layers")
-st.caption(
-    "Pick an image, then step from the input through the encoder to the 4-channel "
-    "code and back out through the decoder. Hover a map to read its values."
+ui.takeaway(
+    "Follow one picture through the model: the encoder squeezes it into a 4x8x8 code, the "
+    "decoder rebuilds it. Each small map is one channel; step through with <b>Next</b>."
 )
 
-choice = require_model("layers")
-cfg = choice.config
-data = current_data()
-usable = data if data is not None and choice.fits(data) else None
 
-# ------------------------------------------------------------- image choice
-left, right = st.columns([1, 3], gap="large")
+# ------------------------------------------------------------- shared caches
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _trace(digest: str, picture: str, _model, _x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Every step's activation for one model and picture (read only, shared)."""
+    return trace(_model, _x)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _maps_html(
+    digest: str, picture: str, step: str, mode: str, _acts, in_channels: int, columns: int
+) -> tuple[str, str]:
+    """The step's maps and its colour legend as HTML, per model, picture, step and mode."""
+    acts = dict(_acts)
+    rng = value_range(_acts) if mode == "model" else None
+    maps = step_maps(acts[step], step, mode, rng, in_channels)
+    rows = [PictureRow("", maps.pictures, maps.captions, [f"{step}, {c}" for c in maps.captions])]
+    return (
+        picture_rows_html(rows, columns=columns, title=f"{step}: channel maps"),
+        legend_html(maps.legend, mode),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _thumbnails(digest: str, picture: str, _acts, in_channels: int) -> list:
+    """A small picture of every step (the path strip), per model and picture."""
+    return [step_thumbnail(a, n, in_channels, target_px=1) for n, a in _acts]
+
+
+def _picture_key(x: torch.Tensor) -> str:
+    return hashlib.sha1(x.numpy().tobytes()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------- picture choice
+
+left, right = st.columns([1, 2.6], gap="large")
 with left:
-    sources = ["test image", "your photo"] if usable is not None else ["your photo"]
-    src = st.radio("Image", sources, key="layers_source", horizontal=True, persist_state="session")
+    pics = st.container()  # filled below, once the choice below is known: pictures first
+    choice = require_model("layers")
+    cfg = choice.config
+    data = current_data()
+    usable = data if data is not None and choice.fits(data) else None
+    sources = ["test picture", "your photo"] if usable is not None else ["your photo"]
+    src = st.radio(
+        "Picture", sources, key="layers_source", horizontal=True, persist_state="session"
+    )
     x, caption = None, ""
     if src == "your photo":
-        if usable is None:
-            st.caption(
-                "No matching data set is loaded, so upload a photo to look inside the model."
-            )
         up = st.file_uploader(
             "Upload a photo",
             type=["png", "jpg", "jpeg", "gif", "bmp", "webp"],
             key="layers_upload",
-            help="Centre-cropped to a square and shrunk to the model's "
-            f"{cfg.image_size}x{cfg.image_size} input.",
+            help=f"Centre-cropped to a square and shrunk to {cfg.image_size}x{cfg.image_size}.",
         )
         if up is not None:
             try:
@@ -59,10 +100,10 @@ with left:
             except ImageDecodeError as exc:
                 st.error(str(exc))
         if x is None and usable is not None:
-            st.caption("Showing a test image until a photo is uploaded.")
+            st.caption("Showing a test picture until a photo is uploaded.")
     if x is None and usable is not None:
         classes = selected_classes()
-        # The first class that has test images (an empty class folder has none).
+        # The first class that has test pictures (an empty class folder has none).
         default_cls = (
             "airplane"
             if "airplane" in classes
@@ -70,16 +111,17 @@ with left:
         )
         if st.session_state.get("layers_class") not in classes:
             st.session_state["layers_class"] = default_cls
-        cls = st.selectbox("Class", classes, key="layers_class", persist_state="session")
+        c1, c2 = st.columns(2)
+        cls = c1.selectbox("Class", classes, key="layers_class", persist_state="session")
         subset = usable.test.filter([cls])
         if len(subset) == 0:  # an empty class folder: nothing to trace, say so
             st.warning(
-                f"The test split has no images of {cls}. Pick another class in the "
+                f"The test split has no pictures of {cls}. Pick another class in the "
                 "sidebar, or upload a photo."
             )
             st.stop()
-        idx = st.number_input(
-            f"Index among the {len(subset):,} test {cls} images",
+        idx = c2.number_input(
+            f"Picture (0-{len(subset) - 1:,})",
             0,
             max(len(subset) - 1, 0),
             key="layers_index",
@@ -91,12 +133,30 @@ with left:
     if x is None:
         st.info("Upload a photo (JPEG, PNG, ...) to trace it through the model.")
         st.stop()
-    st.image(image_list(x, target_px=192), caption=caption)
 
-# ------------------------------------------------------------------ tracing
-acts = trace(choice.model, x)  # no hooks, no mutation: safe on a shared cached model
+picture = _picture_key(x)
+acts = _trace(choice.digest, picture, choice.model, x)
 names = [n for n, _ in acts]
-by_name = dict(acts)
+rebuilt = reconstruct_scored(choice.model, x)
+with pics:
+    ui.pictures(
+        [
+            ui.row(
+                "",
+                torch.cat([x, rebuilt.images]),
+                ["input", f"rebuilt, {float(rebuilt.psnr[0]):.1f} dB"],
+                [
+                    f"input: {caption}",
+                    f"{caption} rebuilt by {choice.name}, {float(rebuilt.psnr[0]):.1f} dB",
+                ],
+            )
+        ],
+        columns=2,
+    )
+    st.caption(f"{caption}: what goes in, and what {choice.name} rebuilds from its code.")
+
+
+# ------------------------------------------------------------ stepping (fragment)
 
 
 def _move(delta: int) -> None:
@@ -104,14 +164,39 @@ def _move(delta: int) -> None:
     st.session_state["layers_step"] = names[max(0, min(len(names) - 1, i + delta))]
 
 
-if st.session_state.get("layers_step") not in names:  # the other decoder has other steps
-    st.session_state["layers_step"] = names[1]
+def _compare_partner():
+    """Another picked model that takes the same pictures (Layers' compare mode)."""
+    for m in selected_models():
+        if m.key != choice.key and (m.config.in_channels, m.config.image_size) == (
+            cfg.in_channels,
+            cfg.image_size,
+        ):
+            return m
+    return None
 
-with right:
-    step = st.select_slider("Step", names, key="layers_step", persist_state="session")
-    b1, b2, mid = st.columns([1, 1, 5], vertical_alignment="bottom")
-    b1.button("◀ Prev", key="layers_prev", on_click=_move, args=(-1,), width="stretch")
-    b2.button("Next ▶", key="layers_next", on_click=_move, args=(1,), width="stretch")
+
+@st.fragment
+def stepper() -> None:
+    if st.session_state.get("layers_step") not in names:  # the other decoder's steps
+        st.session_state["layers_step"] = names[1]
+    b1, b2, mid = st.columns([1, 1, 3], vertical_alignment="bottom")
+    b1.button(
+        "◀ Prev",
+        key="layers_prev",
+        on_click=_move,
+        args=(-1,),
+        width="stretch",
+        disabled=st.session_state["layers_step"] == names[0],
+    )
+    b2.button(
+        "Next ▶",
+        key="layers_next",
+        on_click=_move,
+        args=(1,),
+        width="stretch",
+        type="primary",
+        disabled=st.session_state["layers_step"] == names[-1],
+    )
     mode = mid.segmented_control(
         "Colour scale",
         COLOUR_MODES,
@@ -120,96 +205,110 @@ with right:
         required=True,
         format_func=COLOUR_MODE_LABELS.get,
         persist_state="session",
-        help="Per channel: every map uses its own range (shows structure). Per layer: one "
-        "scale for this step (compare channels). Whole model: one scale for every "
-        "step (compare steps).",
+        help="Per channel: every map over its own range (shows structure). Per layer: one "
+        "range for this step (compare channels). Whole model: one range for every step "
+        "(compare steps).",
     )
-    act = by_name[step]
-    model_range = value_range(acts) if mode == "model" else None
-    where = (
-        "the code"
+    step = st.select_slider("Step", names, key="layers_step", persist_state="session")
+    i = names.index(step)
+    act = dict(acts)[step]
+    part = (
+        "the input picture"
+        if step == "input"
+        else "the code"
         if step == CODE_STEP
-        else (
-            "the input image"
-            if step == "input"
-            else f"step {names.index(step)} of {len(names) - 1}"
-        )
+        else "encoder"
+        if i < names.index(CODE_STEP)
+        else "decoder"
     )
-    st.caption(
-        f"**{step}** ({where}): output {' x '.join(map(str, act.shape[1:]))} "
-        f"= {act[0].numel():,} values."
+    shape = " x ".join(map(str, act.shape[1:]))
+    st.markdown(
+        f"**{step}** ({part}, step {i} of {len(names) - 1}): {shape} = {act[0].numel():,} numbers"
     )
-    # Compare mode (issue 4): another picked model that takes the same images, traced on
-    # the same image and drawn next to this one on one shared colour scale.
-    others = [
-        m
-        for m in selected_models()
-        if m.key != choice.key
-        and (m.config.in_channels, m.config.image_size) == (cfg.in_channels, cfg.image_size)
-    ]
-    other = others[0] if others else None
+
+    other = _compare_partner()
     paired = other is not None and st.toggle(
-        f"Compare with {other.short}",
+        f"Compare with {other.name}",
         key="layers_compare",
         persist_state="session",
-        help="Both models' maps for this image side by side, on one colour scale. Decoder "
-        "steps are matched by their job (t_conv1 / conv4, t_conv2 / conv5).",
+        help="Both models' maps for this picture side by side. Decoder steps are matched by "
+        "their job (t_conv1 / conv4, t_conv2 / conv5).",
     )
+    columns = min(act.shape[1], 8)
+    maps, legend = _maps_html(choice.digest, picture, step, mode, acts, cfg.in_channels, columns)
     if paired:
-        acts_b = trace(other.model, x)
+        acts_b = _trace(other.digest, picture, other.model, x)
         step_b = matching_step(step, [n for n, _ in acts_b])
-        figs = paired_activation_grids(
-            {choice.short: (step, act), other.short: (step_b, dict(acts_b)[step_b])}
+        maps_b, legend_b = _maps_html(
+            other.digest, picture, step_b, mode, acts_b, cfg.in_channels, columns
         )
-        for col, fig, k in zip(st.columns(2), figs, ("layers_maps", "layers_maps_b"), strict=True):
-            col.plotly_chart(fig, key=k, config=PNG_EXPORT)
-        st.caption(
-            f"Left {choice.short} at {step}, right {other.short} at {step_b}: one "
-            "colour scale for both (the colour-scale choice above applies to one "
-            "model)."
-        )
+        ca, cb = st.columns(2, gap="medium")
+        ca.markdown(f"**{choice.name}** at {step}")
+        ca.html(maps + legend)
+        cb.markdown(f"**{other.name}** at {step_b}")
+        cb.html(maps_b + legend_b)
     else:
-        st.plotly_chart(
-            activation_grid(act, step, mode or "layer", model_range),
-            key="layers_maps",
-            config=PNG_EXPORT,
+        st.html(maps + legend)
+
+    thumbs = _thumbnails(choice.digest, picture, acts, cfg.in_channels)
+    split = names.index(CODE_STEP) + 1
+    strip = [
+        PictureRow(
+            title,
+            thumbs[a:b],
+            [("▶ " if names[j] == step else "") + names[j] for j in range(a, b)],
+            [f"{names[j]}{' (shown above)' if names[j] == step else ''}" for j in range(a, b)],
+            marked=[j - a for j in range(a, b) if names[j] == step],
         )
-
-    stats = channel_stats(act, step)
-    after_relu = stats[0]["zeros"] is not None
-    st.dataframe(
-        stats,
-        hide_index=True,
-        height=35 * (len(stats) + 1) + 3,
-        column_order=["channel", "min", "max", "mean"] + ["zeros"] * after_relu,
-        column_config={
-            "channel": st.column_config.NumberColumn("channel", format="%d"),
-            "min": st.column_config.NumberColumn(format="%.3f"),
-            "max": st.column_config.NumberColumn(format="%.3f"),
-            "mean": st.column_config.NumberColumn(format="%.3f"),
-            "zeros": st.column_config.ProgressColumn(
-                "zeros after ReLU",
-                min_value=0.0,
-                max_value=1.0,
-                format="percent",
-                help="Share of exactly-zero values: units the ReLU switched off. Only "
-                "shown after a ReLU.",
-            ),
-        },
+        for title, a, b in (("Encoder", 0, split), ("Decoder", split, len(names)))
+    ]
+    st.markdown("**The whole path** (each map over its own range; ▶ marks this step)")
+    st.html(
+        picture_rows_html(
+            strip, columns=max(split, len(names) - split), label_width="5rem", max_px=110
+        )
     )
 
-# -------------------------------------------------------------- overview strip
-st.subheader("The whole path at a glance")
-st.caption(
-    "Every step, small (each map stretched over its own range). The code is "
-    f"{CODE_STEP}, in the middle; ▶ marks the step shown above."
-)
-split = names.index(CODE_STEP) + 1  # encoder row ends with the code
-for title, part in (("Encoder", acts[:split]), ("Decoder", acts[split:])):
-    st.markdown(f"**{title}**")
-    st.image(
-        [step_thumbnail(a, n, cfg.in_channels, target_px=96) for n, a in part],
-        caption=[
-            f"{'▶ ' if n == step else ''}{n} {'x'.join(map(str, a.shape[1:]))}" for n, a in part
-        ],
-    )
+    if not ui.presenting() and st.toggle(
+        "Read the exact values of one channel", key="layers_values"
+    ):
+        ch = st.selectbox(
+            "Channel",
+            list(range(act.shape[1])),
+            key="layers_value_channel",
+            format_func=lambda c: f"channel {c}",
+        )
+        ch = min(int(ch), act.shape[1] - 1)
+        rng = value_range(acts) if mode == "model" else None
+        lg = step_maps(act, step, mode, rng, cfg.in_channels).legend
+        ui.chart(
+            channel_heatmap(act, ch, lg, step),
+            key="layers_heatmap",
+            summary=f"Channel {ch} of {step}: {act.shape[2]}x{act.shape[3]} values "
+            "from {:.3f} to {:.3f}.".format(float(act[0, ch].min()), float(act[0, ch].max())),
+        )
+        stats = channel_stats(act, step)
+        after_relu = stats[0]["zeros"] is not None
+        st.dataframe(
+            stats,
+            hide_index=True,
+            column_order=["channel", "min", "max", "mean"] + ["zeros"] * after_relu,
+            column_config={
+                "channel": st.column_config.NumberColumn("channel", format="%d"),
+                "min": st.column_config.NumberColumn(format="%.3f"),
+                "max": st.column_config.NumberColumn(format="%.3f"),
+                "mean": st.column_config.NumberColumn(format="%.3f"),
+                "zeros": st.column_config.ProgressColumn(
+                    "zeros after ReLU",
+                    min_value=0.0,
+                    max_value=1.0,
+                    format="percent",
+                    help="Share of exactly-zero values: units the ReLU switched off.",
+                ),
+            },
+        )
+    sync_link()  # the address bar follows the step, also on a fragment-only rerun
+
+
+with right:
+    stepper()

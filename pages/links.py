@@ -18,6 +18,8 @@ from convae.data import DataSet
 from convae.figures import COLOUR_MODES
 from convae.models import AEConfig, ConvAutoencoder
 
+PRESENT_KEY = "ui_present"  # pages/ui.py reads it; kept here so links need no page import
+
 # query parameter -> session-state key of the widget it sets
 PARAMS = {
     "models": "sidebar_models",
@@ -26,7 +28,13 @@ PARAMS = {
     "i": "layers_index",
     "step": "layers_step",
     "colour": "layers_colour",
+    "compare": "layers_compare",
+    "present": PRESENT_KEY,
+    "tab": "compare_tab_pick",
+    "lesson": "lesson_id",
+    "lstep": "lesson_step",
 }
+TRUE = ("1", "true", "yes", "on")
 STEP_NAMES = {"input"} | {
     n for d in ("transpose", "upsample") for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()
 }
@@ -36,13 +44,13 @@ def _split(text: str) -> list[str]:
     return [t for t in text.split(",") if t]
 
 
-def apply_link(models: dict, data: DataSet | None) -> None:
-    """Copy the URL's valid choices into session state (first run of a session only)."""
+def apply_params(q: dict[str, str], models: dict, data: DataSet | None) -> list[str]:
+    """Copy the valid choices in ``q`` (query parameters) into session state.
+
+    Returns:
+        The "param=value" pairs that were ignored because they do not exist here.
+    """
     state = st.session_state
-    if state.get("links_applied"):
-        return
-    state["links_applied"] = True
-    q = st.query_params
     ignored: list[str] = []
 
     def take(param: str, values: list[str], valid) -> list[str]:
@@ -66,6 +74,25 @@ def apply_link(models: dict, data: DataSet | None) -> None:
         state["layers_step"] = q["step"]
     if "colour" in q and take("colour", [q["colour"]], COLOUR_MODES):
         state["layers_colour"] = q["colour"]
+    if "compare" in q:
+        state["layers_compare"] = q["compare"] in TRUE
+    if "present" in q:
+        state[PRESENT_KEY] = q["present"] in TRUE
+    if "tab" in q:
+        state["compare_tab_pick"] = q["tab"]  # pages/compare.py checks it
+    if "lesson" in q:
+        state["lesson_id"] = q["lesson"]  # pages/lessons.py checks it
+        state["lesson_step"] = int(q["lstep"]) if q.get("lstep", "").isdigit() else 0
+    return ignored
+
+
+def apply_link(models: dict, data: DataSet | None) -> None:
+    """Copy the URL's valid choices into session state (first run of a session only)."""
+    state = st.session_state
+    if state.get("links_applied"):
+        return
+    state["links_applied"] = True
+    ignored = apply_params(dict(st.query_params), models, data)
     if ignored:
         state["links_notice"] = (
             "This link had values that do not exist here, so the defaults are shown "
@@ -85,9 +112,12 @@ def current_link_params() -> dict[str, str]:
     out: dict[str, str] = {}
     for param, key in PARAMS.items():
         value = state.get(key)
-        if value is None or value == []:
+        if value is None or value == [] or value is False:
             continue
-        out[param] = ",".join(value) if isinstance(value, list) else str(value)
+        if value is True:
+            out[param] = "1"
+        else:
+            out[param] = ",".join(value) if isinstance(value, list) else str(value)
     return out
 
 

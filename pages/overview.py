@@ -1,108 +1,102 @@
-"""Overview: what an autoencoder does, the chosen model's architecture and a first look
-at its reconstructions."""
+"""Overview: what an autoencoder does, shown with pictures first: test pictures over what
+each picked model rebuilds from its code; then how the model is built."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from convae.figures import architecture_image, architecture_markdown, grid_png, image_list
+from convae.figures import architecture_image, architecture_markdown, table_csv
 from convae.inspect import architecture, compression
 from convae.models import count_parameters
-from convae.train import reconstruct
-from pages.common import (
-    current_data,
-    require_model,
-    selected_classes,
-    show_images,
-    table_csv,
-)
+from convae.recon import reconstruct_scored
+from pages import ui
+from pages.common import fitting_models, require_data, selected_classes
+
+N_IMAGES = 8  # 8 to a row: about 120 px each at 1440 px wide, 160 px at 1920
 
 st.title("ConvAE Explorer")
-st.markdown(
-    "An **autoencoder** learns to copy an image through a narrow gap. The **encoder** "
-    "squeezes a 32x32 colour image (3,072 numbers) into a **code** of just 256 numbers; "
-    "the **decoder** has to rebuild the whole picture from that code alone. Because the "
-    "code is 12 times smaller than the image, the network cannot store every pixel: it "
-    "must learn what matters (edges, colours, rough shapes) and let fine detail go, "
-    "which is why its reconstructions look a little blurred. Nobody tells it what to "
-    "keep; it learns that only by trying to make its copies match the originals."
+data = require_data()
+models = fitting_models(data)[:2]
+comp = compression(models[0].model)
+c, h, w = comp["code_shape"]
+ui.takeaway(
+    f"An autoencoder squeezes each picture into a short code and rebuilds it from that code "
+    f"alone. Top: test pictures ({comp['input_values']:,} numbers each). Below: what each "
+    f"model rebuilt from <b>{comp['code_values']:,} numbers</b>, "
+    f"{comp['ratio']:.0f} times fewer."
 )
 
-choice = require_model("overview")
-model = choice.model
-comp = compression(model)
-c, h, w = comp["code_shape"]
+classes = selected_classes()
+test = data.test.filter(classes).head(N_IMAGES)
+if len(test) == 0:
+    st.warning(
+        f"The test split has no pictures of {', '.join(classes)}. Pick other classes "
+        "in the sidebar."
+    )
+    st.stop()
+x = test.floats()
+names = [test.classes[i] for i in test.labels.tolist()]
+rows = [ui.row("original", x, names, [f"test picture {i}: {n}" for i, n in enumerate(names)])]
+for m in models:
+    r = reconstruct_scored(m.model, x)
+    rows.append(
+        ui.row(
+            m.name,
+            r.images,
+            [f"{v:.1f} dB" for v in r.psnr.tolist()],
+            [
+                f"test picture {i} ({n}) rebuilt by {m.name}, {v:.1f} dB"
+                for i, (n, v) in enumerate(zip(names, r.psnr.tolist(), strict=True))
+            ],
+        )
+    )
+ui.pictures(rows, columns=N_IMAGES, title="Test pictures and their reconstructions")
+st.caption(
+    "Under each rebuilt picture: its PSNR, how close it is to the original (higher is "
+    "closer; about 20 dB looks soft, 30 dB is hard to tell apart). The Reconstructions page "
+    "shows more, sorted best or worst first."
+)
+ui.download_png(rows, "overview-reconstructions.png", "overview_download")
 
+model = models[0]
+st.subheader(f"Inside {model.name}")
 cols = st.columns(4)
-cols[0].metric("Input", f"{comp['input_values']:,} values")
-cols[1].metric("Code", f"{comp['code_values']:,} values", help=f"{c} channels of {h}x{w}")
+cols[0].metric("Input", f"{comp['input_values']:,} numbers")
+cols[1].metric("Code", f"{comp['code_values']:,} numbers", help=f"{c} channels of {h}x{w}")
 cols[2].metric("Compression", f"{comp['ratio']:.0f}x smaller")
 cols[3].metric(
-    "Parameters", f"{count_parameters(model):,}", help=f"{choice.config.decoder} decoder"
+    "Weights",
+    f"{count_parameters(model.model):,}",
+    help=f"Learned parameters of the {model.config.decoder} decoder model.",
 )
-
-st.subheader(f"Architecture: {choice.label}")
-rows = architecture(model)
+layer_rows = architecture(model.model)
 # A picture and a Markdown table, not plotly / st.dataframe: this is the first page, and
 # those two front-end libraries add ~2 s to a cold start (bench/app_speed.py).
 st.image(
-    architecture_image(rows),
+    architecture_image(layer_rows),
     width="stretch",
-    caption="Block height: image side; width: channels. Grey input, blue encoder, "
-    "red code, green decoder.",
+    alt="Block diagram: the picture shrinks through conv1, pool1, conv2 and pool2 to the "
+    f"{c}x{h}x{w} code, then grows back through the decoder to {model.config.in_channels}"
+    f"x{model.config.image_size}x{model.config.image_size}.",
+    caption="Block height: picture side; width: channels. Grey input, blue encoder, red "
+    "code, green decoder.",
 )
-with st.expander("Layer table", expanded=True):
-    st.markdown(architecture_markdown(rows))
+
+
+def _layer_table() -> None:
+    st.markdown(architecture_markdown(layer_rows))
     st.download_button(
         "Download the layer table (CSV)",
-        table_csv(rows),
-        file_name=f"architecture-{choice.config.decoder}.csv",
+        table_csv(layer_rows),
+        file_name=f"architecture-{model.config.decoder}.csv",
         mime="text/csv",
         key="overview_table_csv",
         on_click="ignore",
     )
-st.caption(
-    f"Total: {count_parameters(model):,} trainable parameters. The code is the output "
-    f"of pool2 ({c}x{h}x{w}); the decoder grows it back to the image size."
-)
+    st.caption(
+        f"Total: {count_parameters(model.model):,} trainable parameters. The code is the "
+        f"output of pool2 ({c}x{h}x{w}); the decoder grows it back to the picture's size."
+    )
 
-st.subheader("First test images and their reconstructions")
-data = current_data()
-if data is None:
-    st.info(
-        "No data set is loaded (see the sidebar), so there are no test images to "
-        "show. The Layers page can still take your own photo."
-    )
-    st.stop()
-if not choice.fits(data):
-    st.warning(
-        f"{choice.short} takes {choice.config.in_channels}-channel "
-        f"{choice.config.image_size}px images; the data set has "
-        f"{data.train.channels}-channel {data.train.image_size}px images. Pick a "
-        "matching model or data set in the sidebar."
-    )
-    st.stop()
-classes = selected_classes()
-test = data.test.filter(classes).head(10)
-if len(test) == 0:
-    st.warning(
-        f"The test split has no images of {', '.join(classes)}. Pick other classes in the sidebar."
-    )
-    st.stop()
-x = test.floats()
-st.caption(
-    f"Top: originals (classes: {', '.join(classes)}). Bottom: what {choice.short} "
-    "rebuilds from each 256-value code."
-)
-show_images(image_list(x), [test.classes[i] for i in test.labels.tolist()])
-recons = reconstruct(model, x)
-show_images(image_list(recons), ["reconstruction"] * len(x))
-names = [test.classes[i] for i in test.labels.tolist()]
-st.download_button(
-    "Download these images (PNG)",
-    lambda: grid_png([("original", x), (choice.short, recons)], [names, [""] * len(x)]),
-    file_name="overview-reconstructions.png",
-    mime="image/png",
-    key="overview_download",
-    on_click="ignore",
-)
+
+ui.details("Layer by layer: shapes and parameters", _layer_table)

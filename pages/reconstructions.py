@@ -1,52 +1,31 @@
-"""Reconstructions: originals above each picked model's copies, with PSNR per image."""
+"""Reconstructions: originals above each picked model's copies, with PSNR per picture."""
 
 from __future__ import annotations
 
 import streamlit as st
 import torch
 
-from convae.figures import grid_png, image_list
-from convae.metrics import psnr, psnr_from_mse
-from convae.train import reconstruct
-from pages.common import (
-    current_data,
-    selected_classes,
-    selected_models,
-    show_images,
-    source_label,
-)
+from convae.recon import reconstruct_scored, score
+from pages import ui
+from pages.common import fitting_models, require_data, selected_classes, selected_models
 
 SORTS = {"order": "data set order", "best": "best first", "worst": "worst first"}
-POOL = 300  # sorting looks at this many images, so "worst" finds the truly hard ones
+POOL = 300  # sorting looks at this many pictures, so "worst" finds the truly hard ones
 
 st.title("Reconstructions")
-data = current_data()
-if data is None:
-    st.info(
-        "No data set is loaded (the sidebar says why and how to get it). The Layers "
-        "page can still show your own photo going through a model."
-    )
-    st.stop()
-picked = selected_models()
-models = [m for m in picked if m.fits(data)]
-if not models:
-    st.info(
-        f"Pick one or more models for {source_label(data.source)} in the sidebar "
-        "(or train one on the Train page)."
-    )
-    st.stop()
-if len(models) < len(picked):
-    st.caption(
-        f"Not shown (they take other images): "
-        f"{', '.join(m.short for m in picked if m not in models)}"
-    )
-
+ui.takeaway(
+    "Each column is one test picture; each row below the originals is what one model "
+    "rebuilt from its code. The number under a picture is its PSNR: higher is closer."
+)
+data = require_data()
+models = fitting_models(data)
+misfits = [m.name for m in selected_models() if m not in models]
 classes = selected_classes()
 c1, c2, c3 = st.columns([1, 2, 2])
 split = c1.radio(
     "Split", ["test", "train"], key="recon_split", horizontal=True, persist_state="session"
 )
-n = c2.slider("Images", 4, 32, 10, key="recon_n", persist_state="session")
+n = c2.slider("Pictures", 4, 32, 12, key="recon_n", persist_state="session")
 order = c3.segmented_control(
     "Sort by PSNR",
     list(SORTS),
@@ -55,70 +34,79 @@ order = c3.segmented_control(
     required=True,
     format_func=SORTS.get,
     persist_state="session",
-    help=f"Best / worst look through the first {POOL} images of "
-    f"the chosen classes, ranked by {models[0].short}.",
+    help=f"Best / worst look through the first {POOL} pictures of the chosen classes, "
+    f"ranked by {models[0].name}.",
 )
 images = (data.test if split == "test" else data.train).filter(classes)
 if len(images) == 0:
-    st.warning(f"The {split} split has no images of {', '.join(classes)}.")
+    st.warning(f"The {split} split has no pictures of {', '.join(classes)}.")
     st.stop()
-
 pool = images.head(n if order == "order" else POOL)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _scored(
+    digest: str, fingerprint: str, split: str, classes: tuple, count: int, _model, _x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Reconstructions and per-picture PSNR of one model on the first ``count`` pictures,
+    shared by every session (keyed by the weights' digest, never by id())."""
+    r = reconstruct_scored(_model, _x)
+    return r.images, r.psnr, r.mean_psnr
+
+
 x = pool.floats()
-
-
-def _reconstructed(choice, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reconstructions and per-image PSNR, remembered per session for the last inputs.
-
-    A 300-image pass costs ~0.25 s per model on 2 cores; changing the count or the sort
-    order reuses it instead. Kept in session_state, not st.cache_data, because a model
-    trained in this session has a key that means nothing to another session.
-    """
-    memo = st.session_state.setdefault("_recon_memo", {})
-    key = (choice.key, id(choice.model), split, tuple(classes), len(x))
-    if key not in memo:
-        if len(memo) > 8:
-            memo.clear()
-        r = reconstruct(choice.model, x)
-        memo[key] = (r, psnr(r, x))
-    return memo[key]
-
-
-recons, scores = zip(*(_reconstructed(m, x) for m in models), strict=True)
-if order == "order":
-    keep = torch.arange(len(pool))
-else:
-    keep = scores[0].argsort(descending=order == "best")[:n]
-
+key = (data.fingerprint, split, tuple(classes), len(x))
+results = [_scored(m.digest, *key, m.model, x) for m in models]
+keep = (
+    torch.arange(len(pool))
+    if order == "order"
+    else results[0][1].argsort(descending=order == "best")[:n]
+)
+names = [pool.classes[i] for i in pool.labels[keep].tolist()]
+idx = [int(i) for i in keep.tolist()]
+per_row = min(len(keep), 12)
+rows = [
+    ui.row(
+        "original",
+        x[keep],
+        names,
+        [f"{split} picture {i}: {c}" for i, c in zip(idx, names, strict=True)],
+    )
+]
+for m, (recon, psnr, _) in zip(models, results, strict=True):
+    shown = psnr[keep].tolist()
+    rows.append(
+        ui.row(
+            m.name,
+            recon[keep],
+            [f"{v:.1f} dB" for v in shown],
+            [
+                f"{split} picture {i} ({c}) rebuilt by {m.name}, {v:.1f} dB"
+                for i, c, v in zip(idx, names, shown, strict=True)
+            ],
+        )
+    )
+for start in range(0, len(keep), per_row):  # wide rows wrap in blocks, labels kept
+    part = slice(start, start + per_row)
+    ui.pictures(
+        [ui.PictureRow(r.label, r.pictures[part], r.captions[part], r.alts[part]) for r in rows],
+        columns=per_row,
+        title=f"{split} pictures {start + 1} to {min(start + per_row, len(keep))}",
+    )
+means = ", ".join(
+    f"{m.name} {score(r[0][keep], x[keep]).mean_psnr:.2f} dB"
+    for m, r in zip(models, results, strict=True)
+)
 st.caption(
-    f"{split} images of {', '.join(classes)}"
+    f"{split} pictures of {', '.join(classes)}"
     + (
         ""
         if order == "order"
-        else f", {SORTS[order]} among the first {len(pool)} by {models[0].short}'s PSNR"
+        else f", {SORTS[order]} among the first {len(pool)} by {models[0].name}'s PSNR"
     )
-    + ". PSNR (dB) under each copy: higher is closer "
-    "to the original; about 20 dB looks soft, 30 dB is hard to tell apart."
+    + f". Over these: {means}. About 20 dB looks soft; 30 dB is hard to "
+    "tell apart from the original."
 )
-names = [pool.classes[i] for i in pool.labels[keep].tolist()]
-st.markdown("**Originals**")
-show_images(image_list(x[keep]), names)
-rows = [("original", x[keep])]
-captions = [names]
-for m, r, s in zip(models, recons, scores, strict=True):
-    shown = s[keep]
-    # Mean PSNR as the data-set convention: PSNR of the mean MSE (convae.metrics).
-    mean_shown = float(psnr_from_mse(((r[keep] - x[keep]) ** 2).flatten(1).mean(1).mean()))
-    st.markdown(f"**{m.label}**: mean PSNR {mean_shown:.2f} dB over these {len(keep)}")
-    show_images(image_list(r[keep]), [f"{v:.1f} dB" for v in shown.tolist()])
-    rows.append((m.short, r[keep]))
-    captions.append([f"{v:.1f} dB" for v in shown.tolist()])
-
-st.download_button(
-    "Download this grid (PNG)",
-    lambda: grid_png(rows, captions),
-    file_name=f"reconstructions-{split}.png",
-    mime="image/png",
-    key="recon_download",
-    on_click="ignore",
-)
+if misfits:
+    st.caption(f"Not shown (they take other pictures): {', '.join(misfits)}")
+ui.download_png(rows, f"reconstructions-{split}.png", "recon_download")

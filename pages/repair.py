@@ -1,24 +1,21 @@
-"""Repair: missing information (a masked rectangle, a lost colour plane, no colour at
-all) through the plain model and a model trained for that repair."""
+"""Repair: missing information (a masked rectangle, a lost colour plane, no colour at all)
+through the plain model and a model trained for that repair."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 import torch
 
 from convae.corrupt import apply_mask, drop_plane, rectangle_mask, to_grey
-from convae.figures import image_list
-from convae.metrics import mse, psnr, psnr_from_mse
-from convae.tasks import region_mse, region_psnr
-from convae.train import reconstruct
-from pages.common import download_png, selected_classes
+from convae.recon import reconstruct_scored, score
+from convae.tasks import region_psnr, repair_scores
+from pages import ui
+from pages.common import require_data, selected_classes
 from pages.tasks_common import (
     choose_decoder,
     missing_task_model,
     model_for,
     pick_image,
-    require_data,
     test_images,
 )
 
@@ -29,22 +26,18 @@ COLOUR = {
     "drop:b": "drop blue",
     "grey": "grey (colour it in)",
 }
-BATCH = 500  # test images behind the table
+BATCH = 500  # test pictures behind the table
 
 st.title("Repair")
-st.caption(
-    "Repairing images with missing information (course notes): a model trained on "
-    "inputs with a part missing and the whole image as target learns to fill it in. "
-    "The plain model never saw holes. PSNR on the repaired region tells more than "
-    "on the whole image, where the untouched pixels dominate."
-)
+head = st.container()
 data = require_data()
 if data.test.channels != 3:
-    st.info("Repair needs an RGB data set (CIFAR-10); the sidebar has a greyscale one.")
+    st.info("Repair needs colour pictures (CIFAR-10); the sidebar has a greyscale data set.")
     st.stop()
 images = test_images(data, selected_classes())
 side = data.test.image_size
 
+pics = st.container()  # pictures first; the controls below decide them
 c1, c2, c3 = st.columns([2, 2, 2])
 with c1:
     mode = st.segmented_control(
@@ -69,12 +62,11 @@ if mode == "mask":
     rh = m3.slider("Height", 1, side, side // 3, key="repair_h", persist_state="session")
     rw = m4.slider("Width", 1, side, side // 3, key="repair_w", persist_state="session")
     region = rectangle_mask(side, side, top, left, rh, rw)[None, None]
-    region_text = f"{int(region.sum())} px rectangle"
+    setting = (top, left, rh, rw)
+    spec_note = f"the same {rh}x{rw} rectangle at row {top}, column {left}"
 
     def corrupt(t: torch.Tensor) -> torch.Tensor:
         return apply_mask(t, region)
-
-    spec_note = f"the same {rh}x{rw} rectangle at ({top}, {left})"
 else:
     how = st.radio(
         "Colour",
@@ -85,12 +77,12 @@ else:
         persist_state="session",
     )
     region = torch.ones(1, 1, side, side, dtype=torch.bool)
-    region_text = "whole image"
+    setting = (how,)
+    spec_note = COLOUR[how]
 
     def corrupt(t: torch.Tensor) -> torch.Tensor:
         return to_grey(t) if how == "grey" else drop_plane(t, "rgb".index(how[-1]))
 
-    spec_note = COLOUR[how]
 
 plain = model_for(data, "plain", decoder)
 task = model_for(data, task_name, decoder)
@@ -98,87 +90,94 @@ if task is None:
     missing_task_model(task_name, decoder)
 
 xc = corrupt(x)
-shown = [("original", x), ("input", xc)]
+shown = [("original", score(x, x)), ("input", score(xc, x))]
 if plain is not None:
-    shown.append((f"plain: {plain.short}", reconstruct(plain.model, xc)))
+    shown.append((f"plain: {plain.name}", reconstruct_scored(plain.model, xc, x)))
 if task is not None:
-    shown.append((f"repair: {task.short}", reconstruct(task.model, xc)))
+    shown.append((f"repair: {task.name}", reconstruct_scored(task.model, xc, x)))
 
 
-def _caption(name: str, y: torch.Tensor) -> str:
+def _caption(name: str, y: torch.Tensor, whole: float) -> str:
     if name == "original":
         return f"original ({cls})"
-    whole = float(psnr(y, x)[0])
     if mode == "mask":
         part = float(region_psnr(y, x, region)[0])
-        return f"{name}: {part:.1f} dB region / {whole:.1f} dB whole"
+        return f"{name}: {part:.1f} dB hole / {whole:.1f} dB whole"
     return f"{name}: {whole:.1f} dB"
 
 
-cols = st.columns([1, 1, 1, 1, 1])  # fixed widths: about 220 px a picture, task model or not
-pictures = [(image_list(y, target_px=224)[0], _caption(name, y)) for name, y in shown]
-for col, (img, caption) in zip(cols, pictures, strict=False):
-    col.image(img, caption=caption, width="stretch")
-download_png(
-    [("", [p for p, _ in pictures], [c for _, c in pictures])],
-    f"repair-{mode}.png",
-    "repair_download",
+caps = [_caption(name, r.images, float(r.psnr[0])) for name, r in shown]
+row = ui.PictureRow(
+    "",
+    [ui.row("", r.images).pictures[0] for _, r in shown],
+    caps,
+    [f"{c} (test {cls})" for c in caps],
 )
-
-
-@st.cache_data(show_spinner="Scoring on test images...", max_entries=32)
-def _table(
-    _models: dict, model_ids: tuple, source: str, classes: tuple, mode: str, setting: tuple
-) -> pd.DataFrame:
-    xs = test_images(data, list(classes)).floats(slice(0, BATCH))
-    xc_all = corrupt(xs)
-    reg = region.expand(len(xs), 1, side, side)
-    rows = []
-    for name, y in [("corrupted input", xc_all)] + [
-        (n, reconstruct(m, xc_all)) for n, m in _models.items()
-    ]:
-        rows.append(
-            {
-                "output": name,
-                "PSNR region (dB)": float(psnr_from_mse(region_mse(y, xs, reg).mean())),
-                "PSNR whole (dB)": float(psnr_from_mse(mse(y, xs).mean())),
-            }
-        )
-    df = pd.DataFrame(rows)
-    return df if mode == "mask" else df.drop(columns="PSNR region (dB)")
-
-
-st.subheader(f"Over {BATCH} test images: {spec_note}")
-models = {
-    name: m.model
-    for name, m in (("plain " + decoder, plain), (f"{task_name} {decoder}", task))
-    if m is not None
-}
-setting = (top, left, rh, rw) if mode == "mask" else (how,)
-df = _table(
-    models,
-    tuple((k, id(v)) for k, v in models.items()),
-    data.source,
-    tuple(selected_classes()),
-    mode,
-    setting,
-)
-st.dataframe(
-    df,
-    hide_index=True,
-    key="repair_table",
-    column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in df.columns if c != "output"
-    },
-)
-st.caption(
-    f"PSNR of the mean MSE against the original over the first {BATCH} test images of "
-    f"the chosen classes ({region_text})."
-)
-if task is not None and "task" in (task.checkpoint.test_metrics or {}):
-    t = task.checkpoint.test_metrics["task"]
-    st.caption(
-        f"{task.short} on its own training corruption `{t['spec']}` over the whole test "
-        f"split: {t['psnr']:.2f} dB whole, {t['region_psnr']:.2f} dB on the corrupted "
-        f"pixels (its inputs: {t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB)."
+with pics:
+    ui.pictures(
+        [row],
+        columns=4,
+        max_px=260,
+        title="The picture, its damaged input, and both models' repairs",
     )
+    ui.download_png([row], f"repair-{mode}.png", "repair_download")
+with head:
+    ui.takeaway(
+        "A model trained on pictures with a part missing, and the whole picture as its "
+        "target, learns to fill the gap; the plain model never saw holes. PSNR on the "
+        "repaired part (the hole) says more than on the whole picture."
+    )
+
+
+@st.cache_data(show_spinner="Scoring on test pictures...", max_entries=32)
+def _table(
+    digests: tuple, fingerprint: str, classes: tuple, mode: str, setting: tuple, _models: dict
+) -> list[dict]:
+    """Region and whole PSNR over BATCH test pictures, shared per (weights, setting)."""
+    xs = test_images(data, list(classes)).floats(slice(0, BATCH))
+    return repair_scores(_models, xs, corrupt(xs), region)
+
+
+def _over_many() -> None:
+    models = {
+        name: m
+        for name, m in ((f"plain {decoder}", plain), (f"{task_name} {decoder}", task))
+        if m is not None
+    }
+    rows = _table(
+        tuple((k, m.digest) for k, m in models.items()),
+        data.fingerprint,
+        tuple(selected_classes()),
+        mode,
+        setting,
+        {k: m.model for k, m in models.items()},
+    )
+    cols = {
+        "output": "output",
+        "region_psnr": "PSNR of the hole (dB)",
+        "whole_psnr": "PSNR whole (dB)",
+    }
+    if mode != "mask":
+        cols.pop("region_psnr")
+    st.dataframe(
+        [{cols[k]: v for k, v in r.items() if k in cols} for r in rows],
+        hide_index=True,
+        key="repair_table",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.2f") for c in cols.values() if c != "output"
+        },
+    )
+    st.caption(
+        f"PSNR of the mean MSE against the original over the first {BATCH} test "
+        f"pictures of the chosen classes, each with {spec_note}."
+    )
+    if task is not None and "task" in (task.checkpoint.test_metrics or {}):
+        t = task.checkpoint.test_metrics["task"]
+        st.caption(
+            f"{task.name} on its own training damage `{t['spec']}` over the whole test "
+            f"split: {t['psnr']:.2f} dB whole, {t['region_psnr']:.2f} dB on the damaged "
+            f"pixels (its inputs: {t['input_psnr']:.2f} / {t['input_region_psnr']:.2f} dB)."
+        )
+
+
+ui.details(f"Over {BATCH} test pictures: {spec_note}", _over_many, expanded=True)

@@ -1,7 +1,7 @@
 """Helpers shared by the Uses pages (Denoise, Repair, Code, Style); not a page.
 
 They find, for a decoder, the plain model and the model trained for a task (from each
-checkpoint's training recipe, convae.tasks.task_of), and let a page pick test images.
+checkpoint's training recipe, convae.tasks.task_of), and let a page pick test pictures.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
+from convae.catalog import ModelEntry
 from convae.data import DataSet, ImageSet
-from convae.tasks import pick, task_of
-from pages.common import ModelChoice, available_models, selected_models, source_label
+from convae.tasks import pick
+from pages.common import available_models, selected_models, source_label
 
 TASK_LABELS = {
     "plain": "plain",
@@ -26,25 +27,15 @@ TRAIN_HINT = {
 }
 
 
-def require_data() -> DataSet:
-    """The sidebar's data set, or stop the page with the reason."""
-    from pages.common import current_data
-
-    data = current_data()
-    if data is None:
-        st.info("No data set is loaded (the sidebar says why and how to get it).")
-        st.stop()
-    return data
-
-
-def fitting_models(data: DataSet) -> dict[str, ModelChoice]:
+def fitting_models(data: DataSet) -> dict[str, ModelEntry]:
     return {k: m for k, m in available_models().items() if m.fits(data)}
 
 
-def model_for(data: DataSet, task: str, decoder: str) -> ModelChoice | None:
-    """The model for ``task`` with ``decoder``: a sidebar pick first, else any that fits."""
+def model_for(data: DataSet, task: str, decoder: str) -> ModelEntry | None:
+    """The model for ``task`` with ``decoder``: a sidebar pick first, else any that fits
+    (shipped before the session's own)."""
     models = fitting_models(data)
-    cands = [(k, task_of(m.checkpoint.train_config), m.config.decoder) for k, m in models.items()]
+    cands = [(k, m.task, m.config.decoder) for k, m in models.items()]
     key = pick(cands, task, decoder, preferred=[m.key for m in selected_models()])
     return models.get(key) if key else None
 
@@ -88,13 +79,13 @@ def missing_task_model(task: str, decoder: str) -> None:
 def test_images(data: DataSet, classes: list[str]) -> ImageSet:
     images = data.test.filter(classes)
     if len(images) == 0:
-        st.warning(f"The test split has no images of {', '.join(classes)}.")
+        st.warning(f"The test split has no pictures of {', '.join(classes)}.")
         st.stop()
     return images
 
 
 def pick_image(
-    page: str, images: ImageSet, label: str = "Test image", suffix: str = ""
+    page: str, images: ImageSet, label: str = "Test picture", suffix: str = ""
 ) -> tuple[torch.Tensor, str]:
     """A number input over ``images``: returns (1, C, H, W) floats and its class name."""
     key = f"{page}_index{suffix}"

@@ -6,27 +6,35 @@ ScriptControlException at our next st.* call inside the callback. The callback t
 into "stop" (fit() then restores the last finished epoch and returns normally), the
 finished model is kept, and only then is the exception re-raised so the rerun the
 user asked for happens. So Stop, and any other click mid-run, keeps the work done.
+
+While it trains, the page shows test pictures rebuilt by the model as it is now and a
+test PSNR measured at ten points of the run (a one-epoch run still draws a curve).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from datetime import UTC, datetime
 
 import streamlit as st
+import torch
 
 from convae.checkpoints import Checkpoint, checkpoint_bytes, save_checkpoint
 from convae.figures import training_curves
 from convae.models import DECODERS
+from convae.recon import reconstruct_scored
 from convae.train import TrainConfig, TrainEvent, TrainResult, fit
+from pages import ui
 from pages.common import (
     add_trained_model,
     checkpoints_dir,
-    current_data,
     device_name,
+    require_data,
     selected_classes,
     source_label,
+    will_be_picked,
 )
 
 try:  # where Streamlit 1.67 keeps its rerun / stop signals
@@ -38,29 +46,34 @@ except ImportError:  # pragma: no cover - other Streamlit versions
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 UI_EVERY_S = 0.25  # progress text; also how quickly a Stop click is noticed
-CHART_EVERY_S = 1.5  # redrawing the plotly curves costs more, so less often
 MAX_STEP_POINTS = 400  # thin the per-step loss curve to keep the chart light
+PROGRESS_POINTS = 10  # test PSNR and pictures measured this many times a run
+PROGRESS_IMAGES = 500  # ... on this many test pictures
+SHOWN = 8  # test pictures rebuilt live
 # Weights kept at step 0 and 8 points of every run (~2,000 parameters each), so the
-# Compare page can show artifacts forming over training (issue 4).
+# Compare page can show artifacts forming over training.
 SNAPSHOTS = 8
+BATCHES = [16, 32, 64, 128, 256]
+
+
+def teacher_mode() -> bool:
+    """Saving into the server's checkpoints folder, which every student sees, is allowed
+    only when the server was started with ``CONVAE_TEACHER=1``."""
+    return os.environ.get("CONVAE_TEACHER", "").lower() in ("1", "true", "yes")
+
 
 st.title("Train")
-data = current_data()
-if data is None:
-    st.info("Training needs a data set; the sidebar says why there is none and how to get it.")
-    st.stop()
-
+data = require_data()
 classes = selected_classes()
 all_classes = len(classes) == len(data.classes)
-st.caption(
-    f"Trains on {source_label(data.source)}, classes: "
-    f"{'all' if all_classes else ', '.join(classes)} (change them in the sidebar), "
-    f"on {device_name().upper()}. Trained models appear in the sidebar's model picker "
-    "on every page."
+ui.takeaway(
+    "Train your own autoencoder: it copies training pictures over and over and adjusts its "
+    "weights after each batch. Watch the test pictures come into focus."
 )
 
 # ------------------------------------------------------------------ settings
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+defaults = TrainConfig()
+c1, c2, c3, b1, b2 = st.columns([2.2, 1, 1.4, 0.9, 0.9], vertical_alignment="bottom")
 decoder = c1.segmented_control(
     "Decoder",
     [*DECODERS, "both"],
@@ -72,75 +85,95 @@ decoder = c1.segmented_control(
     help="'both' trains a transpose and an upsample model one after the other with the "
     "same seed and data order: a fair comparison.",
 )
-loss = c2.radio(
-    "Loss",
-    ["mse", "bce"],
-    key="train_loss",
-    horizontal=True,
-    persist_state="session",
-    format_func={"bce": "BCE", "mse": "MSE"}.get,
-    help="BCE as in the CIFAR-10 assignment, MSE as in the course notes.",
-)
-epochs = c3.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
-BATCHES = [16, 32, 64, 128, 256]
-batch = c4.selectbox(
-    "Batch size",
-    BATCHES,
-    index=BATCHES.index(TrainConfig().batch_size),
-    key="train_batch",
-    persist_state="session",
-)
-c5, c6, c7, c8 = st.columns([2, 1, 1, 1])
-lr = c5.number_input(
-    "Learning rate",
-    1e-5,
-    1.0,
-    TrainConfig().lr,
-    format="%.4f",
-    step=1e-3,
-    key="train_lr",
-    persist_state="session",
-)
-seed = c6.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed", persist_state="session")
-noise = c7.slider(
-    "Input noise (std)",
-    0.0,
-    0.5,
-    0.0,
-    0.05,
-    key="train_noise",
-    persist_state="session",
-    help="Gaussian noise on the inputs only: a denoising autoencoder.",
-)
+epochs = c2.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
 n_train = len(data.train.filter(classes))
 if n_train == 0:  # e.g. an empty class folder picked alone
     st.warning(
-        f"There are no training images of {', '.join(classes)}. Pick classes that "
-        "have images in the sidebar."
+        f"There are no training pictures of {', '.join(classes)}. Pick classes that "
+        "have pictures in the sidebar."
     )
     st.stop()
-limit = c8.number_input(
-    f"Training images (of {n_train:,})",
+limit = c3.number_input(
+    f"Training pictures (of {n_train:,})",
     1,
     max(n_train, 1),
     min(5000, n_train),
     step=1000,
     key="train_limit",
     persist_state="session",
-    help="The first N training images; fewer is quicker on a CPU.",
+    help="The first N training pictures; fewer is quicker on a CPU.",
 )
-steps_total = int(epochs) * -(-int(limit) // int(batch))
+start = b1.button(
+    "Train", type="primary", key="train_start", width="stretch", icon=":material/play_arrow:"
+)
+b2.button(
+    "Stop",
+    key="train_stop",
+    width="stretch",
+    icon=":material/stop:",
+    help="Stops at once and keeps the last finished epoch.",
+)
+
+
+def _more() -> None:
+    m1, m2, m3, m4, m5 = st.columns([1, 1, 1.4, 1, 1.2])
+    m1.radio(
+        "Loss",
+        ["mse", "bce"],
+        key="train_loss",
+        horizontal=True,
+        persist_state="session",
+        format_func={"bce": "BCE", "mse": "MSE"}.get,
+        help="MSE (mean squared error) as in the course notes, BCE (binary cross "
+        "entropy) as in the CIFAR-10 assignment.",
+    )
+    m2.selectbox(
+        "Batch size",
+        BATCHES,
+        index=BATCHES.index(defaults.batch_size),
+        key="train_batch",
+        persist_state="session",
+    )
+    m3.number_input(
+        "Learning rate",
+        1e-5,
+        1.0,
+        defaults.lr,
+        format="%.4f",
+        step=1e-3,
+        key="train_lr",
+        persist_state="session",
+    )
+    m4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed", persist_state="session")
+    m5.slider(
+        "Input noise (std)",
+        0.0,
+        0.5,
+        0.0,
+        0.05,
+        key="train_noise",
+        persist_state="session",
+        help="Gaussian noise on the inputs only: a denoising autoencoder.",
+    )
+
+
+ui.details("More settings: loss, batch size, learning rate, seed, noise", _more)
+state = st.session_state
+loss = state.get("train_loss", "mse")
+batch = int(state.get("train_batch", defaults.batch_size))
+lr = float(state.get("train_lr", defaults.lr))
+seed = int(state.get("train_seed", 0))
+noise = float(state.get("train_noise", 0.0))
+steps_total = int(epochs) * -(-int(limit) // batch)
 # Warm-up: the library default (500 steps) is tuned for full runs; for a short classroom
 # run keep it to a tenth of the steps so the learning rate reaches its peak.
 warmup = min(500, max(1, steps_total // 10))
 st.caption(
-    f"{steps_total:,} steps of {int(batch)} images; learning-rate warm-up "
-    f"{warmup} steps, then cosine decay."
+    f"On {source_label(data.source)}, classes: {'all' if all_classes else ', '.join(classes)} "
+    f"(change them in the sidebar), on the {device_name().upper()}: {steps_total:,} steps "
+    f"of {batch} pictures, {loss.upper()} loss, learning rate {lr:g} with {warmup} warm-up "
+    "steps, then cosine decay."
 )
-
-b1, b2, _ = st.columns([1, 1, 6])
-start = b1.button("Train", type="primary", key="train_start")
-b2.button("Stop", key="train_stop", help="Stops at once and keeps the last finished epoch.")
 
 
 def _config(dec: str) -> TrainConfig:
@@ -148,13 +181,13 @@ def _config(dec: str) -> TrainConfig:
         decoder=dec,
         loss=loss,
         epochs=int(epochs),
-        batch_size=int(batch),
-        lr=float(lr),
+        batch_size=batch,
+        lr=lr,
         warmup_steps=warmup,
         classes=() if all_classes else tuple(classes),
         limit=int(limit),
-        noise=float(noise),
-        seed=int(seed),
+        noise=noise,
+        seed=seed,
         device=device_name(),
     )
 
@@ -173,20 +206,73 @@ def _checkpoint(result: TrainResult) -> Checkpoint:
     )
 
 
-class _Live:
-    """fit()'s callback for one run: records the curves, redraws now and then, and turns
-    a Streamlit interrupt (Stop or any other click) into "stop"."""
+test_pool = data.test.filter(list(_config(DECODERS[0]).classes))
+shown_x = test_pool.floats(slice(0, SHOWN))
+shown_names = [test_pool.classes[i] for i in test_pool.labels[:SHOWN].tolist()]
+progress_x = test_pool.images[:PROGRESS_IMAGES]
 
-    def __init__(self, runs: list[dict], index: int, n_runs: int, bar, chart) -> None:
+
+def _picture_rows(recons: list[tuple[str, torch.Tensor]]) -> list:
+    """The live test pictures over each model's copies of them."""
+    rows = [
+        ui.row(
+            "test pictures",
+            shown_x,
+            shown_names,
+            [f"test picture {i}: {c}" for i, c in enumerate(shown_names)],
+        )
+    ]
+    for label, recon in recons:
+        rows.append(
+            ui.row(
+                label,
+                recon,
+                None,
+                [f"test picture {i} ({c}) rebuilt by {label}" for i, c in enumerate(shown_names)],
+            )
+        )
+    return rows
+
+
+class _Live:
+    """fit()'s callback for one run: records the curves, measures the test PSNR and
+    redraws the pictures at PROGRESS_POINTS steps, and turns a Streamlit interrupt (Stop
+    or any other click) into "stop"."""
+
+    def __init__(self, runs: list[dict], index: int, n_runs: int, bar, chart, pics) -> None:
         self.runs, self.index, self.n_runs = runs, index, n_runs
         self.run = runs[index]
-        self.bar, self.chart = bar, chart
-        self.last_ui = self.last_chart = 0.0
+        self.bar, self.chart, self.pics = bar, chart, pics
+        self.last_ui = 0.0
         self.draws = 0
+        self.marks: set[int] = set()
         self.interrupt: BaseException | None = None
+
+    def _measure(self, ev: TrainEvent) -> None:
+        """Test PSNR and pictures of the model as it is after ``ev.step`` steps."""
+        with torch.no_grad():
+            net = ev.model
+            x = progress_x.to(next(net.parameters()).device).float().div_(255)
+            psnr = reconstruct_scored(net, x).mean_psnr
+            recon = net(shown_x.to(x.device)).cpu()
+        self.run["psnr_points"].append((ev.step, psnr))
+        self.run["recon"] = recon
+        self.draws += 1  # a fresh key: two equal figures in one run would clash
+        self.chart.plotly_chart(training_curves(self.runs), key=f"train_live_{self.draws}")
+        with self.pics.container():
+            ui.pictures(
+                _picture_rows([(f"{self.run['label']}, step {ev.step}", recon)]),
+                columns=SHOWN,
+                title="Test pictures and the model's copies so far",
+            )
 
     def __call__(self, ev: TrainEvent) -> bool:
         run = self.run
+        total = ev.epochs * ev.steps_per_epoch
+        if not self.marks:
+            self.marks = {1} | {
+                round(total * k / PROGRESS_POINTS) for k in range(1, PROGRESS_POINTS + 1)
+            }
         if ev.kind == "step":
             if ev.step % run["keep_every"] == 0:
                 run["steps"].append((ev.step, ev.loss))
@@ -197,23 +283,19 @@ class _Live:
             run["history"].append({"epoch": ev.epoch, "test_psnr": ev.test_psnr})
         now = time.perf_counter()
         try:
+            if ev.kind == "step" and ev.step in self.marks and ev.model is not None:
+                self.marks.discard(ev.step)
+                self._measure(ev)
             if ev.kind == "epoch" or now - self.last_ui > UI_EVERY_S:
                 self.last_ui = now
-                total = ev.epochs * ev.steps_per_epoch
                 done = (self.index + ev.step / total) / self.n_runs
                 psnr = f", test PSNR {ev.test_psnr:.2f} dB" if ev.test_psnr else ""
                 self.bar.progress(
                     min(done, 1.0),
                     text=(
                         f"{run['label']}: epoch {ev.epoch}/{ev.epochs}, step {ev.step}/{total}, "
-                        f"loss {ev.loss:.4f}{psnr}, {ev.images_per_s:,.0f} images/s"
+                        f"loss {ev.loss:.4f}{psnr}, {ev.images_per_s:,.0f} pictures/s"
                     ),
-                )
-            if ev.kind == "epoch" or now - self.last_chart > CHART_EVERY_S:
-                self.last_chart = now
-                self.draws += 1  # a fresh key: two equal figures in one run would clash
-                self.chart.plotly_chart(
-                    training_curves(self.runs), key=f"train_live_{self.index}_{self.draws}"
                 )
         except Interrupt as exc:  # see the module docstring
             self.interrupt = exc
@@ -227,12 +309,15 @@ def _summary(run: dict) -> dict:
     return {
         "label": run["label"],
         "steps": run["steps"],
+        "psnr_points": run["psnr_points"],
         "history": result.history if result else run["history"],
         "stopped": bool(result and result.stopped),
         "diverged": result.diverged if result else None,
         "epochs_done": result.epochs_done if result else 0,
         "metrics": result.test_metrics if result else {},
         "seconds": result.seconds if result else 0.0,
+        "key": run.get("key"),
+        "picked": run.get("picked", True),
     }
 
 
@@ -245,23 +330,34 @@ def _train(decoders: list[str]) -> None:
         return
     runs: list[dict] = []
     interrupt: BaseException | None = None
-    status = st.status(f"Training {' and '.join(decoders)}...", expanded=True)
-    with status:
+    with st.status(f"Training {' and '.join(decoders)}...", expanded=True):
         bar = st.progress(0.0, text="starting")
+        pics = st.empty()
         chart = st.empty()
     for i, cfg in enumerate(configs):
-        runs.append({"label": cfg.decoder, "steps": [], "history": [], "keep_every": 1})
-        live = _Live(runs, i, len(configs), bar, chart)
+        runs.append(
+            {"label": cfg.decoder, "steps": [], "history": [], "keep_every": 1, "psnr_points": []}
+        )
+        live = _Live(runs, i, len(configs), bar, chart, pics)
         result = fit(cfg, data, live, snapshots=SNAPSHOTS)
         runs[i]["result"] = result
         if result.epochs_done:
-            name = f"{cfg.decoder}-{cfg.loss}-{result.epochs_done}ep-seed{cfg.seed}"
-            add_trained_model(_checkpoint(result), name)
+            n = len(st.session_state.get("trained_models", {})) + 1
+            name = f"run{n}-{cfg.decoder}-{result.epochs_done}ep"
+            runs[i]["picked"] = will_be_picked()
+            runs[i]["key"] = add_trained_model(_checkpoint(result), name).key
             runs[i]["label"] = name
+            runs[i]["recon"] = reconstruct_scored(result.model, shown_x).images
         interrupt = live.interrupt
         if result.diverged or interrupt is not None:
             break
     st.session_state["train_last"] = [_summary(r) for r in runs]
+    st.session_state["train_last_recon"] = [
+        (r["label"], r["recon"]) for r in runs if r.get("recon") is not None
+    ]
+    st.session_state["train_keep_model"] = next(
+        (r["key"] for r in reversed(runs) if r.get("key")), None
+    )  # the newest run
     if interrupt is not None:
         raise interrupt  # let Streamlit do the rerun the click asked for
     st.rerun()  # redraw with the new models in the sidebar's picker
@@ -283,27 +379,42 @@ if last:
             )
         elif r["stopped"]:
             st.info(f"{r['label']}: stopped; kept epoch {r['epochs_done']}.")
-    st.plotly_chart(training_curves(last), key="train_curves")
-    rows = [
+        if r["epochs_done"]:
+            where = (
+                "added to the sidebar's models, after the ones you had picked"
+                if r["picked"]
+                else "in the sidebar's model list (your picks are full: pick it there to use it)"
+            )
+            st.caption(
+                f"{r['label']}: {where}. Every page keeps showing the models you picked first."
+            )
+    rows = _picture_rows(st.session_state.get("train_last_recon") or [])
+    ui.pictures(rows, columns=SHOWN, title="Test pictures and the trained models' copies")
+    ui.chart(
+        training_curves(last),
+        key="train_curves",
+        summary="Left: the training loss after every step. Right: the test PSNR, "
+        f"measured {PROGRESS_POINTS} times a run on {min(PROGRESS_IMAGES, len(test_pool))}"
+        " test pictures (higher is better).",
+    )
+    table = [
         {
             "model": r["label"],
             "epochs": r["epochs_done"],
             "test PSNR (dB)": r["metrics"].get("psnr"),
             "test SSIM": r["metrics"].get("ssim"),
-            "test MSE": r["metrics"].get("mse"),
             "seconds": r["seconds"],
         }
         for r in last
         if r["epochs_done"]
     ]
-    if rows:
+    if table:
         st.dataframe(
-            rows,
+            table,
             hide_index=True,
             column_config={
                 "test PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
                 "test SSIM": st.column_config.NumberColumn(format="%.3f"),
-                "test MSE": st.column_config.NumberColumn(format="%.5f"),
                 "seconds": st.column_config.NumberColumn(format="%.1f"),
             },
         )
@@ -312,9 +423,12 @@ if last:
 trained = st.session_state.get("trained_models", {})
 if trained:
     st.subheader("Keep a trained model")
-    keys = list(trained)
-    key = st.selectbox(
-        "Model", keys[::-1], key="train_keep_model", format_func=lambda k: trained[k].label
+    keys = list(trained)[::-1]  # newest first
+    if st.session_state.get("train_keep_model") not in keys:
+        st.session_state["train_keep_model"] = keys[0]
+    s1, s2, s3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    key = s1.selectbox(
+        "Model", keys, key="train_keep_model", format_func=lambda k: trained[k].label
     )
     chosen = trained[key]
     ck = chosen.checkpoint
@@ -326,39 +440,48 @@ if trained:
         data_fingerprint=ck.data_fingerprint,
         data_source=ck.data_source,
     )
-    s1, s2 = st.columns([3, 1], vertical_alignment="bottom")
-    name = s1.text_input(
-        "Save as (in the checkpoints folder)",
-        value=chosen.short,
-        key="train_save_name",
-        max_chars=64,
-        help="Letters, digits, '.', '_' and '-'; '.pt' is added.",
-    )
-    name = name.strip().removesuffix(".pt")
-    target = checkpoints_dir() / f"{name}.pt"
-    overwrite = False
-    if name and NAME_RE.match(name) and target.exists():
-        overwrite = st.checkbox(f"Replace the existing {target.name}", key="train_overwrite")
-    if s2.button("Save", key="train_save"):
-        if not NAME_RE.match(name or ""):
-            st.error(
-                "Give a name of 1-64 letters, digits, '.', '_' or '-', starting with a "
-                "letter or digit (no spaces or slashes)."
-            )
-        elif target.exists() and not overwrite:
-            st.error(f"{target} already exists: tick 'Replace' or choose another name.")
-        else:
-            try:
-                save_checkpoint(target, ck.model, **meta)
-            except OSError as exc:
-                st.error(f"Could not write {target}: {exc}")
-            else:
-                st.success(f"Saved {target}; it is listed under the shipped models now.")
-    st.download_button(
+    s2.download_button(
         "Download checkpoint (.pt)",
         checkpoint_bytes(ck.model, **meta),
-        file_name=f"{name or 'convae'}.pt",
+        file_name=f"{chosen.name}.pt",
         mime="application/octet-stream",
         key="train_download",
         on_click="ignore",
+        icon=":material/download:",
     )
+    if not teacher_mode():
+        st.caption(
+            "Models you train live in your browser session only; download one to "
+            "keep it. (Saving into the server's shared checkpoints folder is for the "
+            "teacher: start the server with CONVAE_TEACHER=1.)"
+        )
+    else:
+        name = s1.text_input(
+            "Save as (in the server's checkpoints folder, for everyone)",
+            value=chosen.name,
+            key="train_save_name",
+            max_chars=64,
+            help="Letters, digits, '.', '_' and '-'; '.pt' is added.",
+        )
+        name = name.strip().removesuffix(".pt")
+        target = checkpoints_dir() / f"{name}.pt"
+        overwrite = False
+        if name and NAME_RE.match(name) and target.exists():
+            overwrite = st.checkbox(f"Replace the existing {target.name}", key="train_overwrite")
+        if s3.button("Save", key="train_save"):
+            if not NAME_RE.match(name or ""):
+                st.error(
+                    "Give a name of 1-64 letters, digits, '.', '_' or '-', starting with a "
+                    "letter or digit (no spaces or slashes)."
+                )
+            elif target.exists() and not overwrite:
+                st.error(f"{target} already exists: tick 'Replace' or choose another name.")
+            else:
+                try:
+                    save_checkpoint(target, ck.model, **meta)
+                except OSError as exc:
+                    st.error(f"Could not write {target}: {exc}")
+                else:
+                    st.success(
+                        f"Saved {target}; every session lists it under the shipped models now."
+                    )

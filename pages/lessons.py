@@ -1,0 +1,89 @@
+"""Lessons in presentation mode (not a page): start one from the sidebar, then step
+through its views with Next / Previous while its note shows above the page.
+
+A step is a page plus the settings of a shared link (pages/links.py), so it opens exactly
+as that link would; the lesson and step are in the address too (``lesson=..&lstep=..``),
+so a link opens a lesson where it was left.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from convae.lessons import Lesson, LessonError, load_lessons
+from pages import ui
+from pages.links import apply_params
+
+LESSONS_FILE = Path(__file__).with_name("lessons.toml")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _lessons(mtime_ns: int, pages: frozenset[str]) -> list[Lesson] | str:
+    try:
+        return load_lessons(LESSONS_FILE, set(pages))
+    except (LessonError, OSError) as exc:
+        return str(exc)
+
+
+def lessons(pages: dict) -> list[Lesson]:
+    got = _lessons(LESSONS_FILE.stat().st_mtime_ns, frozenset(pages))
+    if isinstance(got, str):
+        st.sidebar.warning(f"Lessons are off: {got} ({LESSONS_FILE.name})")
+        return []
+    return got
+
+
+def _go(lesson: Lesson, step: int, pages: dict, models: dict, data) -> None:
+    """Show ``step`` of ``lesson``: its settings, then its page."""
+    state = st.session_state
+    state["lesson_id"], state["lesson_step"] = lesson.id, step
+    state[ui.PRESENT_KEY] = True
+    s = lesson.steps[step]
+    apply_params(s.params, models, data)
+    st.switch_page(pages[s.page])
+
+
+def sidebar(pages: dict, models: dict, data) -> None:
+    """The lesson picker (presentation mode only)."""
+    if not ui.presenting():
+        return
+    all_lessons = lessons(pages)
+    if not all_lessons or st.session_state.get("lesson_id"):
+        return
+    by_id = {les.id: les for les in all_lessons}
+    with st.sidebar:
+        lid = st.selectbox(
+            "Lesson", list(by_id), key="lesson_pick", format_func=lambda i: by_id[i].title
+        )
+        if st.button("Start the lesson", key="lesson_start", icon=":material/school:"):
+            _go(by_id[lid], 0, pages, models, data)
+
+
+def banner(pages: dict, models: dict, data) -> None:
+    """Above the page: the lesson's note and its Previous / Next / End buttons."""
+    state = st.session_state
+    lid = state.get("lesson_id")
+    if not lid:
+        return
+    by_id = {les.id: les for les in lessons(pages)}
+    lesson = by_id.get(lid)
+    if lesson is None:
+        state.pop("lesson_id", None)
+        return
+    step = max(0, min(int(state.get("lesson_step", 0)), len(lesson.steps) - 1))
+    with st.container(border=True, key="lesson_banner"):
+        st.markdown(f"**{lesson.title}** · step {step + 1} of {len(lesson.steps)}")
+        ui.takeaway(lesson.steps[step].note)
+        b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+        prev = b1.button("◀ Previous", key="lesson_prev", disabled=step == 0, width="stretch")
+        last = step == len(lesson.steps) - 1
+        nxt = b2.button("Next ▶", key="lesson_next", disabled=last, type="primary", width="stretch")
+        end = b3.button("End lesson", key="lesson_end", width="stretch")
+    if end:
+        for k in ("lesson_id", "lesson_step"):
+            state.pop(k, None)
+        st.rerun()
+    if prev or nxt:
+        _go(lesson, step + (1 if nxt else -1), pages, models, data)

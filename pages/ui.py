@@ -1,0 +1,163 @@
+"""How pages draw things (not a page): picture rows, charts, the takeaway line, details,
+presentation mode, and the app's CSS.
+
+Every page shows its pictures through :func:`pictures` (one HTML block: crisp, growing
+with the window, each picture with a text alternative) and its charts through
+:func:`chart` (scaled for a projector in presentation mode, with a title and a text
+summary). Presentation mode (sidebar toggle or ``?present=1``) makes text, pictures and
+chart labels large and hides the advanced parts that :func:`details` wraps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from convae.figures import display_scale, rows_png, to_uint8, upscale
+from convae.figures.html import PICTURE_CSS, PictureRow, picture_rows_html
+from pages.links import PRESENT_KEY
+
+# Plotly charts keep one toolbar button: save the figure as PNG. The browser draws it
+# (plotly.js toImage), so no kaleido / server-side renderer is needed.
+PNG_EXPORT = {
+    "displaylogo": False,
+    "modeBarButtons": [["toImage"]],
+    "toImageButtonOptions": {"format": "png", "scale": 3},
+}
+
+# Text colours chosen for WCAG AA contrast on white (>= 4.5:1): Streamlit's default
+# caption grey (#808495) is 3.5:1.
+BASE_CSS = """
+[data-testid="stMainBlockContainer"] {padding-top: 2.5rem;}
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p,
+[data-testid="stWidgetLabel"] p {color: #4b4f5c;}
+.cae-takeaway {font-size: 1.15rem; line-height: 1.45; margin: 0 0 0.5rem 0;
+               color: #1f2330;}
+.cae-note {font-size: 0.9rem; color: #4b4f5c; margin: 0.1rem 0 0.4rem 0;}
+.cae-legend {display: flex; flex-wrap: wrap; gap: 0.3rem 1.2rem; font-size: 0.9rem;
+             color: #31333f; margin: 0.2rem 0 0.4rem 0;}
+.cae-swatch {display: inline-block; width: 4.5rem; height: 0.8rem; vertical-align: middle;
+             margin-right: 0.35rem; border: 1px solid #8a8d99;}
+"""
+
+# Presentation mode: everything measured in rem grows with the root font size (Streamlit
+# sizes text, widgets and spacing in rem), so one rule scales the page for a projector;
+# body text is then 22 px, captions about 19 px.
+PRESENT_CSS = """
+html {font-size: 22px;}
+[data-testid="stMainBlockContainer"] {max-width: 100%; padding-left: 2.5rem;
+                                      padding-right: 2.5rem;}
+.cae-takeaway {font-size: 1.3rem;}
+.cae-pic figcaption {font-size: 0.9rem;}
+"""
+
+CHART_FONT_SCALE = 1.6  # chart text in presentation mode (10-12 px labels -> 16-19 px)
+
+
+def presenting() -> bool:
+    """True in presentation mode."""
+    return bool(st.session_state.get(PRESENT_KEY))
+
+
+def inject_css() -> None:
+    """The app's styles for this run (called once by app.py before the page)."""
+    css = BASE_CSS + PICTURE_CSS + (PRESENT_CSS if presenting() else "")
+    st.html(f"<style>{css}</style>")
+
+
+def takeaway(text: str) -> None:
+    """The page's one plain sentence, right under its title (HTML-escaped by the caller
+    where it holds data; it may contain <b> for emphasis)."""
+    st.html(f'<p class="cae-takeaway">{text}</p>')
+
+
+def note(text: str) -> None:
+    st.html(f'<p class="cae-note">{text}</p>')
+
+
+def pictures(
+    rows: Sequence[PictureRow],
+    columns: int | None = None,
+    max_px: int | None = None,
+    title: str = "",
+    label_width: str = "9rem",
+) -> None:
+    """Rows of pictures that share the width (see :mod:`convae.figures.html`)."""
+    if presenting() and max_px:
+        max_px = int(max_px * 1.6)
+    st.html(
+        picture_rows_html(
+            rows, columns=columns, max_px=max_px, title=title, label_width=label_width
+        )
+    )
+
+
+def download_png(
+    rows: Sequence[PictureRow],
+    file_name: str,
+    key: str,
+    label: str = "Download these pictures (PNG)",
+) -> None:
+    """A button that saves picture rows as one PNG; drawn only when clicked, and the click
+    does not rerun the page."""
+    if presenting():
+        return
+
+    def build() -> bytes:
+        # The page's pictures are tiny and enlarged by the browser; the file enlarges
+        # them itself (nearest neighbour, about 96 px) so it reads on its own.
+        def big(p):
+            return upscale(p, display_scale(p.shape[1], 96))
+
+        return rows_png([(r.label, [big(p) for p in r.pictures], r.captions) for r in rows])
+
+    st.download_button(
+        label, build, file_name=file_name, mime="image/png", key=key, on_click="ignore"
+    )
+
+
+def row(
+    label: str,
+    x: torch.Tensor,
+    captions: Sequence[str] | None = None,
+    alts: Sequence[str] | None = None,
+    marked: Sequence[int] = (),
+) -> PictureRow:
+    """A picture row from a batch of images (N, C, H, W) in [0, 1]."""
+    return PictureRow(label, [to_uint8(img) for img in x], captions, alts, marked)
+
+
+def scale_fonts(fig: go.Figure, factor: float) -> go.Figure:
+    """Every font size in a plotly figure times ``factor`` (presentation mode)."""
+    base = fig.layout.font.size or 12
+    fig.update_layout(font_size=round(base * factor))
+    for ann in fig.layout.annotations or ():
+        if ann.font and ann.font.size:
+            ann.font.size = round(ann.font.size * factor)
+    if fig.layout.title and fig.layout.title.font and fig.layout.title.font.size:
+        fig.layout.title.font.size = round(fig.layout.title.font.size * factor)
+    if fig.layout.height:
+        fig.layout.height = round(fig.layout.height * (1 + (factor - 1) / 2))
+    return fig
+
+
+def chart(fig: go.Figure, key: str, summary: str = "") -> None:
+    """A plotly chart with its PNG button, scaled in presentation mode, and a one-line
+    text summary under it (what the chart shows, readable without seeing it)."""
+    if presenting():
+        fig = scale_fonts(go.Figure(fig), CHART_FONT_SCALE)
+    st.plotly_chart(fig, key=key, config=PNG_EXPORT)
+    if summary:
+        st.caption(summary)
+
+
+def details(label: str, body: Callable[[], None], expanded: bool = False) -> None:
+    """Advanced tables, charts and controls: in an expander, and left out entirely in
+    presentation mode."""
+    if presenting():
+        return
+    with st.expander(label, expanded=expanded):
+        body()
