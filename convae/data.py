@@ -1,8 +1,10 @@
 """Data sources, decoded once into uint8 tensors and cached on disk.
 
 A source is ``cifar10``, ``mnist``, ``fashion-mnist`` (torchvision data sets in the
-data root, downloaded when online) or ``folder:PATH`` (``PATH/train/<class>/*`` and
-``PATH/test/<class>/*``, read with torchvision's ImageFolder). Whatever the source,
+data root, downloaded when online), ``cifar10-sample`` and ``fashion-mnist-sample`` (a
+small real sample shipped in ``convae/sample_data/``, for machines with no data set and no
+network) or ``folder:PATH`` (``PATH/train/<class>/*`` and ``PATH/test/<class>/*``, read
+with torchvision's ImageFolder). Whatever the source,
 the result is an :class:`ImageSet` per split: uint8 images (N, C, H, W), int64
 labels, and class names. Training then slices these tensors directly; there is no
 per-image PIL work after the first decode.
@@ -14,7 +16,11 @@ The data root is ``$CONVAE_DATA``, else ``./data``. Decoded tensors are cached i
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import struct
+import tarfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SOURCES = ("cifar10", "mnist", "fashion-mnist")
+# The embedded samples (convae/sample_data/, rebuilt by its build.py): the first 300 train
+# and 100 test images of every class, with the full sets' classes and order.
+SAMPLE_SOURCES = ("cifar10-sample", "fashion-mnist-sample")
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+# The sample to fall back to when a full set is not on disk.
+SAMPLE_FOR = {"cifar10": "cifar10-sample", "fashion-mnist": "fashion-mnist-sample"}
+SOURCES = ("cifar10", "mnist", "fashion-mnist", *SAMPLE_SOURCES)
 CACHE_VERSION = 2
 # Folder copies of CIFAR-10 we look for inside the data root before trying to download
 # (the shared JPEG copy unpacked as <root>/cifar10-jpeg/{train,test}/<class>/).
@@ -141,7 +153,7 @@ def _folder_signature(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _decode_file(path: str, channels: int, size: int) -> np.ndarray | None:
+def _decode_file(path: str | io.BytesIO, channels: int, size: int) -> np.ndarray | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -266,13 +278,197 @@ def _missing_message(
     why = f" (download failed: {type(exc).__name__}: {str(exc)[:120]})" if exc else ""
     if offline:
         why = " (CONVAE_OFFLINE is set, so no download was tried)"
+    sample = ""
+    if name in SAMPLE_FOR:
+        sample = f" Meanwhile the embedded sample '{SAMPLE_FOR[name]}' works offline."
     return (
         f"Data set '{name}' not found{why}. Looked in: {', '.join(str(p) for p in looked)}. "
         f"The data root is $CONVAE_DATA, now '{root}'. To fix it, either (1) go online once "
         f"so torchvision can download '{name}' into the data root, or (2) point at an image-"
         "folder tree with the source 'folder:PATH' (PATH/train/<class>/*, PATH/test/<class>/*)"
-        ", or set CONVAE_DATA to a folder that holds the data."
+        f", or set CONVAE_DATA to a folder that holds the data.{sample}"
     )
+
+
+# ------------------------------------------------------------- embedded samples
+
+
+def sample_archive(name: str) -> Path:
+    """The archive that holds an embedded sample source (``convae/sample_data/NAME.tar.gz``)."""
+    return SAMPLE_DIR / f"{name}.tar.gz"
+
+
+def _read_sample_archive(name: str) -> bytes:
+    path = sample_archive(name)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataNotFoundError(
+            f"the embedded sample '{name}' is missing at {path} ({exc.strerror}); it ships with "
+            "the code: restore it with `git checkout -- convae/sample_data`."
+        ) from None
+
+
+def _sample_members(name: str, blob: bytes) -> dict[str, bytes]:
+    """The files of a sample archive, name -> bytes (the archives are about 1.5 MB)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise DataNotFoundError(
+            f"the embedded sample {sample_archive(name)} is damaged ({exc}); restore it with "
+            "`git checkout -- convae/sample_data`."
+        ) from None
+
+
+def _jpeg_tree_sample(
+    name: str, members: dict[str, bytes], progress: ProgressFn | None
+) -> tuple[ImageSet, ImageSet, list[str]]:
+    """Splits from ``train|test/<class>/NNNN.jpg`` members, in the folder loader's order."""
+    splits = []
+    for split in ("train", "test"):
+        by_class: dict[str, list[str]] = {}
+        for path in members:
+            parts = path.split("/")
+            if len(parts) == 3 and parts[0] == split:
+                by_class.setdefault(parts[1], []).append(path)
+        classes = sorted(by_class)
+        # What ImageFolder + _decode_folder_split give for the unpacked tree: class folders
+        # and file names sorted, then the k-th image of every class before any (k+1)-th.
+        order = sorted(
+            (rank, label, path)
+            for label, c in enumerate(classes)
+            for rank, path in enumerate(sorted(by_class[c]))
+        )
+        images = np.empty((len(order), 3, 32, 32), dtype=np.uint8)
+        bad: list[str] = []
+
+        def work(start: int, images=images, order=order, bad=bad) -> None:
+            for i in range(start, min(start + 500, len(order))):
+                arr = _decode_file(io.BytesIO(members[order[i][2]]), 3, 32)
+                if arr is None:
+                    bad.append(order[i][2])
+                else:
+                    images[i] = arr
+
+        # PIL releases the GIL while decoding, so threads use every core (as for folders).
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            for done, _ in enumerate(pool.map(work, range(0, len(order), 500)), 1):
+                if progress:
+                    n = min(done * 500, len(order))
+                    progress(n, len(order), f"decoding the {name} {split} images")
+        if bad:
+            raise DataNotFoundError(
+                f"the embedded sample {sample_archive(name)} holds an unreadable image "
+                f"{bad[0]}; restore it with `git checkout -- convae/sample_data`."
+            )
+        labels = torch.tensor([label for _, label, _ in order], dtype=torch.int64)
+        splits.append(ImageSet(torch.from_numpy(images), labels, classes))
+    if splits[0].classes != splits[1].classes or not len(splits[0]):
+        raise DataNotFoundError(f"the embedded sample {sample_archive(name)} is incomplete")
+    return splits[0], splits[1], []
+
+
+def _parse_idx(blob: bytes) -> np.ndarray:
+    """An idx file (uint8 data, as MNIST and Fashion-MNIST ship them) as an array."""
+    if len(blob) < 4 or blob[:3] != b"\0\0\x08":
+        raise ValueError("not a uint8 idx file")
+    ndim = blob[3]
+    dims = struct.unpack(f">{ndim}I", blob[4 : 4 + 4 * ndim])
+    return np.frombuffer(blob, np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+
+
+def _idx_sample(name: str, members: dict[str, bytes]) -> tuple[ImageSet, ImageSet, list[str]]:
+    """Splits from MNIST-style idx members (``train-*``, ``t10k-*``) and ``classes.txt``."""
+    try:
+        classes = members["classes.txt"].decode().splitlines()
+        splits = []
+        for prefix in ("train", "t10k"):
+            images = _parse_idx(members[f"{prefix}-images-idx3-ubyte"])
+            labels = _parse_idx(members[f"{prefix}-labels-idx1-ubyte"])
+            splits.append(
+                ImageSet(
+                    torch.from_numpy(images)[:, None].contiguous(),
+                    torch.from_numpy(labels).to(torch.int64),
+                    list(classes),
+                )
+            )
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise DataNotFoundError(
+            f"the embedded sample {sample_archive(name)} is damaged ({exc}); restore it with "
+            "`git checkout -- convae/sample_data`."
+        ) from None
+    return splits[0], splits[1], []
+
+
+def _load_sample(
+    name: str, blob: bytes, progress: ProgressFn | None
+) -> tuple[ImageSet, ImageSet, list[str]]:
+    members = _sample_members(name, blob)
+    if "classes.txt" in members:
+        return _idx_sample(name, members)
+    return _jpeg_tree_sample(name, members, progress)
+
+
+# Files whose presence means a torchvision source loads with no download (what
+# torchvision's own check_exists / check_integrity look for, minus the md5s).
+FULL_SOURCE_FILES = {
+    "cifar10": tuple(
+        f"cifar-10-batches-py/{f}"
+        for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+    ),
+    "mnist": tuple(
+        f"MNIST/raw/{s}-{k}-ubyte"
+        for s in ("train", "t10k")
+        for k in ("images-idx3", "labels-idx1")
+    ),
+    "fashion-mnist": tuple(
+        f"FashionMNIST/raw/{s}-{k}-ubyte"
+        for s in ("train", "t10k")
+        for k in ("images-idx3", "labels-idx1")
+    ),
+}
+
+
+def available_full_source(name: str, root: Path | str | None = None) -> bool:
+    """Whether ``load_dataset(name, root)`` finds its data on disk, with no download.
+
+    Cheap (a few ``stat`` calls, no decoding, no network), so a page can ask on every
+    rerun whether to load the full set or offer a download and fall back to the sample.
+
+    Args:
+        name: a source name (see ``SOURCES``) or ``folder:PATH``.
+        root: data root (default: :func:`data_root`).
+
+    Returns:
+        True for the embedded samples (they ship with the code), for a folder tree with
+        train/ and test/, and for a torchvision source whose decoded cache or raw files
+        (or, for cifar10, an unpacked JPEG copy) are in the data root.
+
+    Raises:
+        ValueError: an unknown source name.
+    """
+    root = Path(root) if root is not None else data_root()
+    if name.startswith("folder:"):
+        folder = Path(name[len("folder:") :]).expanduser()
+        return (folder / "train").is_dir() and (folder / "test").is_dir()
+    if name in SAMPLE_SOURCES:
+        return sample_archive(name).is_file()
+    if name not in FULL_SOURCE_FILES:
+        raise ValueError(
+            f"unknown data source {name!r}: use one of {', '.join(SOURCES)} or folder:PATH"
+        )
+    # The same choice load_dataset makes: a JPEG folder copy counts only while there is no
+    # cifar-10-batches-py folder (which would take precedence).
+    if (
+        name == "cifar10"
+        and not (root / "cifar-10-batches-py").is_dir()
+        and _find_cifar_folder(root) is not None
+    ):
+        return True
+    if (root / "cache" / f"{name}-v{CACHE_VERSION}.pt").is_file():
+        return True
+    return all((root / rel).is_file() for rel in FULL_SOURCE_FILES[name])
 
 
 # ------------------------------------------------------------------- entry point
@@ -284,7 +480,8 @@ def load_dataset(
     """Load a source as uint8 tensors, decoding it only the first time.
 
     Args:
-        source: "cifar10", "mnist", "fashion-mnist" or "folder:PATH".
+        source: "cifar10", "mnist", "fashion-mnist", an embedded sample
+            ("cifar10-sample", "fashion-mnist-sample") or "folder:PATH".
         root: data root (default: :func:`data_root`).
         progress: called as progress(done, total, what) during a first decode.
 
@@ -303,6 +500,12 @@ def load_dataset(
             )
         key = f"folder-{_folder_signature(folder)}"
         loader = lambda: _load_folder(folder, progress)  # noqa: E731
+    elif source in SAMPLE_SOURCES:
+        blob = _read_sample_archive(source)
+        # Keyed by the archive's content (2 ms to hash), so an updated sample is decoded
+        # again while an unchanged one is a memory map.
+        key = f"{source}-{hashlib.sha256(blob).hexdigest()[:16]}"
+        loader = lambda: _load_sample(source, blob, progress)  # noqa: E731
     elif source in SOURCES:
         cifar_folder = _find_cifar_folder(root) if source == "cifar10" else None
         if cifar_folder is not None and not (root / "cifar-10-batches-py").is_dir():
