@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import lessons, server, ui
-from pages.common import available_models, current_data, render_sidebar
+from pages.common import available_models, current_data, render_sidebar, sample_notice
 
 
 @st.cache_resource(show_spinner=False)
@@ -73,4 +73,5 @@ render_sidebar()
 ui.inject_css()  # after the sidebar: presentation mode may have just been switched
 lessons.sidebar(by_url, available_models(), current_data())
 lessons.banner(by_url, available_models(), current_data())
+sample_notice()
 page.run()

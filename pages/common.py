@@ -27,13 +27,29 @@ import streamlit as st
 
 from convae.catalog import ModelEntry, default_selection, describe, merge_new
 from convae.checkpoints import Checkpoint, CheckpointError, load_checkpoint
-from convae.data import SOURCES, DataSet, data_root
+from convae.data import (
+    SAMPLE_FOR,
+    SAMPLE_SOURCES,
+    SOURCES,
+    DataSet,
+    available_full_source,
+    data_root,
+)
+from convae.download import DownloadError, download_source, is_online, source_host
 from convae.prepared import PreparedSources
 from convae.train import resolve_device
 from pages import ui
-from pages.links import apply_link, show_copy_link, show_link_notice, sync_link
+from pages.links import apply_link, apply_params, show_copy_link, show_link_notice, sync_link
 
-SOURCE_LABELS = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
+SOURCE_LABELS = {
+    "cifar10": "CIFAR-10",
+    "cifar10-sample": "CIFAR-10 sample (built in)",
+    "fashion-mnist": "Fashion-MNIST",
+    "fashion-mnist-sample": "Fashion-MNIST sample (built in)",
+    "mnist": "MNIST",
+}
+FULL_OF = {sample: full for full, sample in SAMPLE_FOR.items()}
+DOWNLOAD_SIZE = {"cifar10": "170 MB", "fashion-mnist": "30 MB", "mnist": "12 MB"}
 MAX_PICKED = 4
 
 
@@ -41,8 +57,13 @@ MAX_PICKED = 4
 
 
 def default_source() -> str:
-    """``$CONVAE_SOURCE`` (tests point it at a fixture tree), else cifar10."""
-    return os.environ.get("CONVAE_SOURCE") or "cifar10"
+    """``$CONVAE_SOURCE`` (tests point it at a fixture tree), else CIFAR-10 when it is on
+    this machine, else the sample built into the repo (so a fresh machine with no data
+    set and no network still opens on real pictures)."""
+    env = os.environ.get("CONVAE_SOURCE")
+    if env:
+        return env
+    return "cifar10" if available_full_source("cifar10", data_root()) else SAMPLE_FOR["cifar10"]
 
 
 def source_label(source: str) -> str:
@@ -173,6 +194,10 @@ def _on_source_change() -> None:
 
 def _prepare_data(sb) -> DataSet | None:
     """Decode the current source once per process (a progress bar the first time)."""
+    pending = st.session_state.pop("sidebar_pending_source", None)
+    if pending:  # set before the selectbox exists (a widget's value cannot change after)
+        st.session_state["sidebar_source"] = pending
+        _on_source_change()
     st.session_state.setdefault("sidebar_source", default_source())
     bar = sb.empty()
 
@@ -204,7 +229,15 @@ def _sidebar_data(sb, data: DataSet | None) -> None:
     )
     problem = data_problem()
     if problem:
-        sb.error("No data set here yet.", icon=":material/image_not_supported:")
+        sample = SAMPLE_FOR.get(current_source())
+        sb.error(
+            f"{source_label(current_source())} is not on this machine.",
+            icon=":material/image_not_supported:",
+        )
+        if sample and sb.button(f"Use the {source_label(sample)}", key="sidebar_use_sample"):
+            st.session_state["sidebar_pending_source"] = sample
+            st.rerun()
+        _get_full_set(sb, current_source())
         with sb.expander("What was looked for"):
             st.write(problem)
         if sb.button("Retry", key="sidebar_retry"):
@@ -213,6 +246,15 @@ def _sidebar_data(sb, data: DataSet | None) -> None:
         return
     if data is None:
         return
+    if current_source() in SAMPLE_SOURCES and not ui.presenting():
+        full = FULL_OF[current_source()]
+        sb.info(
+            f"You are looking at the built-in sample ({len(data.test):,} test pictures). "
+            f"The full {source_label(full)} trains better models and gives the README's "
+            "scores.",
+            icon=":material/photo_library:",
+        )
+        _get_full_set(sb, full)
     sb.caption(
         f":material/check_circle: {len(data.train):,} training and {len(data.test):,} test "
         f"pictures, {len(data.classes)} classes, {data.train.image_size}x"
@@ -225,6 +267,55 @@ def _sidebar_data(sb, data: DataSet | None) -> None:
             f":material/warning: Left out {n} file{'s' * (n > 1)} that "
             f"{'are' if n > 1 else 'is'} not a readable picture: {shown}."
         )
+
+
+def _get_full_set(sb, full: str) -> None:
+    """How to get the full data set: a download with a progress bar when online, else the
+    two offline ways."""
+    if full not in DOWNLOAD_SIZE:
+        return
+    root = data_root()
+    if is_online(source_host(full)):
+        if sb.button(
+            f"Download {source_label(full)} ({DOWNLOAD_SIZE[full]})",
+            key="sidebar_download",
+            icon=":material/download:",
+        ):
+            bar = sb.progress(0.0, text="Starting the download...")
+
+            def progress(done: int, total: int, what: str) -> None:
+                bar.progress(min(done / total, 1.0) if total else 0.0, text=what)
+
+            try:
+                download_source(full, root, progress)
+            except DownloadError as exc:
+                sb.error(str(exc))
+                return
+            _sources().forget(full, str(root))
+            st.session_state["sidebar_pending_source"] = full
+            st.rerun()
+    else:
+        sb.caption(
+            f"No network here to download it ({DOWNLOAD_SIZE[full]}). Start the app "
+            "with `./dev app` next to the shared copy (`../shared/data`), or set "
+            "`CONVAE_DATA` to a folder that holds it."
+        )
+
+
+def sample_notice() -> None:
+    """One line at the top of the page when the built-in sample is shown (the sidebar is
+    hidden on a phone, so the page says it too)."""
+    if current_source() not in SAMPLE_SOURCES or st.session_state.get("sample_notice_seen"):
+        return
+    full = FULL_OF[current_source()]
+    c1, c2 = st.columns([6, 1], vertical_alignment="center")
+    c1.caption(
+        f":material/photo_library: Showing the built-in sample of "
+        f"{source_label(full)}; the sidebar says how to get the full set."
+    )
+    if c2.button("Got it", key="sample_notice_ok", type="tertiary"):
+        st.session_state["sample_notice_seen"] = True
+        st.rerun()
 
 
 def _read_upload(uploaded) -> None:
@@ -330,6 +421,9 @@ def render_sidebar() -> None:
     models.update(st.session_state.get("trained_models", {}))
     models.update(st.session_state.get("uploaded_models", {}))
     apply_link(models, data)  # a shared link's choices, once per session, before widgets
+    pending = st.session_state.pop("links_pending", None)  # a lesson step's settings
+    if pending:
+        apply_params(pending, models, data)
     sb.toggle(
         "Presentation mode",
         key=ui.PRESENT_KEY,

@@ -14,7 +14,6 @@ import streamlit as st
 
 from convae.lessons import Lesson, LessonError, load_lessons
 from pages import ui
-from pages.links import apply_params
 
 LESSONS_FILE = Path(__file__).with_name("lessons.toml")
 
@@ -39,9 +38,10 @@ def _go(lesson: Lesson, step: int, pages: dict, models: dict, data) -> None:
     """Show ``step`` of ``lesson``: its settings, then its page."""
     state = st.session_state
     state["lesson_id"], state["lesson_step"] = lesson.id, step
-    state[ui.PRESENT_KEY] = True
     s = lesson.steps[step]
-    apply_params(s.params, models, data)
+    # Widgets of this run already hold their values; the next run applies the step's
+    # settings before any widget is drawn (pages/common.py's render_sidebar).
+    state["links_pending"] = {**s.params, "present": "1"}
     st.switch_page(pages[s.page])
 
 

@@ -258,7 +258,9 @@ class _Live:
         self.run["psnr_points"].append((ev.step, psnr))
         self.run["recon"] = recon
         self.draws += 1  # a fresh key: two equal figures in one run would clash
-        self.chart.plotly_chart(training_curves(self.runs), key=f"train_live_{self.draws}")
+        self.chart.plotly_chart(
+            training_curves(self.runs), key=f"train_live_{self.index}_{self.draws}"
+        )
         with self.pics.container():
             ui.pictures(
                 _picture_rows([(f"{self.run['label']}, step {ev.step}", recon)]),

@@ -7,20 +7,25 @@ tiny checkpoints written here (``$CONVAE_CHECKPOINTS``), so no real data set is 
 
 from __future__ import annotations
 
-import io
-import json
+import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from convae.checkpoints import save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-TIMEOUT = 60  # seconds per run: a first run imports torch and plotly on a busy 2-core box
+from .apptools import (
+    APP,
+    TIMEOUT,
+    array,
+    html_text,
+    open_page,
+    pictures,
+    plotly,
+    png_bytes,
+    start,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,35 +52,19 @@ def app_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
 
 @pytest.fixture
 def app(app_env, monkeypatch) -> AppTest:
-    for k, v in app_env.items():
-        monkeypatch.setenv(k, v)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return start(app_env, monkeypatch)
 
 
-def _open(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_open = open_page  # test_app_tasks.py and test_links.py import it under this name
 
 
-def _plotly(at: AppTest, index: int = 0) -> dict:
-    charts = at.get("plotly_chart")
-    return json.loads(charts[index].proto.spec)
+def _original(p) -> bool:
+    return p.alt.startswith("test picture") and "rebuilt" not in p.alt
 
 
-def _images(at: AppTest) -> list[tuple[str, str]]:
-    """(url, caption) of every image on the page, in order."""
-    return [(u, c) for im in at.get("image") for u, c in zip(im.value, im.captions, strict=True)]
-
-
-def _png(size: int = 40) -> bytes:
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size, size * 2, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
+def _maps(at: AppTest) -> list:
+    """The Layers maps of the shown step (the block titled '<step>: channel maps')."""
+    return [p for p in pictures(at) if p.alt.split(",")[0] == at.session_state["layers_step"]]
 
 
 # ---------------------------------------------------------------------- tests
@@ -88,7 +77,11 @@ def test_every_page_renders_with_the_shared_sidebar(app, page):
     picker = app.sidebar.multiselect(key="sidebar_models")
     # Both fixture models are picked by default (one per decoder) and the data set shows.
     assert sorted(picker.value) == ["shipped:shapes-transpose.pt", "shipped:shapes-upsample.pt"]
-    assert any("train" in c.value and "test images" in c.value for c in app.sidebar.caption)
+    assert any(
+        "training and" in c.value and "test pictures" in c.value for c in app.sidebar.caption
+    )
+    if page != "train":
+        assert pictures(app), "every Explore page shows pictures"
 
 
 def test_choices_persist_across_pages(app):
@@ -105,61 +98,81 @@ def test_choices_persist_across_pages(app):
     assert app.sidebar.multiselect(key="sidebar_classes").value == ["square"]
 
 
-def test_class_filter_changes_the_images(app):
-    before = _images(app)[1:]  # after the architecture diagram
-    assert {c for _, c in before[:3]} == {"circle", "square", "stripes"}
+def test_class_filter_changes_the_pictures(app):
+    before = pictures(app)
+    originals = [p.caption for p in before if _original(p)]
+    assert {"circle", "square", "stripes"} <= set(originals)
     app.sidebar.multiselect(key="sidebar_classes").set_value(["stripes"]).run()
-    after = _images(app)[1:]
-    originals = [c for _, c in after if c != "reconstruction"]
-    assert originals and set(originals) == {"stripes"}
-    assert [u for u, _ in after] != [u for u, _ in before]  # other pictures, not captions
+    after = pictures(app)
+    assert {p.caption for p in after if _original(p)} == {"stripes"}
+    assert [p.png for p in after] != [p.png for p in before]  # other pictures, not captions
 
 
-def test_overview_shows_the_architecture(app):
+def test_overview_shows_pictures_first_then_the_architecture(app):
+    pics = pictures(app)
+    # originals, then one row per picked model with its PSNR under each picture
+    rebuilt = [p for p in pics if "rebuilt by" in p.alt]
+    assert len(rebuilt) == 2 * len([p for p in pics if _original(p)])
+    assert all(p.caption.endswith(" dB") for p in rebuilt)
+    assert "256 numbers" in html_text(app)
     table = next(m.value for m in app.markdown if m.value.startswith("| step |"))
     assert "| pool2 **(code)** | MaxPool2d(2, 2) | 4 x 8 x 8 | 0 |" in table
     assert "| conv1 | Conv2d(3, 16, 3, pad 1) | 16 x 32 x 32 | 448 |" in table
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Code"] == "256 values" and metrics["Compression"] == "12x smaller"
-    assert metrics["Parameters"] in ("1,495", "2,055")
+    assert metrics["Code"] == "256 numbers" and metrics["Compression"] == "12x smaller"
+    assert metrics["Weights"] in ("1,495", "2,055")
 
 
 def test_layer_stepper_changes_the_maps(app):
     _open(app, "layers")
-    before = _plotly(app)
-    assert "conv1" in before["layout"]["title"]["text"]
+    assert app.session_state["layers_step"] == "conv1"
+    before = _maps(app)
+    assert len(before) == 16  # conv1 has 16 channels
     app.button(key="layers_next").click().run()
-    after = _plotly(app)
+    after = _maps(app)
     assert app.session_state["layers_step"] == "relu1"
-    assert "relu1" in after["layout"]["title"]["text"]
-    assert after["data"][0]["z"] != before["data"][0]["z"]
+    assert [p.png for p in after] != [p.png for p in before]
     app.select_slider(key="layers_step").set_value("pool2").run()
-    code = _plotly(app)
-    assert "4 channels of 8x8" in code["layout"]["title"]["text"]
+    code = _maps(app)
+    assert len(code) == 4 and code[0].array().shape[:2] == (8, 8)
     app.button(key="layers_prev").click().run()
     assert app.session_state["layers_step"] == "relu2"
+    app.toggle(key="layers_values").set_value(True).run()
     stats = app.dataframe[0].value
     assert list(stats.columns) == ["channel", "min", "max", "mean", "zeros"]
     assert (stats["zeros"].between(0, 1)).all()  # after a ReLU the share is reported
 
 
-def test_colour_mode_changes_the_scale(app):
+def test_last_step_shows_the_rebuilt_picture_next_to_the_input(app):
+    _open(app, "layers")
+    top = pictures(app)[:2]
+    assert top[0].alt.startswith("input:") and "rebuilt by" in top[1].alt
+    app.select_slider(key="layers_step").set_value("sigmoid").run()
+    planes = _maps(app)
+    assert [p.caption for p in planes] == ["red plane", "green plane", "blue plane"]
+    assert "colour planes" in html_text(app)  # the legend says what the colours mean
+
+
+def test_colour_mode_changes_the_legend(app):
     _open(app, "layers")
     app.select_slider(key="layers_step").set_value("relu1").run()
 
-    def scale() -> tuple[float, float]:
-        trace = _plotly(app)["data"][0]
-        return trace["zmin"], trace["zmax"]
+    def ends() -> tuple[float, float]:
+        """The two numbers at the ends of the colour bar."""
+        block = next(h.proto.body for h in app.get("html") if "cae-legend" in h.proto.body)
+        text = re.sub(r"<[^>]+>", " ", block[block.index('<div class="cae-legend"') :])
+        nums = text[: text.index("Colours (")].split()
+        return float(nums[0]), float(nums[1])
 
-    per_layer = scale()
+    per_layer = ends()
+    maps_layer = [p.png for p in _maps(app)]
     app.segmented_control(key="layers_colour").set_value("model").run()
-    whole_model = scale()
+    whole_model = ends()
+    assert [p.png for p in _maps(app)] != maps_layer
     app.segmented_control(key="layers_colour").set_value("channel").run()
-    per_channel = scale()
-    assert per_channel == (0, 1)
-    assert whole_model != per_layer
+    assert "smallest" in html_text(app) and "largest" in html_text(app)
     # The whole model spans every step, so it covers at least this layer's values.
-    assert whole_model[1] >= per_layer[1]
+    assert whole_model[1] > per_layer[1] and whole_model[0] <= per_layer[0]
 
 
 def test_non_image_upload_gives_an_error_and_the_page_keeps_working(app):
@@ -170,11 +183,12 @@ def test_non_image_upload_gives_an_error_and_the_page_keeps_working(app):
     ).run()
     assert not app.exception
     assert any("not an image" in e.value for e in app.error)
-    app.button(key="layers_next").click().run()  # still usable: falls back to a test image
-    assert not app.exception and app.get("plotly_chart")
-    app.file_uploader(key="layers_upload").set_value(("photo.png", _png(), "image/png")).run()
+    app.button(key="layers_next").click().run()  # still usable: falls back to a test picture
+    assert not app.exception and _maps(app)
+    app.file_uploader(key="layers_upload").set_value(("photo.png", png_bytes(), "image/png"))
+    app.run()
     assert not app.error
-    assert any("cropped and resized to 32px" in c for _, c in _images(app))
+    assert any("cropped and resized to 32px" in p.alt for p in pictures(app))
 
 
 def test_bad_checkpoint_upload_is_an_error_not_a_crash(app):
@@ -188,30 +202,58 @@ def test_bad_checkpoint_upload_is_an_error_not_a_crash(app):
 def test_reconstructions_sort_and_psnr(app):
     _open(app, "reconstructions")
     app.slider(key="recon_n").set_value(6).run()
-    captions = [c for _, c in _images(app)]
-    assert len(captions) == 3 * 6  # originals + one row per picked model
-    first_model = [float(c.split()[0]) for c in captions[6:12]]
+    pics = pictures(app)
+    assert len(pics) == 3 * 6  # originals + one row per picked model
+    first_model = [float(p.caption.split()[0]) for p in pics[6:12]]
     app.segmented_control(key="recon_sort").set_value("worst").run()
-    worst = [float(c.split()[0]) for _, c in _images(app)[6:12]]
+    worst = [float(p.caption.split()[0]) for p in pictures(app)[6:12]]
     assert worst == sorted(worst) and worst[0] <= min(first_model)
     assert app.get("download_button")
 
 
-def test_training_adds_a_model_to_the_picker(app, tmp_path, monkeypatch):
+def _train(at: AppTest, epochs: int = 1, limit: int = 24, seed: int | None = None) -> None:
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_limit").set_value(limit)
+    at.selectbox(key="train_batch").set_value(16)
+    if seed is not None:
+        at.number_input(key="train_seed").set_value(seed)
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_training_adds_a_model_without_changing_the_picks(app):
+    _open(app, "train")
+    before = list(app.sidebar.multiselect(key="sidebar_models").value)
+    _train(app)
+    picker = app.sidebar.multiselect(key="sidebar_models")
+    # The picks pages depend on stay first, in their order; the new model follows them.
+    assert picker.value == [*before, "trained:1"]
+    assert any(o.startswith("run1-transpose-1ep") and "(yours)" in o for o in picker.options)
+    assert app.get("plotly_chart")  # the curves of the run
+    trained = [p for p in pictures(app) if "rebuilt by run1" in p.alt]
+    assert len(trained) == 8  # the test pictures as the trained model rebuilds them
+    # A one-epoch run still draws a test-PSNR line, measured at several steps, not one dot
+    # (this tiny run has only 2 steps).
+    psnr = [t for t in plotly(app)["data"] if t.get("xaxis") == "x2"][0]
+    assert len(array(psnr["x"])) == 2
+
+
+def test_keep_picker_offers_the_newest_run_first(app):
+    _open(app, "train")
+    _train(app, seed=0)
+    _train(app, seed=1)
+    keep = app.selectbox(key="train_keep_model")
+    assert keep.value == "trained:2" and keep.options[0].startswith("run2")
+
+
+def test_saving_for_everyone_needs_the_teacher_setting(app, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVAE_CHECKPOINTS", str(tmp_path))
     _open(app, "train")
-    app.number_input(key="train_epochs").set_value(1)
-    app.number_input(key="train_limit").set_value(24)
-    app.selectbox(key="train_batch").set_value(16)
-    app.button(key="train_start").click().run()
-    assert not app.exception, [e.value for e in app.exception]
-    picker = app.sidebar.multiselect(key="sidebar_models")
-    assert picker.value[0] == "trained:1"  # the new model is picked first
-    assert any(
-        o.startswith("transpose-mse-1ep-seed0") and "trained here" in o for o in picker.options
-    )
-    assert app.get("plotly_chart")  # the curves of the run
-    # Save under an invalid, then a valid name.
+    _train(app)
+    assert not [b for b in app.button if b.key == "train_save"]  # download only
+    assert any("CONVAE_TEACHER=1" in c.value for c in app.caption)
+    monkeypatch.setenv("CONVAE_TEACHER", "1")
+    app.run()
     app.text_input(key="train_save_name").set_value("bad name/..").run()
     app.button(key="train_save").click().run()
     assert any("Give a name" in e.value for e in app.error)
@@ -223,41 +265,64 @@ def test_training_adds_a_model_to_the_picker(app, tmp_path, monkeypatch):
 def test_both_decoders_train_as_a_pair(app):
     _open(app, "train")
     app.segmented_control(key="train_decoder").set_value("both")
-    app.number_input(key="train_epochs").set_value(1)
-    app.number_input(key="train_limit").set_value(16)
-    app.button(key="train_start").click().run()
-    assert not app.exception
-    assert [r["label"].split("-")[0] for r in app.session_state["train_last"]] == [
+    _train(app, limit=16)
+    assert [r["label"].split("-")[1] for r in app.session_state["train_last"]] == [
         "transpose",
         "upsample",
     ]
-    curves = _plotly(app)
+    curves = plotly(app)
     assert len({t["name"] for t in curves["data"]}) == 2  # overlaid, one colour per decoder
 
 
 def test_app_is_useful_without_a_data_set(app_env, monkeypatch, tmp_path):
+    env = {**app_env, "CONVAE_SOURCE": f"folder:{tmp_path / 'nowhere'}"}
+    at = start(env, monkeypatch)
+    assert any("not on this machine" in e.value for e in at.sidebar.error)
+    assert any("No pictures to show" in i.value for i in at.info)
+    _open(at, "layers")
+    at.file_uploader(key="layers_upload").set_value(("me.png", png_bytes(), "image/png")).run()
+    assert not at.exception
+    assert any("rebuilt by" in p.alt for p in pictures(at))
+
+
+def test_a_fresh_machine_opens_on_the_built_in_sample(app_env, monkeypatch, tmp_path):
+    """No data set, no network, no CONVAE_SOURCE: real CIFAR-10 pictures from the sample."""
+    env = {
+        "CONVAE_DATA": str(tmp_path / "empty"),
+        "CONVAE_OFFLINE": "1",
+        "CONVAE_CHECKPOINTS": str(Path(APP).parent / "checkpoints"),
+    }
+    monkeypatch.delenv("CONVAE_SOURCE", raising=False)
+    at = start(env, monkeypatch)
+    assert at.sidebar.selectbox(key="sidebar_source").value == "cifar10-sample"
+    originals = [p for p in pictures(at) if _original(p)]
+    assert [p.caption for p in originals[:3]] == ["airplane", "automobile", "bird"]
+    assert any("built-in sample" in i.value for i in at.sidebar.info)
+    assert any("No network here" in c.value for c in at.sidebar.caption)
+
+
+def test_presentation_mode_from_a_link_hides_the_details(app_env, monkeypatch):
     for k, v in app_env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setenv("CONVAE_SOURCE", f"folder:{tmp_path / 'nowhere'}")
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception
-    assert any("does not exist" in e.value for e in at.sidebar.error)
-    assert any(m.value.startswith("| step |") for m in at.markdown)  # architecture shows
-    _open(at, "layers")
-    at.file_uploader(key="layers_upload").set_value(("me.png", _png(), "image/png")).run()
-    assert not at.exception and at.get("plotly_chart")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["present"] = "1"
+    at.run()
+    assert at.sidebar.toggle(key="ui_present").value is True
+    css = " ".join(h.proto.body for h in at.get("html") if "<style>" in h.proto.body)
+    assert "html {font-size: 22px;}" in css
+    assert not at.expander  # advanced tables and charts are left out
+    at.sidebar.toggle(key="ui_present").set_value(False).run()
+    assert at.expander and "22px" not in " ".join(h.proto.body for h in at.get("html"))
 
 
 def test_default_models_are_the_plain_autoencoders():
     """Task checkpoints (cifar10-colorize-*, ...) sort first by name but are not the default."""
-    from pathlib import Path
-
+    from convae.catalog import ModelEntry, default_selection
     from convae.checkpoints import load_checkpoint
-    from pages.common import ModelChoice, _default_selection
 
     ckdir = Path(__file__).resolve().parents[1] / "checkpoints"
     models = {}
     for f in sorted(ckdir.glob("cifar10-*.pt")):
-        models[f.name] = ModelChoice(f.name, f.stem, "shipped", load_checkpoint(f))
+        models[f.name] = ModelEntry(f.name, f.stem, "shipped", load_checkpoint(f))
     assert "cifar10-colorize-transpose.pt" in models  # sorts before the plain ones
-    assert _default_selection(models, None) == ["cifar10-transpose.pt", "cifar10-upsample.pt"]
+    assert default_selection(models, None) == ["cifar10-transpose.pt", "cifar10-upsample.pt"]
