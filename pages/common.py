@@ -382,7 +382,7 @@ def _sidebar_models(sb, data: DataSet | None, models: dict[str, ModelEntry]) -> 
             "torch.save(model.state_dict()). Read safely (weights only).",
         )
     if uploaded is not None:
-        _read_upload(uploaded)
+        _read_upload(uploaded)  # a no-op when render_sidebar has read it already
         error = st.session_state["sidebar_upload_seen"][uploaded.file_id]
         if error:
             sb.error(error)
@@ -417,6 +417,9 @@ def render_sidebar() -> None:
     """Draw the shared sidebar; its choices are then read with the functions above."""
     sb = st.sidebar
     data = _prepare_data(sb)
+    upload = st.session_state.get("sidebar_upload")  # read before the picker is drawn
+    if upload is not None:
+        _read_upload(upload)
     models, problems = shipped_models()
     models.update(st.session_state.get("trained_models", {}))
     models.update(st.session_state.get("uploaded_models", {}))

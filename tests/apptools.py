@@ -69,7 +69,8 @@ def pictures(at: AppTest) -> list[Picture]:
 
 def html_text(at: AppTest) -> str:
     """All the page's HTML blocks' text (takeaways, legends), tags removed."""
-    return " ".join(re.sub(r"<[^>]+>", " ", h.proto.body) for h in at.get("html"))
+    text = " ".join(re.sub(r"<[^>]+>", " ", h.proto.body) for h in at.get("html"))
+    return " ".join(text.split())
 
 
 def plotly(at: AppTest, key: str | None = None, index: int = 0) -> dict:
