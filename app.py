@@ -65,10 +65,17 @@ PAGES = {
         ),
     ],
 }
-page = st.navigation(PAGES)
+# Our own links instead of Streamlit's sidebar menu: its <ul> holds <div> section headers,
+# which screen readers announce as a broken list (axe rules "list" and "listitem").
+page = st.navigation(PAGES, position="hidden")
 by_url = {p.url_path: p for group in PAGES.values() for p in group}
 with st.sidebar:
     st.title("ConvAE Explorer")
+    with st.container(key="nav", gap="small"):
+        for group, pages in PAGES.items():
+            st.html(f'<div class="cae-nav-group"><p>{group}</p></div>')
+            for p in pages:
+                st.page_link(p)
 render_sidebar()
 ui.inject_css()  # after the sidebar: presentation mode may have just been switched
 lessons.sidebar(by_url, available_models(), current_data())
