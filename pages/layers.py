@@ -248,6 +248,9 @@ def stepper() -> None:
         cb.markdown(f"**{other.name}** at {step_b}")
         cb.html(maps_b + legend_b)
     else:
+        maps, legend = _maps_html(
+            choice.digest, picture, step, mode, acts, cfg.in_channels, columns
+        )
         st.html(maps + legend)
 
     thumbs = _thumbnails(choice.digest, picture, acts, cfg.in_channels)
