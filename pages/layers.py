@@ -180,22 +180,11 @@ def stepper() -> None:
     if st.session_state.get("layers_step") not in names:  # the other decoder's steps
         st.session_state["layers_step"] = names[1]
     b1, b2, mid = st.columns([1, 1, 3], vertical_alignment="bottom")
-    b1.button(
-        "◀ Prev",
-        key="layers_prev",
-        on_click=_move,
-        args=(-1,),
-        width="stretch",
-        disabled=st.session_state["layers_step"] == names[0],
-    )
+    # Never disabled at the ends: a disabled button drops the keyboard focus (issue 16);
+    # at the last step Next simply stays there.
+    b1.button("◀ Prev", key="layers_prev", on_click=_move, args=(-1,), width="stretch")
     b2.button(
-        "Next ▶",
-        key="layers_next",
-        on_click=_move,
-        args=(1,),
-        width="stretch",
-        type="primary",
-        disabled=st.session_state["layers_step"] == names[-1],
+        "Next ▶", key="layers_next", on_click=_move, args=(1,), width="stretch", type="primary"
     )
     mode = mid.segmented_control(
         "Colour scale",
