@@ -11,6 +11,7 @@ cached model is shared by many Streamlit sessions.
   absolute errors on one shared colour scale, per-image and mean metrics.
 * :func:`per_class_table` - mean metrics per class and model over a whole split
   (the 10,000 CIFAR-10 test images in one pass per model, batched).
+* :func:`scores_over_training` - those set figures for every weight snapshot of a run.
 * :func:`overlap_map` - how many kernel taps of a stride-s transpose convolution land
   on each output pixel, computed by a real ``ConvTranspose2d``.
 
@@ -29,12 +30,14 @@ fixed pattern from error.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .baselines import Baseline
+from .checkpoints import Snapshot
 from .data import ImageSet
 from .metrics import (
     GREY_LEVELS,
@@ -438,6 +441,29 @@ def per_class_table(
         raise ValueError("no models to compare: give at least one")
     scores = {name: score_images(model, images, batch_size) for name, model in models.items()}
     return class_rows(scores, images.labels, images.classes, overall)
+
+
+def scores_over_training(
+    snapshots: Sequence[Snapshot], images: torch.Tensor | ImageSet, batch_size: int = BATCH_SIZE
+) -> list[dict]:
+    """Set-level figures of every training snapshot of one model on the same images.
+
+    For the "artifacts over training" view: feed each point to
+    :func:`convae.figures.compare.snapshot_curves`. A few hundred images are enough for
+    a smooth curve (the blockiness of 200 CIFAR-10 test images moves by a few percent).
+
+    Args:
+        snapshots: :func:`convae.checkpoints.snapshot_models` of a checkpoint or a run.
+        images: the images to score every snapshot on.
+        batch_size: images per forward pass.
+
+    Returns:
+        [{"step", "epoch", **ImageScores.mean()}, ...] in the snapshots' order.
+    """
+    return [
+        {"step": s.step, "epoch": s.epoch, **score_images(s.model, images, batch_size).mean()}
+        for s in snapshots
+    ]
 
 
 @torch.no_grad()

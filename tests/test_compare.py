@@ -16,6 +16,7 @@ from convae.compare import (
     overlap_map,
     per_class_table,
     score_images,
+    scores_over_training,
 )
 from convae.data import load_dataset
 from convae.metrics import (
@@ -348,3 +349,83 @@ def test_cli_evaluate_reports_artifacts_overall_and_per_class(tiny_models, image
     )
     table = run_cli("evaluate", str(path), data_root=tmp_path / "root").stdout
     assert "tiles4 (floor)" in table and table.count("\n") >= 5
+
+
+def test_scores_over_training_follow_the_snapshots(tiny_data):
+    r = fit(TrainConfig(decoder="transpose", epochs=1, batch_size=16), tiny_data, snapshots=2)
+    snaps = snapshot_models(r.snapshots, r.model.config)
+    x = tiny_data.test.images[:8]
+    points = scores_over_training(snaps, x)
+    assert [p["step"] for p in points] == [s["step"] for s in r.snapshots]
+    last = score_images(r.model, x).mean()
+    assert all(points[-1][k] == pytest.approx(v) for k, v in last.items())
+    assert points[0]["psnr"] != pytest.approx(points[-1]["psnr"])
+
+
+@pytest.mark.shared_data
+def test_shipped_pair_carries_snapshots_and_tiles_grow_over_training(cifar):
+    x = cifar.test.images[:200]
+    tiles = {}
+    for decoder in ("transpose", "upsample"):
+        ck = load_checkpoint(CKPT / f"cifar10-{decoder}.pt")
+        snaps = snapshot_models(ck.snapshots, ck.config)
+        assert [s.step for s in snaps][0] == 0 and len(snaps) >= 9
+        assert snaps[-1].step == ck.history[-1]["step"]
+        final = ck.model.state_dict()
+        assert all(torch.equal(final[k], v) for k, v in snaps[-1].model.state_dict().items())
+        tiles[decoder] = [p["blockiness4"] for p in scores_over_training(snaps, x)]
+    # the transpose decoder's tiles form during training and stay; the upsample decoder's
+    # never do
+    assert tiles["transpose"][-1] > 3 and tiles["transpose"][0] < 1
+    assert max(tiles["upsample"]) < 1
+
+
+def test_compare_figures_show_each_measure_with_its_floor(tiny_models, tiny_data):
+    from convae.figures.compare import (
+        CLASS_METRICS,
+        MEASURES,
+        artifact_sentence,
+        measure_text,
+        per_class_bars,
+        per_class_rows,
+        per_image_table,
+        snapshot_curves,
+    )
+
+    models = {k: r.model for k, r in tiny_models.items()}
+    rows = per_class_table(models, tiny_data.test)
+    shown = per_class_rows(rows)
+    assert list(shown[0])[:5] == ["class", "model", "images", "PSNR (dB)", "SSIM"]
+    for key, (label, _) in MEASURES.items():
+        floor_label = label.replace(" (grey levels)", " floor")
+        assert [r[label] for r in shown] == [r[key] for r in rows]
+        assert [r[floor_label] for r in shown] == [r[f"{key}_floor"] for r in rows]
+    fig = per_class_bars(rows, "blockiness4")
+    assert list(fig.data[0].y) == [r["blockiness4"] for r in rows if r["model"] == "transpose"][:-1]
+    overall = {r["model"]: r for r in rows if r["class"] == "all"}
+    lines = sorted(round(s.y0, 9) for s in fig.layout.shapes)
+    want = sorted(
+        round(overall[m][k], 9) for m in models for k in ("blockiness4", "blockiness4_floor")
+    )
+    assert lines == want  # a dashed "all" line and a dotted floor per model
+    assert set(CLASS_METRICS) == {"psnr", "ssim", *MEASURES}
+    with pytest.raises(ValueError, match="metric must be one of"):
+        per_class_bars(rows, "checker")
+
+    c = compare_models(models["transpose"], models["upsample"], tiny_data.test.images[:3])
+    table = per_image_table(c.names, c.scores, ["a", "b", "c"], first_index=5)
+    assert table[1]["image"] == 6
+    assert table[1]["tiles 4 A"] == pytest.approx(float(c.scores["transpose"].blockiness4[1]))
+    assert table[2]["checker floor B"] == pytest.approx(
+        float(c.scores["upsample"].checkerboard_floor[2])
+    )
+    a, b = c.summary()
+    text = artifact_sentence([a, b])
+    assert f"{a['blockiness4']:.2f}" in text and f"{b['blockiness4_floor']:.2f}" in text
+    assert measure_text(a, "checkerboard") == (
+        f"{a['checkerboard']:.2f} (floor {a['checkerboard_floor']:.2f})"
+    )
+    pts = {"t": [{"step": 0, **a}, {"step": 5, **b}]}
+    fig = snapshot_curves(pts, [5], measure="blockiness2")
+    assert list(fig.data[1].y) == [a["blockiness2"], b["blockiness2"]]
+    assert list(fig.data[2].y) == [a["blockiness2_floor"], b["blockiness2_floor"]]
