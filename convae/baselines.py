@@ -356,6 +356,7 @@ def _write_pca(path: Path, pca: PCABaseline) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared like the data cache
         with os.fdopen(fd, "wb") as f:
             torch.save(blob, f)
         os.replace(tmp, path)

@@ -292,7 +292,7 @@ def checkerboard(
     has less energy at these frequencies, so the floor errs on the safe side.
 
     A brightness shift changes all four means alike and scores 0; an exact copy scores
-    0; blur, white noise and 4x4 tiles (flat within each 2x2 block's phase) score about
+    0; blur, white noise and 4x4 tiles (constant over every 2x2 block) score about
     0; a checkerboard shifted by one pixel is still a checkerboard and scores the same.
 
     Args:
