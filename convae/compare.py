@@ -42,13 +42,12 @@ from .data import ImageSet
 from .metrics import (
     GREY_LEVELS,
     TILE_PERIODS,
-    blockiness,
+    blockiness_with_floors,
     mse,
     period2_phases,
     pooled_checkerboard,
     psnr_from_mse,
     ssim,
-    structure_free,
 )
 from .models import ConvAutoencoder
 
@@ -154,18 +153,16 @@ def measure(recon: torch.Tensor, target: torch.Tensor, generator: torch.Generato
         An :class:`ImageScores` on the CPU.
     """
     m = mse(recon, target)
-    shuffled = structure_free(recon, target, generator)
-    blocks = {p: blockiness(recon, target, p).cpu() for p in TILE_PERIODS}
-    floors = {p: blockiness(shuffled, target, p).cpu() for p in TILE_PERIODS}
+    blocks = blockiness_with_floors(recon, target, TILE_PERIODS, generator)
     phases, chance = period2_phases(recon, target)
     return ImageScores(
         m.cpu(),
         psnr_from_mse(m).cpu(),
         ssim(recon, target).cpu(),
-        blocks[2],
-        blocks[4],
-        floors[2],
-        floors[4],
+        blocks[2][0].cpu(),
+        blocks[4][0].cpu(),
+        blocks[2][1].cpu(),
+        blocks[4][1].cpu(),
         phases.cpu(),
         chance.cpu(),
     )

@@ -122,10 +122,12 @@ def test_compare_models_on_tiny_models(tiny_models, tiny_data):
     y, x = c.recon["transpose"], c.inputs
     s = c.scores["transpose"]
     shuffled = structure_free(y, x, torch.Generator().manual_seed(0))  # what _run uses
+    # (to a thousandth of a grey level: the page's pass runs in channels-last memory, so
+    # its float32 sums add in another order)
     for p in (2, 4):
-        assert torch.allclose(getattr(s, f"blockiness{p}"), blockiness(y, x, p), atol=1e-6)
+        assert torch.allclose(getattr(s, f"blockiness{p}"), blockiness(y, x, p), atol=1e-3)
         assert torch.allclose(
-            getattr(s, f"blockiness{p}_floor"), blockiness(shuffled, x, p), atol=1e-6
+            getattr(s, f"blockiness{p}_floor"), blockiness(shuffled, x, p), atol=1e-3
         )
     per_image, per_image_floor = checkerboard(y, x)
     assert torch.allclose(s.checkerboard, per_image) and torch.allclose(
