@@ -321,14 +321,16 @@ class Comparison:
             [{"image": i, "model": name, **{m: value for m in METRICS}}, ...]; the
             checkerboard is each image's own (:attr:`ImageScores.checkerboard`).
         """
-        rows = []
-        for i in range(len(self.inputs)):
-            for name in self.names:
-                s = self.scores[name]
-                rows.append(
-                    {"image": i, "model": name, **{k: float(getattr(s, k)[i]) for k in METRICS}}
-                )
-        return rows
+        # Each column once per model (the checkerboard columns are computed properties).
+        columns = {
+            name: {k: getattr(self.scores[name], k).tolist() for k in METRICS}
+            for name in self.names
+        }
+        return [
+            {"image": i, "model": name, **{k: v[i] for k, v in columns[name].items()}}
+            for i in range(len(self.inputs))
+            for name in self.names
+        ]
 
 
 def _labels(
