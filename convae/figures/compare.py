@@ -190,6 +190,9 @@ def per_image_table(
     """
     sa, sb = scores[names[0]], scores[names[1]]
     short = {"blockiness4": "tiles 4", "blockiness2": "tiles 2", "checkerboard": "checker"}
+    keys = [*short, *(k + "_floor" for k in short)]
+    # each column once (the checkerboard ones are computed properties)
+    col_a, col_b = ({k: getattr(s, k).tolist() for k in keys} for s in (sa, sb))
     rows = []
     for i, cls in enumerate(class_names):
         row = {
@@ -202,9 +205,9 @@ def per_image_table(
             "SSIM B": float(sb.ssim[i]),
         }
         for key, label in short.items():
-            for tag, s in (("A", sa), ("B", sb)):
-                row[f"{label} {tag}"] = float(getattr(s, key)[i])
-                row[f"{label} floor {tag}"] = float(getattr(s, key + "_floor")[i])
+            for tag, cols in (("A", col_a), ("B", col_b)):
+                row[f"{label} {tag}"] = cols[key][i]
+                row[f"{label} floor {tag}"] = cols[key + "_floor"][i]
         row["MSE A"], row["MSE B"] = float(sa.mse[i]), float(sb.mse[i])
         rows.append(row)
     return rows
