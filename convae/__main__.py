@@ -13,7 +13,7 @@ from pathlib import Path
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .data import SOURCES, DataNotFoundError, load_dataset
 from .models import DECODERS, count_parameters
-from .train import LOSSES, TrainConfig, configure_threads, evaluate, fit
+from .train import LOSSES, TrainConfig, configure_threads, fit
 
 D = TrainConfig()  # defaults shown in --help come from the dataclass, stated once
 
@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "evaluate",
-        help="test MSE, PSNR and SSIM of a checkpoint",
+        help="test MSE, PSNR, SSIM and grid artifacts (tiles, checkerboard) of a checkpoint",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     e.add_argument("checkpoint", help="path of a .pt checkpoint (or a bare state_dict)")
@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "compare",
-        help="per-class PSNR, SSIM and checkerboard score of two checkpoints on one test split",
+        help="per-class PSNR, SSIM and grid artifacts of two checkpoints on one test split",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     c.add_argument(
@@ -137,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     c.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
+    c.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also measure PCA and a downsample keeping as many numbers per image as the "
+        "code (PCA is fitted on the training split once and cached in <data root>/cache)",
+    )
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
@@ -253,21 +259,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# Grid-artifact columns of the tables: measure key -> column heading (grey levels).
+ARTIFACT_COLUMNS = {"blockiness4": "tiles4", "blockiness2": "tiles2", "checkerboard": "checker"}
+UNITS = (
+    "tiles4 / tiles2: extra step across the decoder's 4x4 / 2x2 tile edges beyond the "
+    "input's; checker: period-2 pattern common to the images above chance; all in 8-bit "
+    "grey levels, (floor) = what error of the same size with no grid structure scores"
+)
+
+
+def _artifact_cells(r: dict) -> str:
+    return "".join(f"{r[k]:>9.2f} ({r[k + '_floor']:>5.2f})" for k in ARTIFACT_COLUMNS)
+
+
+def _artifact_heading() -> str:
+    return "".join(f"{h + ' (floor)':>17}" for h in ARTIFACT_COLUMNS.values())
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .compare import class_rows, score_images
+
     configure_threads()
     ck = load_checkpoint(args.checkpoint)
     source = args.data or ck.data_source or "cifar10"
     data = load_dataset(source, progress=_progress_bar())
     test = data.test.filter(_classes(args.classes))
-    res = evaluate(ck.model, test, per_class=True)
+    if len(test) == 0:
+        raise ValueError("no test images of the chosen classes: pick classes that have images")
+    scores = {"model": score_images(ck.model, test)}
+    rows = class_rows(scores, test.labels, test.classes)
+    figures = [{k: v for k, v in r.items() if k not in ("class", "model")} for r in rows]
+    overall = figures[-1]  # class_rows puts the "all" row last
+    per_class = {r["class"]: f for r, f in zip(rows[:-1], figures[:-1], strict=True)}
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "data": source, **res}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": args.checkpoint,
+                    "data": source,
+                    **overall,
+                    "per_class": per_class,
+                    "units": UNITS,
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(f"{args.checkpoint} on {source} test split ({res['n']} images)")
-    print(f"{'class':<14}{'n':>6}{'MSE':>10}{'PSNR dB':>10}{'SSIM':>8}")
-    for name, r in res["per_class"].items():
-        print(f"{name:<14}{r['n']:>6}{r['mse']:>10.5f}{r['psnr']:>10.2f}{r['ssim']:>8.4f}")
-    print(f"{'all':<14}{res['n']:>6}{res['mse']:>10.5f}{res['psnr']:>10.2f}{res['ssim']:>8.4f}")
+    print(f"{args.checkpoint} on {source} test split ({overall['n']} images)")
+    print(f"{'class':<14}{'n':>6}{'MSE':>10}{'PSNR dB':>10}{'SSIM':>8}{_artifact_heading()}")
+    for name, r in [*per_class.items(), ("all", overall)]:
+        print(
+            f"{name:<14}{r['n']:>6}{r['mse']:>10.5f}{r['psnr']:>10.2f}{r['ssim']:>8.4f}"
+            f"{_artifact_cells(r)}"
+        )
+    print(UNITS)
     return 0
 
 
@@ -294,6 +339,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import time
 
+    from .baselines import baselines_for
     from .compare import per_class_table
 
     configure_threads()
@@ -306,34 +352,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     source = args.data or cks[0].data_source or "cifar10"
     data = load_dataset(source, progress=_progress_bar())
     test = data.test.filter(_classes(args.classes))
+    if len(test) == 0:
+        raise ValueError("no test images of the chosen classes: pick classes that have images")
+    models = dict(zip(names, (ck.model for ck in cks), strict=True))
+    fit_seconds = None
+    if args.baselines:
+        t0 = time.perf_counter()
+        base = baselines_for(data)
+        fit_seconds = time.perf_counter() - t0
+        models.update(base)
     t0 = time.perf_counter()
-    rows = per_class_table(dict(zip(names, (ck.model for ck in cks), strict=True)), test)
+    rows = per_class_table(models, test)
     seconds = time.perf_counter() - t0
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "checkpoints": dict(zip(names, args.checkpoints, strict=True)),
-                    "data": source,
-                    "seconds": seconds,
-                    "rows": rows,
-                },
-                indent=2,
-            )
-        )
+        out = {
+            "checkpoints": dict(zip(names, args.checkpoints, strict=True)),
+            "data": source,
+            "seconds": seconds,
+            "units": UNITS,
+            "rows": rows,
+        }
+        if fit_seconds is not None:
+            out["baselines_seconds"] = fit_seconds  # PCA fit (or cache read) + set-up
+        print(json.dumps(out, indent=2))
         return 0
     print(
         f"{' vs '.join(args.checkpoints)} on {source} test split ({len(test)} images, "
-        f"{seconds:.1f} s); checkerboard in 8-bit grey levels (score x 255)"
+        f"{seconds:.1f} s)"
     )
     wc = max(len(r["class"]) for r in rows) + 2
-    wm = max(map(len, names)) + 2
-    print(f"{'class':<{wc}}{'model':<{wm}}{'n':>6}{'PSNR dB':>9}{'SSIM':>8}{'checker':>9}")
+    wm = max(map(len, models)) + 2
+    print(f"{'class':<{wc}}{'model':<{wm}}{'n':>6}{'PSNR dB':>9}{'SSIM':>8}{_artifact_heading()}")
     for r in rows:
         print(
             f"{r['class']:<{wc}}{r['model']:<{wm}}{r['n']:>6}{r['psnr']:>9.2f}"
-            f"{r['ssim']:>8.4f}{255 * r['checkerboard']:>9.3f}"
+            f"{r['ssim']:>8.4f}{_artifact_cells(r)}"
         )
+    print(UNITS)
     return 0
 
 

@@ -4,8 +4,10 @@ Plain numpy / PIL / plotly, no Streamlit, like the rest of :mod:`convae.figures`
 page shows can be built and checked in a test. The numbers come from
 :mod:`convae.compare` and :mod:`convae.metrics`; this module only draws them.
 
-Checkerboard scores are drawn in 8-bit grey levels (score x 255, as the command line's
-``compare`` prints them): "0.7 levels" is easier to picture than "0.0027".
+The grid-artifact measures (:data:`MEASURES`) come from :mod:`convae.metrics` already in
+8-bit grey levels, each with a floor (what error of the same size without grid structure
+scores); the figures and tables here show the floor beside the value, never one alone.
+Errors are drawn in grey levels too: "7 levels" is easier to picture than "0.027".
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import torch
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from ..metrics import GREY_LEVELS
 from . import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
 
 ERROR_SCALE = "Inferno"  # dark = no error, bright = large: errors pop out of a dark map
-LEVELS = 255  # checkerboard score x 255 = amplitude in 8-bit grey levels
 INPUT_COLOUR = "#7f7f7f"
 # Where a stride-2 pattern sits in the radially averaged spectrum (cycles per pixel).
 STRIPE_FREQ = 0.5  # period-2 stripes: (pi, 0) and (0, pi)
@@ -110,7 +112,7 @@ def error_maps_figure(
         e = errors[name].detach().float().cpu().amax(0).numpy()
         fig.add_trace(
             go.Heatmap(
-                z=e * LEVELS,
+                z=e * GREY_LEVELS,
                 coloraxis="coloraxis",
                 name=name,
                 hovertemplate=(
@@ -129,7 +131,7 @@ def error_maps_figure(
         coloraxis=dict(
             colorscale=ERROR_SCALE,
             cmin=0,
-            cmax=vmax * LEVELS,
+            cmax=vmax * GREY_LEVELS,
             colorbar=dict(title=dict(text="grey levels", side="right"), thickness=12),
         ),
         height=height,
@@ -138,12 +140,47 @@ def error_maps_figure(
     return fig
 
 
+# The grid-artifact measures: key -> (short label with unit, one-line meaning for a
+# student). Keys are those of :class:`convae.compare.ImageScores`; each has "<key>_floor".
+MEASURES = {
+    "blockiness4": (
+        "4x4 tile edges (grey levels)",
+        "How much more the picture steps between neighbouring pixels across the edges of "
+        "the 4x4 tiles each code cell paints than inside a tile, beyond the input's own "
+        "difference, in grey levels of 255. 0 = no tiles; the floor is what error of this "
+        "size with no grid structure scores.",
+    ),
+    "blockiness2": (
+        "2x2 block edges (grey levels)",
+        "The same across the edges of the 2x2 blocks of the decoder's second layer.",
+    ),
+    "checkerboard": (
+        "checkerboard (grey levels)",
+        "Amplitude of a 2-pixel checkerboard or stripe pattern with the same phase in "
+        "every image (one built into the decoder's weights), above what the error shows "
+        "by chance; the floor is that chance level, which falls as more images are pooled.",
+    ),
+}
+
+
+def measure_text(row: dict, key: str, digits: int = 2) -> str:
+    """One measure with its floor for a caption, e.g. "9.11 (floor -0.35)".
+
+    Args:
+        row: a dict with ``key`` and ``key + "_floor"`` (``ImageScores.mean()``, a
+            per-class row or a ``Comparison.per_image()`` row).
+        key: one of :data:`MEASURES`.
+    """
+    return f"{row[key]:.{digits}f} (floor {row[key + '_floor']:.{digits}f})"
+
+
 def per_image_table(
     names: Sequence[str], scores: Mapping, class_names: Sequence[str], first_index: int = 0
 ) -> list[dict]:
     """One row per image with both models' figures next to each other, for a sortable
-    table: PSNR, SSIM, MSE and checkerboard (grey levels) of A and B, and B - A in PSNR.
-    Columns say "A" and "B" (model names are long; the page says which is which).
+    table: PSNR of A and B and B - A, SSIM, the grid-artifact measures (grey levels) with
+    each image's floor, and MSE. Columns say "A" and "B" (model names are long; the page
+    says which is which).
 
     Args:
         names: the two model labels (A, B).
@@ -152,23 +189,27 @@ def per_image_table(
         first_index: the index of the first image in its (filtered) split.
     """
     sa, sb = scores[names[0]], scores[names[1]]
+    short = {"blockiness4": "tiles 4", "blockiness2": "tiles 2", "checkerboard": "checker"}
+    keys = [*short, *(k + "_floor" for k in short)]
+    # each column once (the checkerboard ones are computed properties)
+    col_a, col_b = ({k: getattr(s, k).tolist() for k in keys} for s in (sa, sb))
     rows = []
     for i, cls in enumerate(class_names):
-        rows.append(
-            {
-                "image": first_index + i,
-                "class": cls,
-                "PSNR A": float(sa.psnr[i]),
-                "PSNR B": float(sb.psnr[i]),
-                "PSNR B - A": float(sb.psnr[i] - sa.psnr[i]),
-                "SSIM A": float(sa.ssim[i]),
-                "SSIM B": float(sb.ssim[i]),
-                "checker A": LEVELS * float(sa.checkerboard[i]),
-                "checker B": LEVELS * float(sb.checkerboard[i]),
-                "MSE A": float(sa.mse[i]),
-                "MSE B": float(sb.mse[i]),
-            }
-        )
+        row = {
+            "image": first_index + i,
+            "class": cls,
+            "PSNR A": float(sa.psnr[i]),
+            "PSNR B": float(sb.psnr[i]),
+            "PSNR B - A": float(sb.psnr[i] - sa.psnr[i]),
+            "SSIM A": float(sa.ssim[i]),
+            "SSIM B": float(sb.ssim[i]),
+        }
+        for key, label in short.items():
+            for tag, cols in (("A", col_a), ("B", col_b)):
+                row[f"{label} {tag}"] = cols[key][i]
+                row[f"{label} floor {tag}"] = cols[key + "_floor"][i]
+        row["MSE A"], row["MSE B"] = float(sa.mse[i]), float(sb.mse[i])
+        rows.append(row)
     return rows
 
 
@@ -245,63 +286,71 @@ def spectrum_figure(
     return fig
 
 
-CLASS_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "checkerboard": "checkerboard (grey levels)"}
+CLASS_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", **{k: v[0] for k, v in MEASURES.items()}}
 
 
 def per_class_rows(rows: Sequence[dict]) -> list[dict]:
-    """:func:`convae.compare.per_class_table` rows for display: checkerboard in grey
-    levels, one row per class and model."""
-    return [
-        {
-            "class": r["class"],
-            "model": r["model"],
-            "images": r["n"],
-            "PSNR (dB)": r["psnr"],
-            "SSIM": r["ssim"],
-            "checkerboard (grey levels)": LEVELS * r["checkerboard"],
-            "MSE": r["mse"],
-        }
-        for r in rows
-    ]
+    """:func:`convae.compare.per_class_table` rows for display, one row per class and
+    model: PSNR, SSIM, each grid-artifact measure (grey levels) followed by its floor, MSE."""
+    out = []
+    for r in rows:
+        row = {"class": r["class"], "model": r["model"], "images": r["n"]}
+        row["PSNR (dB)"], row["SSIM"] = r["psnr"], r["ssim"]
+        for key, (label, _) in MEASURES.items():
+            row[label] = r[key]
+            row[label.replace(" (grey levels)", " floor")] = r[key + "_floor"]
+        row["MSE"] = r["mse"]
+        out.append(row)
+    return out
 
 
 def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340) -> go.Figure:
-    """Grouped bars: one group per class, one bar per model, of ``metric``
-    ("psnr", "ssim" or "checkerboard"); the "all" rows are drawn as dashed lines."""
+    """Grouped bars: one group per class, one bar per model, of ``metric`` (a key of
+    :data:`CLASS_METRICS`); each model's "all" row is a dashed line, and for a
+    grid-artifact measure its floor over all images a dotted one."""
     if metric not in CLASS_METRICS:
         raise ValueError(f"metric must be one of {list(CLASS_METRICS)}, got {metric!r}")
-    scale = LEVELS if metric == "checkerboard" else 1
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig = go.Figure()
     for i, m in enumerate(models):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         mine = [r for r in rows if r["model"] == m and r["class"] != "all"]
+        floors = [r.get(metric + "_floor") for r in mine]
         fig.add_trace(
             go.Bar(
                 x=[r["class"] for r in mine],
-                y=[scale * r[metric] for r in mine],
+                y=[r[metric] for r in mine],
                 name=m,
                 marker_color=colour,
-                hovertemplate="%{x}: %{y:.3f}<extra>" + m + "</extra>",
+                customdata=floors if metric in MEASURES else None,
+                hovertemplate="%{x}: %{y:.3f}"
+                + (" (floor %{customdata:.3f})" if metric in MEASURES else "")
+                + "<extra>"
+                + m
+                + "</extra>",
             )
         )
         overall = [r for r in rows if r["model"] == m and r["class"] == "all"]
         if overall:
-            fig.add_hline(
-                y=scale * overall[0][metric], line=dict(color=colour, dash="dash", width=1)
-            )
+            fig.add_hline(y=overall[0][metric], line=dict(color=colour, dash="dash", width=1))
+            if metric in MEASURES:
+                fig.add_hline(
+                    y=overall[0][metric + "_floor"], line=dict(color=colour, dash="dot", width=1)
+                )
     label = CLASS_METRICS[metric]
-    lows = [scale * r[metric] for r in rows]
+    lows = [r[metric] for r in rows]
     # PSNR and SSIM differ by a few percent between decoders: start the axis near the
-    # data so the difference is visible (the axis says where it starts).
-    y_range = None if metric == "checkerboard" else [min(lows) * 0.95, max(lows) * 1.02]
+    # data so the difference is visible (the axis says where it starts). The artifact
+    # measures start at their natural zero (no artifact).
+    y_range = None if metric in MEASURES else [min(lows) * 0.95, max(lows) * 1.02]
+    note = ", dotted: floor" if metric in MEASURES else ""
     fig.update_layout(
         barmode="group",
         height=height,
         yaxis=dict(title=label, range=y_range),
         margin=dict(l=10, r=10, t=30, b=10),
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
-        title=dict(text=f"{label} per class (dashed: all classes)", x=0, font=dict(size=14)),
+        title=dict(text=f"{label} per class (dashed: all classes{note})", x=0, font=dict(size=14)),
     )
     return fig
 
@@ -340,19 +389,31 @@ def overlap_figure(
 
 
 def snapshot_curves(
-    curves: Mapping[str, Sequence[dict]], current_steps: Sequence[int] = (), height: int = 320
+    curves: Mapping[str, Sequence[dict]],
+    current_steps: Sequence[int] = (),
+    measure: str = "blockiness4",
+    height: int = 320,
 ) -> go.Figure:
-    """PSNR and checkerboard score over training, one colour per model.
+    """PSNR and one grid-artifact measure (with its floor, dotted) over training, one
+    colour per model.
 
     Args:
-        curves: label -> [{"step", "psnr", "checkerboard"}, ...] (one per snapshot).
+        curves: label -> [{"step", "psnr", measure, measure + "_floor"}, ...] (one per
+            snapshot, e.g. ``{"step": s, **score_images(model, x).mean()}``).
         current_steps: steps to mark with a vertical line (the snapshot shown).
+        measure: a key of :data:`MEASURES` (default: the 4x4 tiles).
     """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
+    label = MEASURES[measure][0]
     fig = make_subplots(
         rows=1,
         cols=2,
         horizontal_spacing=0.1,
-        subplot_titles=("PSNR over training", "Checkerboard over training"),
+        subplot_titles=(
+            "PSNR over training",
+            label.replace(" (grey levels)", "") + " over training",
+        ),
     )
     for i, (name, pts) in enumerate(curves.items()):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
@@ -372,7 +433,7 @@ def snapshot_curves(
         fig.add_trace(
             go.Scatter(
                 x=steps,
-                y=[LEVELS * p["checkerboard"] for p in pts],
+                y=[p[measure] for p in pts],
                 mode="lines+markers",
                 name=name,
                 legendgroup=name,
@@ -382,12 +443,26 @@ def snapshot_curves(
             row=1,
             col=2,
         )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=[p[measure + "_floor"] for p in pts],
+                mode="lines",
+                name=f"{name}: floor",
+                legendgroup=name,
+                showlegend=False,
+                line=dict(color=colour, dash="dot", width=1),
+                hovertemplate="floor %{y:.3f}<extra>" + name + "</extra>",
+            ),
+            row=1,
+            col=2,
+        )
     for s in dict.fromkeys(current_steps):
         for col in (1, 2):
             fig.add_vline(x=s, line=dict(color="#999999", dash="dot", width=1), row=1, col=col)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=1)
-    fig.update_yaxes(title_text="grey levels", row=1, col=2)
+    fig.update_yaxes(title_text="grey levels (dotted: floor)", row=1, col=2)
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25)
     )
@@ -425,3 +500,28 @@ def paired_activation_grids(
         fig.update_layout(title=dict(text=f"{label}: {step}"))
         figs.append(fig)
     return figs
+
+
+def artifact_sentence(summary: Sequence[dict]) -> str:
+    """One sentence with the numbers, for the top of the Compare page.
+
+    Args:
+        summary: the two models' set-level rows, A then B (``Comparison.summary()`` or
+            the "all" rows of :func:`convae.compare.per_class_table`), each with "model".
+
+    Returns:
+        e.g. "Across the 4x4 tile edges of the decoder grid, transpose steps 9.11 grey
+        levels more than inside a tile (floor -0.35) and upsample -0.73 (floor -0.33);
+        checkerboard 0.11 vs 0.09 grey levels (floor 0.01), on 10,000 images."
+    """
+    if len(summary) != 2:
+        raise ValueError(f"give the two models' rows, got {len(summary)}")
+    a, b = summary
+    return (
+        f"Across the 4x4 tile edges of the decoder grid, {a['model']} steps "
+        f"{a['blockiness4']:.2f} grey levels more than inside a tile (floor "
+        f"{a['blockiness4_floor']:.2f}) and {b['model']} {b['blockiness4']:.2f} (floor "
+        f"{b['blockiness4_floor']:.2f}); checkerboard {a['checkerboard']:.2f} vs "
+        f"{b['checkerboard']:.2f} grey levels (floor {a['checkerboard_floor']:.2f} / "
+        f"{b['checkerboard_floor']:.2f}), on {a['n']:,} images."
+    )
