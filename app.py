@@ -48,6 +48,9 @@ PAGES = {
         st.Page(
             "pages/compare.py", title="Compare", icon=":material/compare:", url_path="decoders"
         ),
+        st.Page(
+            "pages/cells.py", title="Code cells", icon=":material/grid_on:", url_path="code-cells"
+        ),
     ],
     "Build": [
         st.Page(

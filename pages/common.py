@@ -25,6 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from convae.baselines import baselines_for
 from convae.catalog import ModelEntry, default_selection, describe, merge_new
 from convae.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from convae.data import (
@@ -446,6 +447,22 @@ def render_sidebar() -> None:
 
 
 # ----------------------------------------------------------- page helpers
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _baselines(fingerprint: str, root: str, _data: DataSet) -> dict:
+    return baselines_for(_data, root)
+
+
+def baselines(data: DataSet) -> dict:
+    """PCA and downsampling with as many numbers as the code (convae.baselines), fitted
+    once per server and data set (PCA is cached on disk too), shared by every session."""
+    n = len(data.train)
+    with st.spinner(
+        f"Fitting PCA to the {n:,} training pictures, once per data set (about "
+        f"{max(1, round(n / 25_000))} minute{'s' * (n > 37_500)} on 2 cores)..."
+    ):
+        return _baselines(data.fingerprint, str(data_root()), data)
 
 
 def require_data() -> DataSet:

@@ -13,14 +13,16 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from convae.checkpoints import Checkpoint, CheckpointError, snapshot_models
-from convae.compare import compare_models, overlap_map, per_class_table, score_images
+from convae.compare import compare_models, overlap_map, per_class_table, scores_over_training
 from convae.figures import to_uint8
 from convae.figures.compare import (
     CLASS_METRICS,
-    LEVELS,
+    MEASURES,
     error_images,
     error_maps_figure,
     error_scale_bar,
+    finding_sentence,
+    measure_text,
     overlap_figure,
     per_class_bars,
     per_class_rows,
@@ -29,12 +31,13 @@ from convae.figures.compare import (
     spectrum_figure,
     swipe_image,
 )
-from convae.metrics import radial_power_spectrum
+from convae.metrics import GREY_LEVELS, radial_power_spectrum
 from convae.models import DECODERS
 from convae.train import TrainConfig, fit
 from pages import ui
 from pages.common import (
     add_trained_model,
+    baselines,
     device_name,
     require_data,
     selected_classes,
@@ -123,20 +126,8 @@ comp = _comparison(
     x,
 )
 ra, rb = comp.summary()
-diff = rb["psnr"] - ra["psnr"]
-closer = (
-    f"<b>B ({nb})</b> rebuilds these {len(x)} pictures {abs(diff):.1f} dB closer "
-    f"than <b>A ({na})</b>"
-    if diff > 0
-    else f"<b>A ({na})</b> rebuilds these {len(x)} pictures {abs(diff):.1f} dB closer than "
-    f"<b>B ({nb})</b>"
-)
 with summary_box:
-    ui.takeaway(
-        f"{closer}: {ra['psnr']:.1f} against {rb['psnr']:.1f} dB. Look at the error "
-        "maps: a transpose decoder's errors sit on a regular grid, an upsample "
-        "decoder's follow the edges."
-    )
+    ui.takeaway(finding_sentence([ra, rb], f"these {len(x)} pictures"))
 
 pick = st.session_state.pop("compare_tab_pick", None)  # a link or lesson asks for a tab
 if pick in TAB_PARAMS:
@@ -150,7 +141,7 @@ if tabs["Side by side"].open:
         e_a, e_b = comp.abs_error[na], comp.abs_error[nb]
         sa, sb = comp.scores[na], comp.scores[nb]
         per_row = max(len(x), 6)
-        err = f"0 to {LEVELS * comp.error_max:.0f} grey levels"
+        err = f"0 to {GREY_LEVELS * comp.error_max:.0f} grey levels"
         which = [f"picture {start + i} ({c})" for i, c in enumerate(labels)]
         rows = [
             ui.row("input", x, labels, [f"input: {w}" for w in which], marked=[focus]),
@@ -175,26 +166,39 @@ if tabs["Side by side"].open:
             ui.PictureRow(
                 "error of A",
                 error_images(e_a, comp.error_max, 1),
-                alts=[f"error map of A for {w}, bright = large error ({err})" for w in which],
+                [f"tiles {v:.1f}" for v in sa.blockiness4.tolist()],
+                alts=[
+                    f"error map of A for {w}, bright = large error ({err}); tile edges "
+                    f"{v:.1f} grey levels"
+                    for w, v in zip(which, sa.blockiness4.tolist(), strict=True)
+                ],
             ),
             ui.PictureRow(
                 "error of B",
                 error_images(e_b, comp.error_max, 1),
-                alts=[f"error map of B for {w}, bright = large error ({err})" for w in which],
+                [f"tiles {v:.1f}" for v in sb.blockiness4.tolist()],
+                alts=[
+                    f"error map of B for {w}, bright = large error ({err}); tile edges "
+                    f"{v:.1f} grey levels"
+                    for w, v in zip(which, sb.blockiness4.tolist(), strict=True)
+                ],
             ),
         ]
         ui.pictures(rows, columns=per_row, title="Inputs, both reconstructions and their errors")
         s1, s2 = st.columns([2, 1], vertical_alignment="center")
         s1.caption(
             f"Error maps share one colour scale: black is no error, bright yellow is "
-            f"{LEVELS * comp.error_max:.0f} grey levels (of 255), the largest error of either "
-            "model (worst colour channel per pixel). Under the pictures: PSNR."
+            f"{GREY_LEVELS * comp.error_max:.0f} grey levels (of 255), the largest error of either "
+            "model (worst colour channel per pixel). Under the pictures: PSNR, and under the "
+            "errors 'tiles': how many grey levels more the picture steps across the edges "
+            "of the decoder's 4x4 tiles than inside them (about 0, or a little below: no tiles; "
+            f"the floor for these pictures is {measure_text(ra, 'blockiness4')[5:].strip('()')})."
         )
         s2.image(
             error_scale_bar(comp.error_max, width=256),
             width="stretch",
             alt=f"error colour scale from black (0) to yellow ({err})",
-            caption=f"0 … {LEVELS * comp.error_max:.0f} grey levels",
+            caption=f"0 … {GREY_LEVELS * comp.error_max:.0f} grey levels",
         )
         ui.download_png(rows, f"compare-{split}-{start}.png", "compare_download")
 
@@ -258,7 +262,8 @@ if tabs["Side by side"].open:
                     "pictures": r["n"],
                     "PSNR (dB)": r["psnr"],
                     "SSIM": r["ssim"],
-                    "checkerboard (grey levels)": LEVELS * r["checkerboard"],
+                    **{MEASURES[k][0]: r[k] for k in MEASURES},
+                    **{f"{MEASURES[k][0]}, floor": r[f"{k}_floor"] for k in MEASURES},
                     "MSE": r["mse"],
                 }
                 for tag, r in zip("AB", (ra, rb), strict=True)
@@ -268,9 +273,12 @@ if tabs["Side by side"].open:
                 for k, f in (
                     ("PSNR (dB)", "%.2f"),
                     ("SSIM", "%.3f"),
-                    ("checkerboard (grey levels)", "%.2f"),
                     ("MSE", "%.4f"),
                 )
+            } | {
+                c: st.column_config.NumberColumn(format="%.2f")
+                for k in MEASURES
+                for c in (MEASURES[k][0], f"{MEASURES[k][0]}, floor")
             }
             st.dataframe(summary, hide_index=True, column_config=fmt)
             table = per_image_table(names, comp.scores, labels, start)
@@ -281,7 +289,7 @@ if tabs["Side by side"].open:
                     **{
                         k: st.column_config.NumberColumn(format="%.2f")
                         for k in table[0]
-                        if k.startswith(("PSNR", "checker"))
+                        if k.startswith(("PSNR", "checker", "tiles"))
                     },
                     **{
                         k: st.column_config.NumberColumn(format="%.3f")
@@ -327,12 +335,20 @@ def _per_class(
 if tabs["Per class"].open:
     with tabs["Per class"]:
         test = data.test
-        with st.spinner(
-            f"Scoring all {len(test):,} test pictures with both models (once per model pair)..."
+        scored = {na: a.model, nb: b.model}
+        if st.toggle(
+            "Add the baselines",
+            key="compare_baselines",
+            persist_state="session",
+            help="PCA and a downsampled copy, each keeping as many numbers as the code: does "
+            "the learned code beat them, and in which classes?",
         ):
-            rows = _per_class(
-                a.digest, b.digest, names, data.fingerprint, {na: a.model, nb: b.model}, test
-            )
+            scored |= baselines(data)
+        with st.spinner(
+            f"Scoring all {len(test):,} test pictures with {len(scored)} models (once per "
+            "model pair)..."
+        ):
+            rows = _per_class(a.digest, b.digest, tuple(scored), data.fingerprint, scored, test)
         metric = st.segmented_control(
             "Chart",
             list(CLASS_METRICS),
@@ -358,8 +374,12 @@ if tabs["Per class"].open:
             column_config={
                 "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
                 "SSIM": st.column_config.NumberColumn(format="%.3f"),
-                "checkerboard (grey levels)": st.column_config.NumberColumn(format="%.2f"),
                 "MSE": st.column_config.NumberColumn(format="%.4f"),
+            }
+            | {
+                c: st.column_config.NumberColumn(format="%.2f")
+                for c in per_class_rows(rows)[0]
+                if c.startswith(("tiles", "checker", "4x4", "2x2"))
             },
         )
 
@@ -412,11 +432,9 @@ def _train_pair() -> None:
 def _snapshot_scores(
     da: str, db: str, names: tuple, pictures: tuple, _snaps: dict, _x
 ) -> dict[str, list[dict]]:
-    """Mean PSNR and checkerboard of every snapshot of each model on the same pictures."""
-    return {
-        name: [{"step": s.step, **score_images(s.model, _x).mean()} for s in snaps]
-        for name, snaps in _snaps.items()
-    }
+    """PSNR and grid-artifact measures of every snapshot of each model on the same
+    pictures (shared per model pair)."""
+    return {name: scores_over_training(snaps, _x) for name, snaps in _snaps.items()}
 
 
 if tabs["Over training"].open:

@@ -7,7 +7,7 @@ import torch
 
 from convae.recon import reconstruct_scored, score
 from pages import ui
-from pages.common import fitting_models, require_data, selected_classes, selected_models
+from pages.common import baselines, fitting_models, require_data, selected_classes, selected_models
 
 SORTS = {"order": "data set order", "best": "best first", "worst": "worst first"}
 POOL = 300  # sorting looks at this many pictures, so "worst" finds the truly hard ones
@@ -21,7 +21,7 @@ data = require_data()
 models = fitting_models(data)
 misfits = [m.name for m in selected_models() if m not in models]
 classes = selected_classes()
-c1, c2, c3 = st.columns([1, 2, 2])
+c1, c2, c3, c4 = st.columns([1, 2, 2, 1.4], vertical_alignment="bottom")
 split = c1.radio(
     "Split", ["test", "train"], key="recon_split", horizontal=True, persist_state="session"
 )
@@ -36,6 +36,13 @@ order = c3.segmented_control(
     persist_state="session",
     help=f"Best / worst look through the first {POOL} pictures of the chosen classes, "
     f"ranked by {models[0].name}.",
+)
+with_baselines = c4.toggle(
+    "Add the baselines",
+    key="recon_baselines",
+    persist_state="session",
+    help="PCA and a downsampled copy, each keeping as many numbers as the code (256 for "
+    "CIFAR-10): does the learned code beat them?",
 )
 images = (data.test if split == "test" else data.train).filter(classes)
 if len(images) == 0:
@@ -56,7 +63,10 @@ def _scored(
 
 x = pool.floats()
 key = (data.fingerprint, split, tuple(classes), len(x))
-results = [_scored(m.digest, *key, m.model, x) for m in models]
+shown = [(m.name, m.digest, m.model) for m in models]
+if with_baselines:
+    shown += [(label, f"{label}@{data.fingerprint}", b) for label, b in baselines(data).items()]
+results = [_scored(digest, *key, module, x) for _, digest, module in shown]
 keep = (
     torch.arange(len(pool))
     if order == "order"
@@ -73,16 +83,16 @@ rows = [
         [f"{split} picture {i}: {c}" for i, c in zip(idx, names, strict=True)],
     )
 ]
-for m, (recon, psnr, _) in zip(models, results, strict=True):
-    shown = psnr[keep].tolist()
+for (name, _, _), (recon, psnr, _) in zip(shown, results, strict=True):
+    values = psnr[keep].tolist()
     rows.append(
         ui.row(
-            m.name,
+            name,
             recon[keep],
-            [f"{v:.1f} dB" for v in shown],
+            [f"{v:.1f} dB" for v in values],
             [
-                f"{split} picture {i} ({c}) rebuilt by {m.name}, {v:.1f} dB"
-                for i, c, v in zip(idx, names, shown, strict=True)
+                f"{split} picture {i} ({c}) rebuilt by {name}, {v:.1f} dB"
+                for i, c, v in zip(idx, names, values, strict=True)
             ],
         )
     )
@@ -94,8 +104,8 @@ for start in range(0, len(keep), per_row):  # wide rows wrap in blocks, labels k
         title=f"{split} pictures {start + 1} to {min(start + per_row, len(keep))}",
     )
 means = ", ".join(
-    f"{m.name} {score(r[0][keep], x[keep]).mean_psnr:.2f} dB"
-    for m, r in zip(models, results, strict=True)
+    f"{name} {score(r[0][keep], x[keep]).mean_psnr:.2f} dB"
+    for (name, _, _), r in zip(shown, results, strict=True)
 )
 st.caption(
     f"{split} pictures of {', '.join(classes)}"
