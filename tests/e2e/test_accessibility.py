@@ -8,10 +8,13 @@ import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+
 from .conftest import App, page_paths
 
-WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-           "resultTypes": ["violations"]}
+WCAG_AA = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+    "resultTypes": ["violations"],
+}
 # Streamlit-owned markup that the app cannot change and that axe flags, by rule and CSS
 # selector of exactly that element (README, "Accessibility"). Empty: the app draws its own
 # page links instead of Streamlit's sidebar menu, whose <ul> of <div>s failed "list".
@@ -20,12 +23,19 @@ STREAMLIT_OWNED: dict[str, list[str]] = {}
 
 def _violations(app: App) -> list[str]:
     app.page.wait_for_function(
-        "() => Array.from(document.images).every(i => i.complete)", timeout=60_000)
+        "() => Array.from(document.images).every(i => i.complete)", timeout=60_000
+    )
     context = {"exclude": [[sel] for sels in STREAMLIT_OWNED.values() for sel in sels]}
-    result = Axe().run(app.page, context=context if context["exclude"] else None,
-                       options=WCAG_AA).response
-    return [f"{v['id']}: {n['target']} {n['html'][:120]}"
-            for v in result["violations"] for n in v["nodes"]]
+    result = (
+        Axe()
+        .run(app.page, context=context if context["exclude"] else None, options=WCAG_AA)
+        .response
+    )
+    return [
+        f"{v['id']}: {n['target']} {n['html'][:120]}"
+        for v in result["violations"]
+        for n in v["nodes"]
+    ]
 
 
 @pytest.mark.e2e
@@ -58,8 +68,10 @@ def test_layers_step_by_step_with_the_keyboard_alone(app):
     else:
         raise AssertionError("Tab never reached the Next button")
     # The focus is visible: an outline or a box shadow, not nothing.
-    ring = nxt.evaluate("b => { const s = getComputedStyle(b);"
-                        " return [s.outlineStyle, s.outlineWidth, s.boxShadow]; }")
+    ring = nxt.evaluate(
+        "b => { const s = getComputedStyle(b);"
+        " return [s.outlineStyle, s.outlineWidth, s.boxShadow]; }"
+    )
     assert ring[0] != "none" or ring[2] != "none", ring
     where = app.main.get_by_text(re.compile(r", step \d+ of \d+\)"))
     seen = [where.inner_text()]
