@@ -49,6 +49,29 @@ def make_image_tree(root: Path, n_train: int = 16, n_test: int = 6, seed: int = 
     return root
 
 
+def _idx(data: np.ndarray) -> bytes:
+    """The idx format of the (Fashion-)MNIST files: magic (0, 0, 0x08 = uint8, ndim),
+    then each dimension as a big-endian int32, then the bytes."""
+    head = bytes([0, 0, 8, data.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in data.shape)
+    return head + data.astype(np.uint8).tobytes()
+
+
+def make_fashion_mnist_root(root: Path, n_train: int = 30, n_test: int = 12) -> Path:
+    """A data root with ``FashionMNIST/raw/*-ubyte`` in the original idx format, holding
+    28x28 grey pictures of the three synthetic kinds (labels 0-2 of Fashion-MNIST's ten),
+    so the real ``fashion-mnist`` source (torchvision's reader) runs on a 1-channel set
+    without the shared copy."""
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % len(CLASSES)
+        grey = [_draw(CLASSES[k], rng, 28).mean(axis=2) for k in labels]
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx(np.stack(grey)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(labels))
+    return root
+
+
 @pytest.fixture
 def image_tree(tmp_path: Path) -> Path:
     return make_image_tree(tmp_path / "shapes")
