@@ -12,6 +12,7 @@ from convae.style import (
     EncoderFeatures,
     StyleConfig,
     VGGFeatures,
+    VGGWeightsError,
     layer_grams,
     style_transfer,
     vgg_weights_path,
@@ -153,7 +154,11 @@ with s1:
 with s2:
     style = _image("style", 7)
 
-extractor = encoder if ex_name == "encoder" else _vgg(str(vgg_path))
+try:
+    extractor = encoder if ex_name == "encoder" else _vgg(str(vgg_path))
+except VGGWeightsError as exc:  # a broken file in the hub cache: say so, use the encoder
+    st.error(str(exc))
+    ex_name, extractor = "encoder", encoder
 layers = extractor.layers
 p1, p2, p3 = st.columns(3, gap="large")
 with p1:
