@@ -168,3 +168,27 @@ def test_a_browser_folder_skipped_as_a_whole_fails_under_ci(tmp_path):
     code, got, out = _run(tmp_path, {"CI": "true"}, "suite")
     assert code == 1 and got["test_other"] == "passed", out  # the rest still ran
     assert "browser tests were skipped as a whole" in out and "playwright is not installed" in out
+
+
+def test_the_fresh_machine_pass_may_not_read_the_shared_data(tmp_path):
+    """In that pass, opening or listing ./data or ../shared fails the test that did it."""
+    (tmp_path / "peek").mkdir()
+    (tmp_path / "peek" / "test_peek.py").write_text(
+        "import os\n"
+        "from pathlib import Path\n"
+        f"ROOT = Path({str(ROOT)!r})\n"
+        "def test_lists_data():\n"
+        "    os.listdir(ROOT / 'data')\n"
+        "def test_opens_shared():\n"
+        "    open(ROOT.parent / 'shared' / 'data' / 'cifar10-jpeg.tar.gz', 'rb')\n"
+        "def test_own_files():\n"
+        "    os.listdir(ROOT / 'checkpoints')\n"
+    )
+    code, got, out = _run(tmp_path, {"CONVAE_FRESH_PASS": "1"}, "peek")
+    assert code == 1, out
+    assert got == {
+        "test_lists_data": "failed",
+        "test_opens_shared": "failed",
+        "test_own_files": "passed",
+    }
+    assert "the fresh-machine pass read" in out
