@@ -329,6 +329,10 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "data_source": ck.data_source,
                 "created": ck.created,
                 "snapshot_steps": [s.get("step") for s in ck.snapshots],
+                # The run's own clock (fit()'s elapsed_s after its last epoch): the
+                # README's training times are read from here.
+                "epochs_done": len(ck.history),
+                "training_s": (ck.history[-1].get("elapsed_s") if ck.history else None),
             },
             indent=2,
         )

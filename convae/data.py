@@ -15,11 +15,13 @@ The data root is ``$CONVAE_DATA``, else ``./data``. Decoded tensors are cached i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import struct
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +117,9 @@ class DataSet:
     # Files of an image-folder source that could not be read as pictures and were left
     # out (paths relative to the folder), so the app can say so instead of hiding it.
     skipped: tuple[str, ...] = ()
+    # One line for the user when the data loaded but its disk cache could not be written
+    # (read-only or full data root): the app still works, the next start decodes again.
+    notice: str = ""
 
     @property
     def classes(self) -> list[str]:
@@ -526,8 +531,8 @@ def load_dataset(
         )
     train, test, skipped = loader()
     fp = _fingerprint(train.images, train.labels)
-    _write_cache(cache, train, test, fp, skipped)
-    return DataSet(source, train, test, fp, tuple(skipped))
+    notice = _write_cache(cache, train, test, fp, skipped)
+    return DataSet(source, train, test, fp, tuple(skipped), notice)
 
 
 def _read_cache(path: Path) -> dict | None:
@@ -553,17 +558,38 @@ def _read_cache(path: Path) -> dict | None:
 
 def _write_cache(
     path: Path, train: ImageSet, test: ImageSet, fingerprint: str, skipped: list[str]
-) -> None:
+) -> str:
+    """Write the decoded splits to ``path`` through a temp file in the same folder.
+
+    Returns:
+        "" when written, else a one-line notice saying the cache could not be written
+        (the caller keeps the data in memory: a cache only saves the next start's decode).
+    """
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        # A unique name per writer: two sessions of one server may decode the same source
+        # at once, in the same process (so a pid alone would collide).
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a data root may be shared by users
         blob = {"fingerprint": fingerprint, "skipped": list(skipped)}
         for split, s in (("train", train), ("test", test)):
             blob[split] = {"images": s.images, "labels": s.labels, "classes": s.classes}
         torch.save(blob, tmp)
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only data root only costs speed: the next start decodes again
+        return ""
+    # torch.save reports a full disk or a file it cannot open as RuntimeError (its C++
+    # zip writer), not OSError; either way the data itself is fine.
+    except (OSError, RuntimeError) as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # half a cache file would only fill the disk further
+        why = " ".join(str(exc).split())[:160]
+        return (
+            f"The data cache could not be written to {path.parent} ({type(exc).__name__}: "
+            f"{why}); the data set is used from memory and will be decoded again next start."
+        )
 
 
 # ------------------------------------------------------------ input corruptions

@@ -125,10 +125,17 @@ def vgg_weights_path() -> Path | None:
     return p if p.is_file() and p.stat().st_size > 0 else None
 
 
+class VGGWeightsError(ValueError):
+    """A VGG-19 weights file that cannot be used; the message says why and what to do."""
+
+
 class VGGFeatures(nn.Module):
     """torchvision VGG-19 up to relu5_1, from a local weights file only.
 
     Inputs are in [0, 1] and normalised with the ImageNet mean and std inside.
+
+    Raises:
+        VGGWeightsError: the file is not a readable weights file, or not VGG-19's.
     """
 
     name = "VGG-19 (ImageNet, local weights)"
@@ -138,7 +145,24 @@ class VGGFeatures(nn.Module):
         from torchvision.models import vgg19
 
         net = vgg19(weights=None)
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001  any reader failure on a foreign file
+            # torch's own message would suggest weights_only=False: never for a file we
+            # did not write.
+            raise VGGWeightsError(
+                f"{weights} is not a readable PyTorch file (the weights-only reader stopped "
+                f"with {type(exc).__name__}; a broken or partial copy?). Replace it with "
+                f"torchvision's {VGG19_FILE} or delete it; the encoder's features need no file."
+            ) from None
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise VGGWeightsError(
+                f"{weights} holds weights that are not torchvision's VGG-19 ({detail}). "
+                f"Replace it with torchvision's {VGG19_FILE} or delete it."
+            ) from None
         self.features = net.features[: max(VGG19_LAYERS.values()) + 1].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)

@@ -13,6 +13,7 @@ from convae.style import (
     EncoderFeatures,
     StyleConfig,
     VGGFeatures,
+    VGGWeightsError,
     layer_grams,
     style_transfer,
     vgg_weights_path,
@@ -202,8 +203,8 @@ def _settings() -> None:
             persist_state="session",
         )
     with s3:
-        ex = st.session_state.get("style_extractor", "encoder")
-        layers = encoder.layers if ex == "encoder" else _vgg(str(vgg_weights_path())).layers
+        ex = ex_name
+        layers = extractor.layers
         default_content = "relu2" if "relu2" in layers else "relu4_2"
         st.selectbox(
             "Content layer",
@@ -226,12 +227,23 @@ def _settings() -> None:
             )
 
 
+def _features(name: str) -> tuple[str, EncoderFeatures | VGGFeatures]:
+    """The picked feature extractor; a broken VGG file is reported and the encoder kept."""
+    path = vgg_weights_path()
+    if name != "vgg19" or path is None:
+        return "encoder", encoder
+    try:
+        return "vgg19", _vgg(str(path))
+    except VGGWeightsError as exc:  # a broken file in the hub cache
+        st.error(str(exc))
+        return "encoder", encoder
+
+
+ex_name, extractor = _features(st.session_state.get("style_extractor", "encoder"))
 ui.details("Settings: pictures, weights, layers, steps", _settings)
 
 if run and content is not None and style is not None:
     state = st.session_state
-    ex_name = state.get("style_extractor", "encoder")
-    extractor = encoder if ex_name == "encoder" else _vgg(str(vgg_weights_path()))
     layers = extractor.layers
     weights = {
         n: float(

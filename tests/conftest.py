@@ -1,9 +1,20 @@
 """Shared fixtures: small real image-folder trees and tiny trained models, built per test
-session, and the real CIFAR-10 / Fashion-MNIST copies from ../shared/data."""
+session, and the real CIFAR-10 / Fashion-MNIST copies from ../shared/data.
+
+Also the suite's rules on skipping (see ``pytest_runtest_makereport``): under ``CI=true`` a
+browser test (marker e2e) or a shared-data test (marker shared_data) that skips fails
+instead, so a Chromium that did not install or a missing data copy turns CI red. The
+"fresh machine" pass of ``./dev test`` (``CONVAE_FRESH_PASS=1``, shared copy out of reach)
+allows the shared-data skips, never the browser ones. The markers are applied here from
+the fixtures a test uses, so a new test cannot forget them.
+"""
 
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,11 +24,123 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CONVAE_SHARED", ROOT.parent / "shared" / "data"))
+SHARED = Path(os.environ.get("CONVAE_SHARED") or ROOT.parent / "shared" / "data")
 CLASSES = ("circle", "square", "stripes")
+# Fixtures that mean "this test drives a real browser" / "needs the shared data copy".
+E2E_FIXTURES = {"browser", "server"}
+SHARED_FIXTURES = {"shared_root", "cifar"}
+NO_SHARED = "the shared data copy is missing"  # how _shared_root's skip reason starts
 
 os.environ.setdefault("CONVAE_OFFLINE", "1")  # tests never try to download
-torch.set_num_threads(2)
+# One thread: on a busy 2-core machine (several jobs, niced) two OpenMP threads wait at
+# every barrier for the one that was descheduled; one epoch of 900 images took 21-44 s
+# with 2 threads against 0.5-1.1 s with 1 (load average 9). $CONVAE_TEST_THREADS overrides.
+torch.set_num_threads(int(os.environ.get("CONVAE_TEST_THREADS") or 1))
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _fresh_pass() -> bool:
+    return os.environ.get("CONVAE_FRESH_PASS", "") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Also in pyproject.toml; registered here too so that the rules work wherever this
+    # file is loaded as a plugin (tests/test_ci_skips.py runs it on a folder of its own).
+    config.addinivalue_line("markers", "e2e: drives the app in a real browser")
+    config.addinivalue_line("markers", "shared_data: needs the shared CIFAR-10 / Fashion-MNIST")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by the fixtures they use (their whole closure, so through other
+    fixtures too): a browser test is e2e, a test on the shared copy is shared_data."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & E2E_FIXTURES and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+        if used & SHARED_FIXTURES and item.get_closest_marker("shared_data") is None:
+            item.add_marker(pytest.mark.shared_data)
+
+
+def skip_is_allowed(item: pytest.Item, reason: str) -> bool:
+    """Whether a skip of ``item`` may stay a skip under CI=true.
+
+    Only tests that need neither a browser nor the shared data may skip in CI; in the
+    fresh-machine pass a shared-data test may skip too, unless it skipped for want of a
+    browser.
+    """
+    e2e = item.get_closest_marker("e2e") is not None
+    shared = item.get_closest_marker("shared_data") is not None
+    if not (e2e or shared):
+        return True
+    return _fresh_pass() and shared and "Chromium" not in reason
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    rep = yield
+    if rep.skipped and _ci() and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if not skip_is_allowed(item, reason):
+            kind = "a browser test" if item.get_closest_marker("e2e") else "a shared-data test"
+            rep.outcome = "failed"
+            rep.longrepr = (
+                f"CI=true and {kind} skipped ({reason}). In CI it must run: install what "
+                "it names (./dev test installs Chromium; the shared data sits in "
+                "../shared/data), or run outside CI, where skips stay skips."
+            )
+    return rep
+
+
+_COLLECT_SKIPS: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A whole folder skipped at collection (tests/e2e without Playwright) has no test
+    items to fail; under CI=true it fails the session instead (pytest_sessionfinish)."""
+    if report.skipped and _ci() and "e2e" in report.nodeid.replace("\\", "/").split("/"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        reason = str(reason).removeprefix("Skipped: ")
+        _COLLECT_SKIPS.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _COLLECT_SKIPS and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _COLLECT_SKIPS:
+        terminalreporter.write_line(
+            f"CI=true and the browser tests were skipped as a whole: {line}", red=True
+        )
+
+
+def _guard_fresh_pass() -> None:
+    """In the fresh-machine pass, opening anything under ./data or ../shared is an error:
+    that pass must show what a machine without them runs (a Python audit hook sees every
+    open() and listing made by Python code in this process)."""
+    if not _fresh_pass():
+        return
+    off_limits = {ROOT / "data", ROOT.parent / "shared"}
+    off_limits |= {p.resolve() for p in off_limits if p.exists()}
+    prefixes = tuple(str(p) + os.sep for p in off_limits)
+
+    def hook(event: str, args: tuple) -> None:
+        if event in ("open", "os.listdir", "os.scandir") and args and args[0] is not None:
+            path = args[0]
+            if isinstance(path, (str, os.PathLike)):
+                full = os.path.abspath(os.fspath(path)) + os.sep
+                if full.startswith(prefixes):
+                    raise RuntimeError(f"the fresh-machine pass read {os.fspath(path)}")
+
+    sys.addaudithook(hook)
+
+
+_guard_fresh_pass()
 
 
 def _draw(kind: str, rng: np.random.Generator, size: int = 32) -> np.ndarray:
@@ -46,6 +169,29 @@ def make_image_tree(root: Path, n_train: int = 16, n_test: int = 6, seed: int = 
             d.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 Image.fromarray(_draw(cls, rng)).save(d / f"{i:04d}.png")
+    return root
+
+
+def _idx(data: np.ndarray) -> bytes:
+    """The idx format of the (Fashion-)MNIST files: magic (0, 0, 0x08 = uint8, ndim),
+    then each dimension as a big-endian int32, then the bytes."""
+    head = bytes([0, 0, 8, data.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in data.shape)
+    return head + data.astype(np.uint8).tobytes()
+
+
+def make_fashion_mnist_root(root: Path, n_train: int = 30, n_test: int = 12) -> Path:
+    """A data root with ``FashionMNIST/raw/*-ubyte`` in the original idx format, holding
+    28x28 grey pictures of the three synthetic kinds (labels 0-2 of Fashion-MNIST's ten),
+    so the real ``fashion-mnist`` source (torchvision's reader) runs on a 1-channel set
+    without the shared copy."""
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % len(CLASSES)
+        grey = [_draw(CLASSES[k], rng, 28).mean(axis=2) for k in labels]
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx(np.stack(grey)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(labels))
     return root
 
 
@@ -83,18 +229,35 @@ def tiny_models(tiny_data):
     }
 
 
+def _unpack_fashion_mnist(root: Path) -> None:
+    """../shared/data/fashion-mnist/*.gz into <root>/FashionMNIST/raw, as ./dev does."""
+    raw = root / "FashionMNIST" / "raw"
+    if (raw / "t10k-labels-idx1-ubyte").is_file() or not (SHARED / "fashion-mnist").is_dir():
+        return
+    raw.mkdir(parents=True, exist_ok=True)
+    for gz in sorted((SHARED / "fashion-mnist").glob("*.gz")):
+        with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+
 def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root holding the real CIFAR-10 JPEG copy and Fashion-MNIST: ./data when
-    `./dev` has unpacked them there, else unpacked from ../shared/data for this run."""
-    for root in (Path(os.environ.get("CONVAE_DATA", "")), ROOT / "data"):
-        if str(root) and (root / "cifar10-jpeg" / "test").is_dir():
-            return root
+    """A data root holding the real CIFAR-10 JPEG copy and Fashion-MNIST: the data root
+    ($CONVAE_DATA, else ./data) when `./dev` has unpacked them there, else unpacked from
+    ../shared/data ($CONVAE_SHARED) for this run. Only the data root is looked at: the
+    fresh-machine pass points it at an empty folder and must not find ./data."""
+    root = Path(os.environ.get("CONVAE_DATA") or ROOT / "data")
+    if (root / "cifar10-jpeg" / "test").is_dir():
+        return root
     tar = SHARED / "cifar10-jpeg.tar.gz"
     if not tar.is_file():
-        pytest.skip(f"the shared CIFAR-10 copy is not at {tar}")
+        pytest.skip(
+            f"{NO_SHARED}: no CIFAR-10 in the data root {root} and no {tar} "
+            "($CONVAE_SHARED) to unpack"
+        )
     root = tmp_path_factory.mktemp("shared")
     with tarfile.open(tar) as t:
         t.extractall(root / "cifar10-jpeg", filter="data")
+    _unpack_fashion_mnist(root)
     return root
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-from convae.checkpoints import save_checkpoint
+from convae.checkpoints import load_checkpoint, save_checkpoint
+from convae.metrics import ssim
 from convae.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +108,7 @@ def _array(v) -> np.ndarray:
     return np.asarray(v)
 
 
-def test_page_shows_both_models_side_by_side(app):
+def test_page_shows_both_models_side_by_side(app, compare_env, tiny_data):
     imgs = _images(app)
     n = app.slider(key="compare_n").value
     # input, A, B, |A - input|, |B - input| rows (then the close-up pictures).
@@ -114,7 +117,24 @@ def test_page_shows_both_models_side_by_side(app):
     assert all(c.startswith("cb ") for _, c in imgs[3 * n : 5 * n])
     summary = app.dataframe[0].value
     assert list(summary["model"]) == ["A: shapes-transpose", "B: shapes-upsample"]
-    assert summary["PSNR (dB)"].between(5, 60).all()
+    # The figures are those of these models on these images, computed here directly:
+    # the first n test images of all classes, PSNR of the mean MSE (peak 1).
+    x = tiny_data.test.floats(slice(0, n))
+    ckdir = Path(compare_env["CONVAE_CHECKPOINTS"])
+    for i, (row, dec) in enumerate(
+        zip(summary.to_dict("records"), ("transpose", "upsample"), strict=True)
+    ):
+        model = load_checkpoint(ckdir / f"shapes-{dec}.pt").model
+        with torch.no_grad():
+            y = model(x)
+        err = (y - x).pow(2).flatten(1).mean(1)  # per-image MSE
+        mean = float(err.mean())
+        assert row["MSE"] == pytest.approx(mean, rel=1e-4)
+        assert row["PSNR (dB)"] == pytest.approx(10 * math.log10(1 / mean), abs=1e-3)
+        assert row["SSIM"] == pytest.approx(float(ssim(y, x).mean()), abs=1e-4)
+        # and under each reconstruction, that image's own PSNR (one decimal)
+        shown = [float(c.split()[0]) for _, c in imgs[(i + 1) * n : (i + 2) * n]]
+        assert shown == pytest.approx([10 * math.log10(1 / float(e)) for e in err], abs=0.051)
     per_image = app.dataframe[1].value
     assert len(per_image) == n and "PSNR B - A" in per_image.columns
     spectrum = _plotly(app, "compare_spectrum")

@@ -1,8 +1,12 @@
 """Crash-safe saves: a process killed (SIGKILL) at any moment while it writes checkpoints
-never leaves a broken file at the checkpoint's path; the previous one still loads."""
+never leaves a broken file at the checkpoint's path; the previous one still loads. The
+temp files such a kill orphans are removed by the next save, never one a live writer is
+still writing, and the folder entry itself is flushed to disk (fsync) after the rename."""
 
+import fcntl
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -47,8 +51,135 @@ def test_kill_mid_write_keeps_a_loadable_checkpoint(tmp_path):
         assert ck.config.decoder in ("transpose", "upsample")
     # the writer did replace the file at least once, so kills did land during saves
     assert load_checkpoint(path).config.decoder == "upsample"
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model.pt"]
-    assert all(n.endswith(".tmp") for n in leftovers)  # only orphaned temp files, if any
+    # whatever temp files the kills orphaned, the next save removes them
+    save_checkpoint(path, ConvAutoencoder(AEConfig()))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def _temp_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def _orphan(path: Path) -> list[str]:
+    """Kill the writer while a temp file of its is on disk, until one is left orphaned."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(20):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 30
+        while not _temp_files(path.parent) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        if _temp_files(path.parent):
+            return _temp_files(path.parent)
+    pytest.fail("no kill left a temp file behind in 20 tries")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_temp_files_orphaned_by_a_kill_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, ConvAutoencoder(AEConfig()))
+    orphans = _orphan(path)
+    # Files that only look alike, and other people's files, are never touched.
+    keep = [".notes.tmp", "model.pt.tmp", ".model.pt.backup", "readme.txt"]
+    for name in keep:
+        (tmp_path / name).write_text("mine")
+    # The next save of any checkpoint in the folder cleans up, not only of the same name.
+    save_checkpoint(tmp_path / "other.pt", ConvAutoencoder(AEConfig()))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not set(orphans) & set(left), (orphans, left)
+    assert left == sorted(["model.pt", "other.pt", *keep])
+    assert load_checkpoint(path).config.decoder in ("transpose", "upsample")
+
+
+def test_a_temp_file_a_live_writer_holds_is_left_alone(tmp_path):
+    """Two processes saving into one folder: a save never removes the other's temp file
+    while it is being written (the writer holds a lock on it; a killed writer's lock is
+    released by the kernel, which is what makes its file an orphan)."""
+    live = tmp_path / ".model.pt.abcd1234.tmp"
+    with open(live, "wb") as f:
+        f.write(b"half a checkpoint")
+        f.flush()
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # as save_checkpoint's writer holds it
+        save_checkpoint(tmp_path / "model.pt", ConvAutoencoder(AEConfig()))
+        assert live.read_bytes() == b"half a checkpoint"
+    # Once its writer is gone (lock released), the same file is an orphan.
+    save_checkpoint(tmp_path / "model.pt", ConvAutoencoder(AEConfig()))
+    assert not live.exists()
+
+
+# Saves one path in a loop and reports any failure (a cleaner that removed its temp file
+# would make os.replace fail with FileNotFoundError).
+STEADY_WRITER = """
+import sys, torch
+from convae.checkpoints import save_checkpoint
+from convae.models import AEConfig, ConvAutoencoder
+model = ConvAutoencoder(AEConfig(decoder="upsample"))
+history = [{"epoch": i, "pad": torch.zeros(20000)} for i in range(20)]
+print("ready", flush=True)
+n = 0
+while sys.stdin.readline().strip() != "stop":
+    save_checkpoint(sys.argv[1], model, history=history)
+    n += 1
+    print(n, flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_two_processes_saving_into_one_folder_never_break_each_other(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STEADY_WRITER, str(tmp_path / "theirs.pt")],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        model = ConvAutoencoder(AEConfig())
+        for i in range(40):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()  # the other process starts a save ...
+            save_checkpoint(tmp_path / "mine.pt", model)  # ... while this one saves and cleans
+            assert proc.stdout.readline().strip() == str(i + 1), proc.stderr.read()[-2000:]
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert load_checkpoint(tmp_path / "theirs.pt").config.decoder == "upsample"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.pt", "theirs.pt"]
+
+
+def test_the_folder_is_flushed_after_the_rename(tmp_path, monkeypatch):
+    """os.replace only changes the folder's entry; without an fsync of the folder a power
+    cut can bring back the old entry (or none) although the file's data was synced."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync-dir" if stat.S_ISDIR(st.st_mode) else "fsync-file", st.st_ino))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", None))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_checkpoint(tmp_path / "model.pt", ConvAutoencoder(AEConfig()))
+    kinds = [k for k, _ in events]
+    assert kinds.index("fsync-file") < kinds.index("replace") < kinds.index("fsync-dir"), kinds
+    folder = os.stat(tmp_path).st_ino
+    assert ("fsync-dir", folder) in events
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -108,8 +239,9 @@ def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree,
             assert len(ck.snapshots) == 1 + 3  # step 0 and each of the 3 steps (40 / 16)
             seen.add("new")
     assert proc.returncode == 0 and seen >= {"new"}
+    # the run that finished saved last, and its save removed what earlier kills orphaned
     leftovers = [
         p.name for p in tmp_path.iterdir() if p.name not in ("model.pt", "root", image_tree.name)
     ]
-    assert all(n.endswith(".tmp") for n in leftovers), leftovers
+    assert leftovers == []
     print(f"outcomes seen: {sorted(seen)}")

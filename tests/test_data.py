@@ -1,5 +1,11 @@
 """Data sources: the real folder loader on a tree made here, the cache, filters, errors."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +35,54 @@ def test_second_load_comes_from_cache(image_tree, data_root):
     assert not calls  # nothing decoded again
     assert torch.equal(first.train.images, second.train.images)
     assert first.fingerprint == second.fingerprint
+
+
+# Loads a folder source in a process whose files may not grow past a few kB (RLIMIT_FSIZE,
+# with SIGXFSZ ignored so a write fails with EFBIG instead of killing the process): the
+# kernel's own "disk full" for this process. torch.save then fails part-way through its
+# zip writer with a RuntimeError, not an OSError, after the temp file has been created.
+SMALL_DISK = """
+import json, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+from convae.data import load_dataset
+ds = load_dataset("folder:" + sys.argv[1], root=sys.argv[2])
+print(json.dumps({"train": len(ds.train), "test": len(ds.test), "notice": ds.notice}))
+"""
+
+
+def test_cache_that_cannot_be_written_loads_from_memory_with_a_notice(image_tree, tmp_path):
+    root = tmp_path / "root"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc writes under the small file-size limit
+    proc = subprocess.run(
+        [sys.executable, "-c", SMALL_DISK, str(image_tree), str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (out["train"], out["test"]) == (48, 18)  # decoded, and used from memory
+    notice = out["notice"]
+    assert "\n" not in notice and "could not be written" in notice
+    assert str(root / "cache") in notice and "RuntimeError" in notice
+    # No temp file (or half a cache) is left behind in the cache folder.
+    assert list((root / "cache").iterdir()) == []
+    # A data root that can be written gets its cache as before, and no notice.
+    ds = load_dataset(f"folder:{image_tree}", root=root)
+    assert ds.notice == "" and len(list((root / "cache").glob("folder-*-v*.pt"))) == 1
+
+
+def test_cache_folder_blocked_by_a_file_gives_a_notice(image_tree, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "cache").write_text("a file where the cache folder should be")
+    ds = load_dataset(f"folder:{image_tree}", root=root)
+    assert len(ds.train) == 48
+    assert "could not be written" in ds.notice and "FileExistsError" in ds.notice
+    assert (root / "cache").read_text().startswith("a file")  # left as it was
 
 
 def test_corrupted_cache_is_rebuilt(image_tree, data_root):

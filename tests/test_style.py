@@ -1,15 +1,25 @@
 """Style: the Gram matrix against a hand-computed case, the losses, extractors that never
-change the shared model, VGG only from a local file, and a transfer that lowers its loss."""
+change the shared model, VGG only from a local file, and a transfer that lowers its loss,
+with the encoder's features and with VGG-19's (a VGG-19-shaped file of random weights
+where torch hub keeps the real one), down to the Style page running it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
+from convae.checkpoints import save_checkpoint
 from convae.style import (
     VGG19_FILE,
+    VGG19_LAYERS,
     EncoderFeatures,
     StyleConfig,
+    VGGFeatures,
+    VGGWeightsError,
     content_loss,
     gram_matrix,
     layer_grams,
@@ -93,3 +103,140 @@ def test_vgg_is_offered_only_from_a_local_file(tmp_path, monkeypatch):
     p.parent.mkdir(parents=True)
     p.write_bytes(b"x")
     assert vgg_weights_path() == p
+
+
+# ------------------------------------------------------------------------ VGG-19
+
+
+@pytest.fixture(scope="module")
+def vgg_home(tmp_path_factory) -> Path:
+    """A torch home whose hub cache holds a VGG-19 weights file under the real file's name:
+    every key and shape of torchvision's ``vgg19()`` state dict, random weights (He
+    initialisation, so activations keep their scale through 16 layers). The classifier's
+    weights (120 M of the 143 M values, never used for style) are stride-0 views of one
+    small random row, so the file is 80 MB instead of 548 MB; loading still checks every
+    key and shape. Saved in torch's legacy (non-zip) format, like torchvision's 2017 file."""
+    from torchvision.models import vgg19
+
+    with torch.device("meta"):  # the architecture's shapes, without 548 MB of init
+        shapes = {k: v.shape for k, v in vgg19(weights=None).state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for k, shape in shapes.items():
+        if k.startswith("features.") and len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            state[k] = torch.randn(shape, generator=gen) * (2 / fan_in) ** 0.5
+        elif k.startswith("features."):
+            state[k] = torch.randn(shape, generator=gen) * 0.01
+        else:
+            state[k] = (torch.randn(shape[-1:], generator=gen) * 0.01).expand(shape)
+    home = tmp_path_factory.mktemp("torch_home")
+    path = home / "hub" / "checkpoints" / VGG19_FILE
+    path.parent.mkdir(parents=True)
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    return home
+
+
+def test_vgg19_style_transfer_end_to_end(vgg_home, monkeypatch, tiny_data):
+    monkeypatch.setenv("TORCH_HOME", str(vgg_home))
+    path = vgg_weights_path()
+    assert path == vgg_home / "hub" / "checkpoints" / VGG19_FILE
+    ex = VGGFeatures(path)
+    saved = torch.load(path, weights_only=True)
+    assert torch.equal(ex.features[0].weight, saved["features.0.weight"])  # its weights
+    content = tiny_data.test.floats()[:1]
+    style = tiny_data.test.floats()[-1:].repeat(1, 1, 2, 2)  # 64x64
+    feats = ex(content, list(VGG19_LAYERS))
+    # relu5_1 comes after four 2x2 poolings: 32 px -> 2 px, 512 channels
+    assert feats["relu1_1"].shape == (1, 64, 32, 32) and feats["relu5_1"].shape == (1, 512, 2, 2)
+    assert all(torch.isfinite(f).all() and f.abs().sum() > 0 for f in feats.values())
+    cfg = StyleConfig(
+        content_layer="relu4_2",
+        style_weights={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0},
+        steps=8,
+        lr=0.03,
+        tv=0.0,
+        beta=1000.0,
+    )
+    res = style_transfer(ex, content, style, cfg)
+    assert len(res.history) == 8 and res.image.shape == content.shape
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in res.history)
+    assert res.history[-1]["style"] < res.history[0]["style"]
+    assert not torch.equal(res.image, content)
+
+
+def test_unusable_vgg_files_get_a_clear_error(tmp_path):
+    bad = tmp_path / VGG19_FILE
+    bad.write_bytes(b"x")  # e.g. a broken copy
+    with pytest.raises(VGGWeightsError, match="not a readable PyTorch file") as err:
+        VGGFeatures(bad)
+    assert str(bad) in str(err.value) and "weights_only=False" not in str(err.value)
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, bad)  # not all of VGG-19
+    with pytest.raises(VGGWeightsError, match="not torchvision's VGG-19") as err:
+        VGGFeatures(bad)
+    assert "features.0.bias" in str(err.value)
+
+
+def _style_app(tiny_data, tiny_models, tmp_path, monkeypatch, torch_home: Path) -> AppTest:
+    ckdir = tmp_path / "checkpoints"
+    res = tiny_models["transpose"]
+    save_checkpoint(
+        ckdir / "shapes-transpose.pt",
+        res.model,
+        res.train_config.to_dict(),
+        res.history,
+        res.test_metrics,
+        res.data_fingerprint,
+        tiny_data.source,
+    )
+    for k, v in {
+        "TORCH_HOME": str(torch_home),
+        "CONVAE_SOURCE": tiny_data.source,
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        "CONVAE_DATA": str(Path(tiny_data.source[7:]).parent / "root"),
+    }.items():
+        monkeypatch.setenv(k, v)
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    at.switch_page("pages/style.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_style_page_offers_and_runs_vgg19(vgg_home, tiny_data, tiny_models, tmp_path, monkeypatch):
+    at = _style_app(tiny_data, tiny_models, tmp_path, monkeypatch, vgg_home)
+    features = at.radio(key="style_extractor")
+    assert list(features.options)[1] == "VGG-19 (local weights)"  # offered: the file is there
+    features.set_value("vgg19").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="style_content_layer_vgg19").value == "relu4_2"
+    at.select_slider(key="style_size").set_value(32)
+    at.slider(key="style_steps").set_value(20).run()
+    at.button(key="style_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    done = [c.value for c in at.caption if " steps in " in c.value]
+    assert done and done[0].startswith("20 steps in") and "vgg19 features" in done[0]
+    loss = next(c for c in at.get("plotly_chart") if "style_loss" in c.proto.id)
+    total = json.loads(loss.proto.spec)["data"][0]["y"]
+    assert len(total) == 20 and total[-1] < total[0]
+
+
+def test_style_page_with_a_broken_vgg_file_says_so_and_keeps_the_encoder(
+    tiny_data, tiny_models, tmp_path, monkeypatch
+):
+    home = tmp_path / "torch_home"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    (home / "hub" / "checkpoints" / VGG19_FILE).write_bytes(b"x")
+    at = _style_app(tiny_data, tiny_models, tmp_path, monkeypatch, home)
+    at.radio(key="style_extractor").set_value("vgg19").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("not a readable PyTorch file" in e.value for e in at.error)
+    # the encoder's features are used instead, and a run works
+    assert at.selectbox(key="style_content_layer_encoder").value == "relu2"
+    at.slider(key="style_steps").set_value(20).run()
+    at.button(key="style_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    done = [c.value for c in at.caption if " steps in " in c.value]
+    assert done and "encoder features" in done[0]

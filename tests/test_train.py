@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from convae.models import AEConfig, ConvAutoencoder
 from convae.train import TrainConfig, evaluate, fit, lr_factor
 
 
@@ -103,6 +104,39 @@ def test_noise_classes_limit_and_big_batch(tiny_data):
             TrainConfig(epochs=1, classes=()),
             tiny_data.__class__("x", tiny_data.train.head(0), tiny_data.test, "fp"),
         )
+
+
+@pytest.mark.parametrize("std", [0.0, 0.1, 0.3])
+def test_noise_reaches_the_inputs_at_its_strength_and_targets_stay_clean(tiny_data, std):
+    """What the model sees in its first step is a training image plus noise of the asked
+    strength, and the reported loss is measured against the clean image."""
+    seen = []
+    model = ConvAutoencoder(AEConfig())
+    # A hook on the first layer records the input of every forward pass; fit() works on
+    # a deep copy of the model, which keeps the hook (and this list).
+    model.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    losses = []
+    cfg = TrainConfig(epochs=1, batch_size=8, limit=8, noise=std, warmup_steps=1)
+    fit(cfg, tiny_data, lambda ev: losses.append(ev.loss) if ev.kind == "step" else None, model)
+    x = seen[0].contiguous()  # the first training step's inputs
+    pool = tiny_data.train.floats(slice(0, 8))
+    # each input's clean image: the training image nearest to it
+    clean = pool[torch.cdist(x.flatten(1), pool.flatten(1)).argmin(1)]
+    residual = x - clean
+    if std == 0:
+        assert torch.equal(x, clean)
+    else:
+        # Clipping to [0, 1] changes the noise on dark or bright pixels: compare with
+        # N(0, std^2) noise drawn here, clipped the same way on the same clean pixels.
+        gen = torch.Generator().manual_seed(1)
+        ref = (clean + std * torch.randn(clean.shape, generator=gen)).clamp(0, 1) - clean
+        assert float(residual.std()) == pytest.approx(float(ref.std()), rel=0.05)
+        assert float(residual.mean()) == pytest.approx(float(ref.mean()), abs=0.05 * std)
+    with torch.no_grad():
+        out = model.eval()(x)  # the weights before the first step, as fit() started
+    assert losses[0] == pytest.approx(float((out - clean).pow(2).mean()), rel=1e-4)
+    if std > 0:  # not measured against the noisy input
+        assert losses[0] != pytest.approx(float((out - x).pow(2).mean()), rel=1e-3)
 
 
 @pytest.mark.parametrize(

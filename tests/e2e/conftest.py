@@ -2,10 +2,14 @@
 ``streamlit run app.py``) on a free port, driven by Playwright with Debian's Chromium
 (``playwright install`` cannot download browsers here).
 
-The app reads the real CIFAR-10 copy when it is available (else the synthetic tree of
-tests/conftest.py) and a copy of the shipped checkpoints, so a test that saves a model
-never touches checkpoints/. On a failing test the page is saved as a screenshot in
-test-artifacts/.
+The server's data set is chosen in one place, :func:`server_data` (the real CIFAR-10 copy
+when it is available, else the synthetic tree of tests/conftest.py); tests read its
+classes and sizes from the ``app_data`` fixture and never assume CIFAR-10's. The server
+reads a copy of the shipped checkpoints, so a test that saves a model never touches
+checkpoints/. On a failing test the page is saved as a screenshot in test-artifacts/.
+
+Without Playwright this whole folder is skipped at collection (a skip that fails the run
+under CI=true, see tests/conftest.py); without Chromium every browser test skips (idem).
 
 Runs are awaited through the app root's ``data-test-script-state`` attribute: an init
 script counts every change to "notRunning", so an action waits for exactly the run it
@@ -27,6 +31,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# Here, before any test module of this folder is imported: they import Playwright at
+# their top, so a check inside a fixture would come too late to ever skip.
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
+
+from tests.conftest import make_image_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -80,25 +90,48 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_data(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, Path]:
+    """The one place that chooses the data set of the browser tests' server:
+    (source, data root). The real CIFAR-10 copy when the suite has it, else a synthetic
+    three-class tree (tests/conftest.py), big enough for a training run with several
+    epochs; the embedded sample data set can take the tree's place here."""
+    try:
+        return "cifar10", request.getfixturevalue("shared_root")
+    except pytest.skip.Exception:
+        base = tmp_path_factory.mktemp("e2e_tree")
+        tree = make_image_tree(base / "shapes", n_train=200, n_test=20)
+        return f"folder:{tree}", base / "root"
+
+
 @pytest.fixture(scope="session")
 def app_data(request, tmp_path_factory) -> dict:
-    """Data and checkpoints for the server: real CIFAR-10 when present, else the tree."""
+    """What the server runs on: ``env`` for it, and the data set's ``source``,
+    ``classes``, ``n_train`` and ``n_test`` (image counts), ``test_counts`` (test images
+    per class), ``real`` (the real CIFAR-10) and ``checkpoints`` (its checkpoints folder,
+    a copy of the shipped ones)."""
+    from convae.data import load_dataset
+
     ckdir = tmp_path_factory.mktemp("e2e_checkpoints")
     for p in sorted((ROOT / "checkpoints").glob("*.pt")):
         shutil.copy2(p, ckdir / p.name)
-    env = {"CONVAE_CHECKPOINTS": str(ckdir)}
-    try:
-        root = request.getfixturevalue("shared_root")
-        env.update(CONVAE_DATA=str(root), CONVAE_SOURCE="cifar10")
-        real = True
-    except pytest.skip.Exception:
-        from tests.conftest import make_image_tree
-
-        base = tmp_path_factory.mktemp("e2e_tree")
-        tree = make_image_tree(base / "shapes", n_train=24, n_test=12)
-        env.update(CONVAE_DATA=str(base / "root"), CONVAE_SOURCE=f"folder:{tree}")
-        real = False
-    return {"env": env, "real": real, "checkpoints": ckdir}
+    source, root = server_data(request, tmp_path_factory)
+    # Loaded here to read its classes and sizes; this also writes the data root's cache,
+    # so the server's first page does not wait for the decode.
+    data = load_dataset(source, root=root)
+    return {
+        "env": {
+            "CONVAE_CHECKPOINTS": str(ckdir),
+            "CONVAE_DATA": str(root),
+            "CONVAE_SOURCE": source,
+        },
+        "source": source,
+        "classes": list(data.classes),
+        "n_train": len(data.train),
+        "n_test": len(data.test),
+        "test_counts": data.test.class_counts(),
+        "real": source == "cifar10",
+        "checkpoints": ckdir,
+    }
 
 
 @contextlib.contextmanager
@@ -112,6 +145,9 @@ def running_app(env: dict, log: Path) -> Iterator[str]:
         )
     port = _free_port()
     env = {**os.environ, **env, "CONVAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    # One torch thread in the server, as in tests/conftest.py: on a busy 2-core machine
+    # two OpenMP threads made training 20-80x slower, and the training tests time out.
+    env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [
         sys.executable,
         "serve.py",
@@ -158,10 +194,9 @@ def server(app_data, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser(server):
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (requirements.txt)"
-    )
-    with sync_api.sync_playwright() as p:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
         b.close()
@@ -248,6 +283,8 @@ class App:
 
     def set_number(self, label: str, value, scope=None) -> None:
         field = self.widget("stNumberInput", label, scope).locator("input")
+        if field.input_value().replace(",", "") == str(value):
+            return  # already so: Enter would change nothing and start no run to wait for
         self.act(lambda: (field.fill(str(value)), field.press("Enter")))
 
     def click(self, name: str, scope=None, timeout: int = RUN_TIMEOUT_MS) -> None:

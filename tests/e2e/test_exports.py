@@ -36,6 +36,7 @@ IMAGES = "Download these images (PNG)"
 
 
 @pytest.mark.e2e
+@pytest.mark.shared_data  # skips without CIFAR-10: allowed in CI's fresh-machine pass only
 @pytest.mark.parametrize(
     "path,nth,rows,columns",
     [
@@ -101,6 +102,7 @@ def test_activation_maps_save_as_png(app):
 
 
 @pytest.mark.e2e
+@pytest.mark.shared_data  # skips without CIFAR-10: allowed in CI's fresh-machine pass only
 def test_tables_download_as_csv_from_their_toolbar(app, app_data):
     """st.dataframe's own toolbar button: the Repair page's score table as a CSV file."""
     if not app_data["real"]:

@@ -9,19 +9,19 @@ from playwright.sync_api import expect
 from .conftest import App
 
 
-def _set_up(app: App, decoder: str, seed: int) -> None:
+def _set_up(app: App, decoder: str, seed: int, n_train: int) -> None:
     app.open("training")
     if decoder != "transpose":  # the default: clicking it again changes nothing, no rerun
         app.click(decoder)
     app.set_number("Seed", seed)
-    app.set_number("Training images", 1024)
+    app.set_number("Training images", min(1024, n_train))
     app.set_number("Epochs", 1)
 
 
 @pytest.mark.e2e
-def test_two_sessions_train_at_once_without_cross_talk(app, app2):
-    _set_up(app, "transpose", 11)
-    _set_up(app2, "upsample", 22)
+def test_two_sessions_train_at_once_without_cross_talk(app, app2, app_data):
+    _set_up(app, "transpose", 11, app_data["n_train"])
+    _set_up(app2, "upsample", 22, app_data["n_train"])
     runs = (app.runs(), app2.runs())
     # Both clicks go out before either run finishes: the two fits overlap on the server.
     app.main.get_by_role("button", name="Train", exact=True).click()

@@ -1,0 +1,117 @@
+"""Stop in a real browser: a training run stopped mid-epoch keeps the last finished epoch,
+says so, and that model (and only that many epochs) is what the picker and the
+checkpoint download hold.
+
+The same test has to work on a quiet machine (thousands of images a second) and on a
+busy one (tens), so it sizes the run from the speed it measures: a first run is started
+and stopped to read the page's images/s, then a run of 3 epochs of about
+``EPOCH_S`` seconds each is started and stopped as soon as its second epoch has begun.
+Stop is noticed within the page's 0.25 s progress interval, so it lands inside that
+epoch and the kept epoch is the first. When the data set is too small for an epoch that
+long (the synthetic tree of a machine without CIFAR-10), the kept epoch must be one
+that had finished when Stop was clicked or just after.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from convae.checkpoints import load_checkpoint
+
+from .conftest import App
+from .test_exports import download
+
+PROGRESS = re.compile(r"epoch (\d+)/(\d+), step (\d+)/(\d+).*?([\d,.]+) images/s")
+EPOCH_S = 5.0  # wanted length of an epoch of the stopped run
+EXACT_EPOCH_S = 2.0  # epochs at least this long: Stop must land in the epoch it was seen in
+BATCH = 16
+EPOCHS = 3
+
+
+def _wait_progress(app: App, condition: str, timeout: int = 240_000) -> str:
+    """Wait until the progress text's (epoch, step) satisfy a JS ``condition``; return it."""
+    app.page.wait_for_function(
+        f"""() => {{
+            const bar = document.querySelector(
+                '[data-testid="stMain"] [data-testid="stProgress"]');
+            const m = bar && bar.innerText.match(/epoch (\\d+)\\/\\d+, step (\\d+)\\//);
+            if (!m) return false;
+            const epoch = Number(m[1]), step = Number(m[2]);
+            return {condition};
+        }}""",
+        timeout=timeout,
+    )
+    return app.main.locator('[data-testid="stProgress"]').first.inner_text()
+
+
+def _start(app: App, seed: int, images: int) -> int:
+    """Set the run up, press Train (its run is not awaited); returns the run count."""
+    app.set_number("Seed", seed)
+    app.set_number("Epochs", EPOCHS)
+    app.set_number("Training images", images)
+    steps = EPOCHS * -(-images // BATCH)
+    expect(app.main.get_by_text(re.compile(rf"^{steps:,} steps of {BATCH} images"))).to_be_visible()
+    runs = app.runs()
+    app.main.get_by_role("button", name="Train", exact=True).click()
+    return runs
+
+
+def _stop(app: App, runs: int) -> None:
+    app.main.get_by_role("button", name="Stop", exact=True).click()
+    app.wait_runs(runs, timeout=240_000)
+    app.no_exception()
+
+
+def _parse(progress: str, images: int) -> tuple[int, float]:
+    """(epoch in progress, seconds an epoch of ``images`` takes at the shown speed)."""
+    m = PROGRESS.search(progress)
+    assert m, progress
+    return int(m[1]), images / float(m[5].replace(",", ""))
+
+
+@pytest.mark.e2e
+def test_stop_mid_epoch_keeps_the_last_finished_epoch(app, app_data):
+    n_train = app_data["n_train"]
+    app.open("training")
+    app.pick("stSelectbox", "Batch size", str(BATCH))
+    picker = app.widget("stMultiSelect", "Models", app.sidebar)
+
+    # 1. Measure: train on everything, stop after 30 steps (or sooner if epoch 1 is over).
+    runs = _start(app, 1, n_train)
+    probe = _wait_progress(app, "epoch >= 2 || step >= 30")
+    _stop(app, runs)
+    epoch_seen, probe_epoch_s = _parse(probe, n_train)
+    if epoch_seen == 1 and probe_epoch_s >= 2 * EXACT_EPOCH_S:
+        # stopped inside the first epoch: nothing finished, so nothing is kept
+        expect(
+            app.main.get_by_text("transpose: stopped before the first epoch finished")
+        ).to_be_visible()
+        expect(picker).not_to_contain_text("transpose-mse-")
+    per_s = n_train / probe_epoch_s
+
+    # 2. A run whose epochs last about EPOCH_S here; Stop once the second has begun.
+    images = max(BATCH * 16, min(n_train, int(per_s * EPOCH_S) // BATCH * BATCH))
+    runs = _start(app, 2, images)
+    seen = _wait_progress(app, "epoch >= 2")
+    _stop(app, runs)
+    epoch_seen, epoch_s = _parse(seen, images)
+    note = app.main.get_by_text(re.compile(r"^transpose-mse-\d+ep-seed2: stopped; kept epoch \d+"))
+    expect(note).to_be_visible()
+    kept = int(re.search(r"kept epoch (\d+)", note.inner_text())[1])
+    # Stop was clicked during epoch `epoch_seen`, so the epochs before it had finished.
+    assert epoch_seen - 1 <= kept < EPOCHS, (seen, kept)
+    if epoch_s >= EXACT_EPOCH_S:  # a long epoch: the Stop landed inside it, not after it
+        assert kept == epoch_seen - 1, (seen, kept, f"{epoch_s:.1f} s an epoch")
+    name = f"transpose-mse-{kept}ep-seed2"
+    expect(picker).to_contain_text(name)
+    # The kept model is that epoch's: its checkpoint holds exactly `kept` epochs.
+    ck = load_checkpoint(download(app, "Download checkpoint (.pt)"), name="download.pt")
+    assert len(ck.history) == kept and ck.history[-1]["epoch"] == kept
+    assert ck.train_config["epochs"] == EPOCHS and ck.train_config["seed"] == 2
+    print(
+        f"probe: {probe!r}; run of {images} images: {seen!r}; kept epoch {kept}; "
+        f"{epoch_s:.1f} s an epoch"
+    )
