@@ -19,6 +19,7 @@ failure report.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -102,11 +103,13 @@ def env_world() -> int:
         return 1
 
 
-def join(device: str = "auto") -> Team:
+def join(device: str = "auto", timeout_s: float | None = None) -> Team:
     """Join the process group torchrun's environment describes (call once per process).
 
     Args:
-        device: "auto" (CUDA when this machine has a GPU per local rank), "cpu" or "cuda".
+        device: "auto" (CUDA when this machine has a GPU), "cpu" or "cuda".
+        timeout_s: how long a collective call waits for the others before it fails
+            (None: torch's default, 30 minutes for gloo).
 
     Returns:
         This process's :class:`Team`; call :func:`leave` when done.
@@ -124,12 +127,21 @@ def join(device: str = "auto") -> Team:
             f"device 'cuda' with {local_world} processes on this machine needs {local_world} "
             f"GPUs, found {gpus}: start fewer processes or use --device cpu"
         )
-    on_gpu = device == "cuda" or (device == "auto" and gpus >= local_world)
+    if device == "auto" and 0 < gpus < local_world:
+        raise ValueError(
+            f"{local_world} processes on this machine but {gpus} GPU(s): start one process "
+            "per GPU, or use --device cpu to train on the CPU cores"
+        )
+    on_gpu = device == "cuda" or (device == "auto" and gpus > 0)
     if on_gpu:
         torch.cuda.set_device(local_rank)
     dev = torch.device("cuda", local_rank) if on_gpu else torch.device("cpu")
     # NCCL moves CUDA tensors GPU to GPU; gloo is PyTorch's CPU backend.
-    dist.init_process_group("nccl" if on_gpu else "gloo", device_id=dev if on_gpu else None)
+    dist.init_process_group(
+        "nccl" if on_gpu else "gloo",
+        device_id=dev if on_gpu else None,
+        timeout=datetime.timedelta(seconds=timeout_s) if timeout_s else None,
+    )
     return Team(rank, world, local_rank, local_world, dev)
 
 

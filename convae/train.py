@@ -189,21 +189,40 @@ class ShardLoss(nn.Module):
     is the gradient of the whole batch's mean loss, exactly what one process computes
     on that batch, however unevenly the last batch of an epoch splits (a share may even
     be empty). DDP hooks in through ``forward``, so the loss is computed there.
+
+    Every rank also needs the whole batch's loss (to report it, and to stop at the same
+    step when it turns NaN) and rank 0's stop request. Rather than a second collective
+    call per step, they ride along with the gradients: ``report`` is a zero parameter
+    (not in the optimizer) whose gradient is (this share's loss, stop), so after DDP's
+    average its gradient holds (the batch's mean loss, stop requests / N) on every rank.
+    Its value being zero, the loss and the model's gradients are unchanged.
     """
 
     def __init__(self, model: ConvAutoencoder, loss: str) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
+        self.report = nn.Parameter(torch.zeros(2))
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, target: torch.Tensor, scale: float, stop: bool
+    ) -> torch.Tensor:
         z = self.model.encode(x)
         if self.loss == "bce":
             out = self.model.decode_logits(z)
             total = F.binary_cross_entropy_with_logits(out, target, reduction="sum")
         else:
             total = F.mse_loss(self.model.decode(z), target, reduction="sum")
-        return total * scale
+        mine = total * scale
+        carried = torch.stack([mine.detach(), mine.new_tensor(float(stop))])
+        return mine + (self.report * carried).sum()
+
+    def shared(self) -> tuple[float, bool]:
+        """After a backward through DDP: (the whole batch's loss, whether rank 0 asked
+        to stop); clears the carrier for the next step."""
+        loss, stop = self.report.grad.tolist()
+        self.report.grad = None
+        return loss, stop > 0
 
 
 def training_split(data: DataSet, cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
@@ -315,9 +334,10 @@ def fit(
     if team is None:
         step_loss = lambda x, t, _: reconstruction_loss(model, x, t, cfg.loss)  # noqa: E731
     else:
-        ddp = team.wrap(ShardLoss(model, cfg.loss))
+        shard = ShardLoss(model, cfg.loss).to(device)
+        ddp = team.wrap(shard)
         values_per_image = train.channels * train.image_size**2
-        step_loss = lambda x, t, b: ddp(x, t, world / (b * values_per_image))  # noqa: E731
+        step_loss = lambda x, t, b: ddp(x, t, world / (b * values_per_image), pending_stop)  # noqa: E731
     result = TrainResult(model, cfg, data_fingerprint=data.fingerprint)
     good_state = copy.deepcopy(model.state_dict())
     step = 0
@@ -354,10 +374,9 @@ def fit(
                 value = loss.item()
             else:
                 # The whole batch's loss (the same number on every rank, so a divergence
-                # stops them all at the same step) and rank 0's stop request, in one call.
-                total, votes = team.sum(loss.item(), float(pending_stop))
-                value = total / world
-                if votes:
+                # stops them all at the same step) and rank 0's stop request.
+                value, asked = shard.shared()
+                if asked:
                     result.stopped = stop = True
                     break
             if not math.isfinite(value):

@@ -25,23 +25,35 @@ ROOT = Path(__file__).resolve().parents[1]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
 
+def _stop_at(kind: str, step: int):
+    """A callback that asks to stop at the event of ``kind`` at optimizer step ``step``."""
+    return lambda ev: ev.kind == kind and ev.step == step
+
+
 def _rank_main(tree: str, root: str, recipes: list[dict]) -> list[dict]:
-    """One rank: join the group torchrun's engine set up, run fit() per recipe."""
+    """One rank: join the group torchrun's engine set up, run fit() per recipe (a
+    recipe's "stop": (kind, step) is a callback; only rank 0's is called)."""
     from convae import distributed
 
     torch.set_num_threads(1)
-    team = distributed.join("cpu")
+    team = distributed.join("cpu", timeout_s=60)  # a rank left waiting fails, not hangs
     try:
         data = load_dataset(f"folder:{tree}", root=root)
         out = []
         for recipe in recipes:
-            r = fit(TrainConfig(workers=team.world, **recipe), data, team=team)
+            recipe = dict(recipe)
+            stop = recipe.pop("stop", None)
+            callback = _stop_at(*stop) if stop else None
+            r = fit(TrainConfig(workers=team.world, **recipe), data, callback, team=team)
             out.append(
                 {
                     "rank": team.rank,
                     "state": r.model.state_dict(),
                     "history": r.history,
                     "test_metrics": r.test_metrics,
+                    "epochs_done": r.epochs_done,
+                    "stopped": r.stopped,
+                    "diverged": r.diverged,
                 }
             )
         return out
@@ -64,19 +76,34 @@ def _launch(n: int, fn, *args) -> dict:
     return elastic_launch(cfg, fn)(*args)
 
 
-@posix_only
-def test_two_gloo_workers_train_what_one_process_trains(tiny_data, tmp_path):
+# 72 images in batches of 15: four batches split 8 + 7 between the ranks, the last one
+# (12 images) 6 + 6, so uneven shares are covered. 5 steps an epoch.
+PLAIN = {"epochs": 2, "batch_size": 15, "warmup_steps": 2, "seed": 5}
+NOISY = {**PLAIN, "noise": 0.1, "corruption": "mask:4-8,grey"}
+STOPS = [("step", 7), ("epoch", 5), ("step", 10)]  # mid-epoch, at an epoch's end, last step
+DIVERGES = {**PLAIN, "lr": 1e12, "warmup_steps": 0}
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    """Rank 0's and rank 1's results of one real two-worker run over all the recipes."""
+    if sys.platform == "win32":
+        pytest.skip("POSIX processes")
+    base = tmp_path_factory.mktemp("team")
+    tree = make_image_tree(base / "shapes", n_train=24, n_test=8)  # tiny_data's pictures
+    recipes = [PLAIN, NOISY, NOISY]
+    recipes += [{**PLAIN, "epochs": 3, "stop": stop} for stop in STOPS]
+    recipes += [DIVERGES]
+    results = _launch(2, _rank_main, str(tree), str(base / "root"), recipes)
+    assert sorted(results) == [0, 1]
+    return results[0], results[1]
+
+
+def test_two_gloo_workers_train_what_one_process_trains(two_workers, tiny_data):
     """Both ranks end with the same weights, which are the weights one process gets at
     the same global batch (the shares and the loss scaling are right), and with noise
     and corruption the same seed still gives the same model."""
-    tree = make_image_tree(tmp_path / "shapes", n_train=24, n_test=8)  # tiny_data's pictures
-    # 72 images in batches of 15: four batches split 8 + 7 between the ranks, the last
-    # one (12 images) 6 + 6, so uneven shares are covered.
-    plain = {"epochs": 2, "batch_size": 15, "warmup_steps": 2, "seed": 5}
-    noisy = {**plain, "noise": 0.1, "corruption": "mask:4-8,grey"}
-    results = _launch(2, _rank_main, str(tree), str(tmp_path / "root"), [plain, noisy, noisy])
-    assert sorted(results) == [0, 1]
-    r0, r1 = results[0], results[1]
+    r0, r1 = two_workers
     for a, b in zip(r0, r1, strict=True):
         assert a["rank"] == 0 and b["rank"] == 1
         for k, v in a["state"].items():
@@ -86,9 +113,9 @@ def test_two_gloo_workers_train_what_one_process_trains(tiny_data, tmp_path):
         assert torch.equal(v, r0[2]["state"][k])
     # rank 0 alone scores the final model (SSIM and all); both saw the same history
     assert {"mse", "psnr", "ssim"} <= set(r0[0]["test_metrics"]) and r1[0]["test_metrics"] == {}
-    assert [h["step"] for h in r0[0]["history"]] == [5, 10]  # ceil(72 / 15) steps an epoch
+    assert [h["step"] for h in r0[0]["history"]] == [5, 10] == [h["step"] for h in r1[0]["history"]]
 
-    alone = fit(TrainConfig(**plain), tiny_data)
+    alone = fit(TrainConfig(**PLAIN), tiny_data)
     for k, v in alone.model.state_dict().items():
         assert torch.allclose(v, r0[0]["state"][k], atol=1e-6, rtol=1e-5), k
     for h1, h2 in zip(alone.history, r0[0]["history"], strict=True):
@@ -96,6 +123,26 @@ def test_two_gloo_workers_train_what_one_process_trains(tiny_data, tmp_path):
         assert h2["test_psnr"] == pytest.approx(h1["test_psnr"], abs=1e-4)
     # and the noisy recipe did train on noisy inputs: a different model
     assert not torch.allclose(r0[1]["state"]["conv1.weight"], r0[0]["state"]["conv1.weight"])
+
+
+@pytest.mark.parametrize("i", range(len(STOPS)))
+def test_a_stop_on_rank_0_stops_both_ranks_where_one_process_stops(two_workers, tiny_data, i):
+    """Only rank 0's callback runs; its stop reaches rank 1 a step later, and both keep
+    the model one process keeps when its callback stops at the same event."""
+    r0, r1 = two_workers[0][3 + i], two_workers[1][3 + i]
+    alone = fit(TrainConfig(**{**PLAIN, "epochs": 3}), tiny_data, _stop_at(*STOPS[i]))
+    assert r0["stopped"] and alone.stopped
+    assert r0["epochs_done"] == r1["epochs_done"] == alone.epochs_done
+    assert len(r0["history"]) == len(r1["history"]) == alone.epochs_done
+    for k, v in alone.model.state_dict().items():
+        assert torch.equal(r0["state"][k], r1["state"][k])
+        assert torch.allclose(v, r0["state"][k], atol=1e-6, rtol=1e-5), k
+
+
+def test_a_divergence_stops_both_ranks_at_the_same_step(two_workers):
+    r0, r1 = two_workers[0][-1], two_workers[1][-1]
+    assert r0["diverged"] and r0["diverged"] == r1["diverged"]
+    assert "learning rate" in r0["diverged"] and r0["epochs_done"] == r1["epochs_done"] == 0
 
 
 def _cli(*args: str, root: Path, cwd: Path = ROOT, **popen) -> subprocess.Popen:
