@@ -5,6 +5,10 @@ one index gather and one ``.float() / 255`` per batch, no PIL, no per-sample
 transforms, no DataLoader workers. The caller's callback sees every step and
 every epoch and can stop the run; the model then holds the weights of the last
 finished epoch. A loss that turns NaN/inf is caught the same way.
+
+The same loop trains data-parallel: ``fit(..., team=...)`` in each of N processes
+(convae/distributed.py, started by torchrun) trains on that process's share of every
+batch under DistributedDataParallel and ends with the weights one process would have.
 """
 
 from __future__ import annotations
