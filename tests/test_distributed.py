@@ -181,37 +181,48 @@ def test_two_workers_write_one_loadable_checkpoint(image_tree, tmp_path, how):
     assert "Traceback" not in stderr
 
 
-@posix_only
+def _main(*argv: str, capsys) -> tuple[int, str]:
+    """The command line's main() in this process: (exit status, stderr)."""
+    from convae.__main__ import main
+
+    try:
+        status = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "value, says",
     [
-        ("0", "whole number of training processes >= 1, got '0'"),
-        ("-2", "got '-2'"),
-        ("two", "got 'two'"),
-        ("999", "more than the"),
+        ("0", "argument --workers: takes a whole number of training processes >= 1, got '0'"),
+        ("-2", "argument --workers: takes a whole number of training processes >= 1, got '-2'"),
+        ("two", "argument --workers: takes a whole number of training processes >= 1, got 'two'"),
+        ("999", "--workers 999 is more than the"),
     ],
 )
-def test_a_bad_workers_value_is_one_line(image_tree, tmp_path, value, says):
-    proc = _cli(
-        "-m", "convae", "train", "--data", f"folder:{image_tree}", "--workers", value,
-        root=tmp_path / "root", stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 2
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert says in lines[0] and "workers" in lines[0]
+def test_a_bad_workers_value_is_one_line(image_tree, data_root, capsys, value, says):
+    status, err = _main(
+        "train", "--data", f"folder:{image_tree}", "--workers", value, capsys=capsys
+    )
+    assert status == 2
+    assert err.startswith(f"error: {says}") and err.count("\n") == 1, err
 
 
-@posix_only
-def test_a_batch_too_small_to_share_is_one_line(image_tree, tmp_path):
-    proc = _cli(
-        "-m", "convae", "train", "--data", f"folder:{image_tree}", "--workers", "2",
-        "--batch-size", "1", "--quiet", root=tmp_path / "root", stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and stderr.count("\n") == 1
-    assert stderr.startswith("error: 1 image(s) per step cannot be shared by 2 workers")
+def test_workers_under_torchrun_must_match_its_processes(
+    image_tree, data_root, capsys, monkeypatch
+):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    status, err = _main("train", "--data", f"folder:{image_tree}", "--workers", "3", capsys=capsys)
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith("error: --workers 3 under torchrun, which started 2 processes")
+
+
+def test_a_batch_too_small_to_share_is_one_line(image_tree, data_root, capsys):
+    argv = ["train", "--data", f"folder:{image_tree}", "--workers", "2", "--batch-size", "1"]
+    status, err = _main(*argv, "--quiet", capsys=capsys)
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith("error: 1 image(s) per step cannot be shared by 2 workers")
 
 
 def _children(pid: int) -> dict[str, int]:
