@@ -450,6 +450,39 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"load average after {report['load_average_after']}; wrote {out}")
+    print("\nREADME tables (from the JSON just written):\n" + markdown(report))
+
+
+def markdown(report: dict) -> str:
+    """The README's training-speed tables, filled from a results dict."""
+    lines = []
+    if "throughput" in report:
+        med = report["throughput"]["medians"]
+        bases = [b for b in (COURSE_MEM, COURSE_IF) if b in med]
+        heads = {COURSE_MEM: "vs course, in memory", COURSE_IF: "vs course, ImageFolder"}
+        lines += [
+            "| pipeline | images/s | " + " | ".join(heads[b] for b in bases) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in bases) + " |",
+        ]
+        for name, m in med.items():
+            ratios = " | ".join(f"{m / med[b]:.1f}x" for b in bases)
+            lines.append(f"| {name} | {m:,.0f} | {ratios} |")
+        lines.append("")
+    if "convergence" in report:
+        c = report["convergence"]
+        epochs = report["args"]["epochs"]
+        lines += [
+            f"| {epochs} epochs | test PSNR after {epochs} epochs | training time to "
+            f"{c['target_db']:g} dB | vs course |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, psnr in c["final_psnr"].items():
+            t, e = c["time_to_target_s"][name], c["epoch_reached"][name]
+            when = f"{t:.1f} s (epoch {e})" if t else "not reached"
+            ratio = c["course_over_ours"].get(name)
+            vs = "1.0x" if name == COURSE_MEM else (f"{ratio:.1f}x shorter" if ratio else "-")
+            lines.append(f"| {name} | {psnr:.2f} dB | {when} | {vs} |")
+    return "\n".join(lines)
 
 
 def run_throughput(args, data, root: Path, threads: int) -> dict:

@@ -159,7 +159,7 @@ def configure_threads(n: int | None = None, processes: int = 1) -> int:
     if n is None:
         text = os.environ.get("CONVAE_THREADS", "").strip()
         try:
-            n = int(text) if text else None
+            n = int(text or 0) or None  # 0 or unset: the default
         except ValueError:
             n = -1
         if n is not None and n < 1:
