@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .data import SOURCES, DataNotFoundError, load_dataset
@@ -18,8 +21,28 @@ from .train import LOSSES, TrainConfig, configure_threads, fit
 D = TrainConfig()  # defaults shown in --help come from the dataclass, stated once
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one line like every other error."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"takes a whole number of training processes >= 1, got {text!r}"
+        )
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m convae",
         description="ConvAE Explorer: train and evaluate small convolutional autoencoders.",
     )
@@ -49,8 +72,15 @@ def _parser() -> argparse.ArgumentParser:
         help="reconstruction loss (bce as in the CIFAR assignment, mse as in the notes)",
     )
     t.add_argument("--epochs", type=int, default=D.epochs, help="passes over the training set")
-    t.add_argument("--batch-size", type=int, default=D.batch_size, help="images per step")
-    t.add_argument("--lr", type=float, default=D.lr, help="Adam learning rate")
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=D.batch_size,
+        help="images per step over all workers (each of N workers takes 1/N of them)",
+    )
+    t.add_argument(
+        "--lr", type=float, default=D.lr, help="Adam peak learning rate, for the --batch-size"
+    )
     t.add_argument(
         "--classes", default="", help="comma-separated class names to train on (empty: all classes)"
     )
@@ -84,7 +114,17 @@ def _parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads (default: one per core, or $CONVAE_THREADS)",
+        help="CPU threads per process (default: $CONVAE_THREADS, else the cores shared "
+        "out among the workers)",
+    )
+    t.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="train with N processes on this machine (DistributedDataParallel started "
+        "through torchrun's engine; one per CPU core or GPU); the same as 'torchrun "
+        "--nproc-per-node N -m convae train ...'",
     )
     t.add_argument(
         "--out", default=None, help="checkpoint to write (default: checkpoints/<data>-<decoder>.pt)"
@@ -171,9 +211,15 @@ def _progress_bar():
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from . import distributed
 
-    threads = configure_threads(args.threads)
+    world = distributed.env_world()  # > 1: this process is one of torchrun's ranks
+    if world > 1 and args.workers not in (1, world):
+        raise ValueError(
+            f"--workers {args.workers} under torchrun, which started {world} processes: "
+            "leave --workers out and set the number with torchrun's --nproc-per-node"
+        )
+    workers = max(world, args.workers)
     cfg = TrainConfig(
         decoder=args.decoder,
         loss=args.loss,
@@ -186,10 +232,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         corruption=args.corruption,
+        workers=workers,
     )
-    data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
     default_name = Path(args.data.removeprefix("folder:")).name or "data"
     out = Path(args.out or f"checkpoints/{default_name}-{args.decoder}.pt")
+    if world > 1:
+        return _train_rank(args, cfg, out)
+    if workers > 1:
+        return _launch_workers(args, cfg, out)
+    threads = configure_threads(args.threads)
+    data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
+    try:
+        result = fit(cfg, data, _train_progress(args, cfg), snapshots=args.snapshots)
+    except KeyboardInterrupt:  # Ctrl-C: fit() itself never sees it, so nothing is written
+        print("\ninterrupted: no checkpoint written", file=sys.stderr)
+        return 130
+    return _save_result(args, cfg, data, result, out, f"on {threads} threads")
+
+
+def _train_progress(args: argparse.Namespace, cfg: TrainConfig):
+    """fit()'s callback for the command line: a tqdm bar, or one line per epoch."""
+    from tqdm import tqdm
+
     bar = None
 
     def on_event(ev) -> None:
@@ -220,15 +284,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"epoch {ev.epoch}/{ev.epochs}: train loss {ev.loss:.4f}, "
                 f"test PSNR {ev.test_psnr:.2f} dB, {ev.images_per_s:.0f} img/s"
             )
-
-    try:
-        result = fit(cfg, data, on_event, snapshots=args.snapshots)
-    except KeyboardInterrupt:  # Ctrl-C: fit() itself never sees it, so nothing is written
-        print("\ninterrupted: no checkpoint written", file=sys.stderr)
-        return 130
-    finally:
-        if bar is not None:
+        if ev.kind == "epoch" and ev.epoch == ev.epochs:
             bar.close()
+
+    return on_event
+
+
+def _save_result(args, cfg: TrainConfig, data, result, out: Path, how: str) -> int:
+    """Write the trained model to ``out`` (atomically) and print its scores."""
     if result.diverged:
         print(f"warning: {result.diverged}", file=sys.stderr)
     if result.epochs_done == 0:
@@ -247,7 +310,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.test_metrics
     print(
         f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
-        f"{result.seconds:.0f} s on {threads} threads"
+        f"{result.seconds:.0f} s {how}"
     )
     if "task" in m:
         t = m["task"]
@@ -274,6 +337,63 @@ def _artifact_cells(r: dict) -> str:
 
 def _artifact_heading() -> str:
     return "".join(f"{h + ' (floor)':>17}" for h in ARTIFACT_COLUMNS.values())
+
+
+def _launch_workers(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
+    """``--workers N``: check what can be checked here, then start N ranks."""
+    from . import distributed
+    from .train import batch_images, resolve_device, training_split
+
+    device = resolve_device(cfg.device)
+    if device.type == "cpu" and cfg.workers > (os.cpu_count() or 1):
+        raise ValueError(
+            f"--workers {cfg.workers} is more than the {os.cpu_count()} CPU cores here: "
+            "each worker needs a core of its own, so use at most that many (several "
+            "machines: see torchrun in the README)"
+        )
+    if device.type == "cuda" and cfg.workers > torch.cuda.device_count():
+        raise ValueError(
+            f"--workers {cfg.workers} on CUDA needs a GPU per worker, found "
+            f"{torch.cuda.device_count()}: use fewer workers or --device cpu"
+        )
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    # Decoded once here, with the progress bar: the workers then map the cache.
+    data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
+    # Unknown classes, none left, a batch too small to share: one error here, not N.
+    batch_images(cfg, len(training_split(data, cfg)[0]))
+    return distributed.launch(cfg.workers, args.argv, out, args.threads)
+
+
+def _train_rank(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
+    """One rank of a torchrun (or ``--workers``) run: train its share; rank 0 writes."""
+    from . import distributed
+
+    team = distributed.join(cfg.device)
+    try:
+        threads = configure_threads(args.threads, processes=team.local_world)
+        main_rank = team.rank == 0
+        # Each machine's first rank decodes the data set (once, into the cache) before
+        # the others map it; not N decodes of the same files at once.
+        if team.local_rank != 0:
+            team.barrier()
+        progress = _progress_bar() if team.local_rank == 0 and not args.quiet else None
+        data = load_dataset(args.data, progress=progress)
+        if team.local_rank == 0:
+            team.barrier()
+        callback = _train_progress(args, cfg) if main_rank else None
+        try:
+            result = fit(cfg, data, callback, snapshots=args.snapshots, team=team)
+        except KeyboardInterrupt:
+            if main_rank and not os.environ.get(distributed.LAUNCHED_ENV):
+                print("\ninterrupted: no checkpoint written", file=sys.stderr)
+            return 130
+        if not main_rank:
+            return 0
+        how = f"on {team.world} workers of {threads} thread(s) each"
+        return _save_result(args, cfg, data, result, out, how)
+    finally:
+        distributed.leave(team)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -397,7 +517,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # what --workers N hands on to each worker
     try:
         return {
             "train": cmd_train,
@@ -405,9 +527,31 @@ def main(argv: list[str] | None = None) -> int:
             "info": cmd_info,
             "compare": cmd_compare,
         }[args.command](args)
-    except (CheckpointError, DataNotFoundError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # RuntimeError: what torch raises for a tensor on the wrong device, memory it cannot
+    # get, a training worker that vanished, ...: one line too, not a traceback.
+    except (CheckpointError, DataNotFoundError, ValueError, OSError, RuntimeError) as exc:
+        return _report(exc)
+
+
+def _report(exc: Exception) -> int:
+    """Print ``error: ...`` (one line) and give the exit status.
+
+    A worker started by ``--workers`` prints nothing: it leaves its message in the error
+    file torchrun gave it, and the launcher prints the first failure's in one line. A
+    worker whose partner died (a collective call failed) exits with
+    LOST_PARTNER_STATUS, so the launcher names the partner, the cause.
+    """
+    from . import distributed
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if os.environ.get(distributed.LAUNCHED_ENV):
+        if isinstance(exc, torch.distributed.DistError):
+            return distributed.LOST_PARTNER_STATUS
+        if distributed.record_error(text):
+            return 2
+    rank = os.environ.get("RANK", "0") if distributed.env_world() > 1 else "0"
+    print(f"error: {'' if rank == '0' else f'(rank {rank}) '}{text}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
     a, b = z0.reshape(-1, *z0.shape[-3:])[0], z1.reshape(-1, *z1.shape[-3:])[0]
     if a.shape != b.shape:
         raise ValueError(f"codes differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    t = torch.linspace(0, 1, steps, dtype=a.dtype).reshape(-1, 1, 1, 1)
+    t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device).reshape(-1, 1, 1, 1)
     return (1 - t) * a + t * b
 
 
@@ -189,12 +189,12 @@ def ledger(
             }
         )
     budget = min(r["bytes"] for r in rows[1:])
-    j = jpeg_at_budget(x[0], budget)
+    j = jpeg_at_budget(x[0], budget)  # PIL encodes on the CPU; scored where x is
     rows.append(
         {
             "form": f"JPEG quality {j.quality} (scan; file {j.file_bytes} B)",
             "bytes": j.scan_bytes,
-            "psnr": float(psnr_from_mse(mse(j.image[None], x)[0])),
+            "psnr": float(psnr_from_mse(mse(j.image[None].to(x.device), x)[0])),
         }
     )
     return rows
@@ -223,7 +223,7 @@ def rate_distortion(
     jp = []
     for q in qualities:
         js = [jpeg(img, q) for img in x]
-        m = mse(torch.stack([j.image for j in js]), x).mean()
+        m = mse(torch.stack([j.image for j in js]).to(x.device), x).mean()
         jp.append(
             {
                 "quality": q,

@@ -131,7 +131,8 @@ def salt_and_pepper(
         (corrupted images, bool map of the hit pixels).
     """
     n, _, h, w = x.shape
-    fraction = torch.as_tensor(fraction, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    # Compared with the draws on the CPU, wherever a per-image fraction tensor lives.
+    fraction = torch.as_tensor(fraction, dtype=torch.float32).reshape(-1, 1, 1, 1).cpu()
     u = torch.rand((n, 1, h, w), generator=generator)
     hit = u < fraction
     # Inside the hit set u is uniform in [0, fraction): its lower half is pepper.

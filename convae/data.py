@@ -596,8 +596,13 @@ def _write_cache(
 
 
 def add_gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None):
-    """x + N(0, std^2), clipped to [0, 1] (the denoising set-up of the course notes)."""
+    """x + N(0, std^2), clipped to [0, 1] (the denoising set-up of the course notes).
+
+    The noise is drawn on the CPU (``generator`` is a CPU generator) and then moved to
+    ``x``'s device: a CPU generator cannot fill a CUDA tensor, and this way a seed gives
+    the same noise on any device.
+    """
     if std <= 0:
         return x
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     return (x + std * noise).clamp_(0, 1)

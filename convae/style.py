@@ -267,8 +267,10 @@ def style_transfer(
             if style_layers
             else {}
         )
+    # Drawn on the CPU and moved: the same start for a seed on any device.
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = content.clone() if cfg.init == "content" else torch.rand(content.shape, generator=gen)
+    noise = torch.rand(content.shape, generator=gen, dtype=content.dtype).to(content.device)
+    start = content.clone() if cfg.init == "content" else noise
     target = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([target], lr=cfg.lr)
     wanted = sorted({cfg.content_layer, *style_layers}, key=layers.index)
@@ -280,7 +282,7 @@ def style_transfer(
         c_loss = content_loss(feats[cfg.content_layer], content_target)
         s_loss = sum(
             (cfg.style_weights[n] * style_loss(feats[n], grams[n]) for n in style_layers),
-            torch.zeros(()),
+            content.new_zeros(()),
         )
         loss = cfg.alpha * c_loss + cfg.beta * s_loss + cfg.tv * total_variation(target)
         opt.zero_grad(set_to_none=True)
