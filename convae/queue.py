@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import itertools
 import os
 import threading
@@ -317,6 +318,7 @@ class TrainingResources:
     nice: int = 10  # added to this thread's nice value (0..19 is "lower priority")
 
 
+@functools.cache
 def _libgomp() -> ctypes.CDLL | None:
     # torch ships its own libgomp and has it loaded already; opening the same file gives
     # the same library instance, whose omp_set_num_threads sets the calling thread's ICV.
@@ -329,6 +331,11 @@ def _libgomp() -> ctypes.CDLL | None:
         with contextlib.suppress(OSError):
             return ctypes.CDLL(name)
     return None
+
+
+@functools.cache
+def _uses_openmp() -> bool:
+    return "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 def thread_num_threads() -> int:
@@ -356,8 +363,8 @@ def set_thread_num_threads(n: int) -> bool:
         nothing is changed: torch's own setting stays).
     """
     torch.get_num_threads()  # torch's per-thread lazy init runs now, not after us
-    lib = _libgomp()
-    if lib is None or torch.__config__.parallel_info().find("OpenMP") < 0:
+    lib = _libgomp() if _uses_openmp() else None
+    if lib is None:
         return False
     lib.omp_set_num_threads(ctypes.c_int(int(n)))
     return True
