@@ -18,9 +18,10 @@ burst), and waits for its own run to finish; ``--rounds`` bursts. Measured:
   after the sessions opened and visited every interaction's page, less before, over N.
 - the same bursts while ``--trainings`` other sessions train (Train page; with the
   training queue their trainings may take turns, which is the point).
-- a soak: open and close ``--soak`` sessions one after another, server memory before,
-  right after, and while Streamlit drops the closed sessions (it keeps a disconnected
-  session ``server.disconnectedSessionTTL`` seconds, 120 by default, for a reconnect).
+- a soak: open and close ``--soak`` sessions one after another; server memory with no
+  session left, right after, and once Streamlit has dropped the closed sessions (it
+  keeps a disconnected session ``server.disconnectedSessionTTL`` seconds, 120 by
+  default, for a reconnect; see ``soak``).
 
 The pages change; what the script clicks is in ``INTERACTIONS`` and ``TRAIN`` just
 below: adapt the labels there. Results: bench/results/classroom.json and a markdown
@@ -42,6 +43,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -181,6 +183,23 @@ class Server:
             "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024,
         }
 
+    def sessions(self) -> dict[str, float]:
+        """Streamlit's own session counters (/_stcore/metrics): active sessions and
+        connect / disconnect events so far."""
+        req = urllib.request.Request(
+            f"{self.url}/_stcore/metrics", headers={"Accept": "text/plain"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("active_sessions "):
+                out["active"] = float(line.split()[1])
+            elif line.startswith("session_events_total{"):
+                kind = line.split('type="', 1)[1].split('"', 1)[0]
+                out[kind] = float(line.rsplit(" ", 1)[1])
+        return out
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -200,7 +219,8 @@ class Student:
         self.page = self.context.new_page()
         self.page.set_default_timeout(RUN_TIMEOUT_MS)
         self.app = App(self.page, base)
-        self.app.open(path)
+        self.page.goto(f"{base}/{path}")
+        self.app.wait_runs(0, RUN_TIMEOUT_MS)
         self.clicks = 0
         self._before = 0
         self._t0 = 0.0
@@ -334,10 +354,25 @@ def measure_n(server: Server, browser, n: int, args) -> dict:
 
 
 def soak(server: Server, browser, n: int, wait_s: float) -> dict:
-    """Open and close ``n`` sessions one after another (each clicks once), then watch
-    memory while Streamlit drops the disconnected sessions."""
+    """Open and close ``n`` sessions one after another (each clicks once); server memory
+    with no session left, right after, and once Streamlit has dropped them.
+
+    Streamlit keeps a closed session for a reconnect in a TTL cache (up to 128 sessions,
+    ``server.disconnectedSessionTTL`` seconds) that drops expired entries only when it
+    is next written, i.e. at the next disconnect. So "dropped" is: wait ``wait_s``, then
+    open and close one probe session, then measure.
+    """
     it = INTERACTIONS["layers"]
-    before = server.memory_mb()
+
+    def settled() -> dict[str, float]:
+        time.sleep(wait_s)
+        probe = Student(browser, server.url, it.path)
+        probe.close()
+        time.sleep(5)
+        return server.memory_mb()
+
+    before = settled()  # the sessions of the measurements above are gone too
+    sessions_before = server.sessions()
     for k in range(n):
         s = Student(browser, server.url, it.path)
         s.start(it)
@@ -346,19 +381,15 @@ def soak(server: Server, browser, n: int, wait_s: float) -> dict:
         if (k + 1) % 10 == 0:
             print(f"soak: {k + 1}/{n} sessions, RSS {server.memory_mb()['rss']:.0f} MB", flush=True)
     after = server.memory_mb()
-    trace = [(0.0, after)]
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < wait_s:
-        time.sleep(10)
-        trace.append((time.perf_counter() - t0, server.memory_mb()))
-    final = trace[-1][1]
+    final = settled()
     return {
         "sessions": n,
         "before_mb": before,
         "after_mb": after,
         "after_wait_mb": final,
         "wait_s": wait_s,
-        "trace": trace,
+        "streamlit_sessions_before": sessions_before,
+        "streamlit_sessions_after_wait": server.sessions(),
         "rss_growth_after_wait": (final["rss"] - before["rss"]) / before["rss"],
     }
 
@@ -396,9 +427,10 @@ def markdown(result: dict) -> str:
         lines.append("")
         lines.append(
             f"Soak: {s['sessions']} sessions opened and closed; server RSS "
-            f"{s['before_mb']['rss']:.0f} MB before, {s['after_mb']['rss']:.0f} MB right "
-            f"after, {s['after_wait_mb']['rss']:.0f} MB {s['wait_s']:.0f} s later "
-            f"({100 * s['rss_growth_after_wait']:+.0f}%)."
+            f"{s['before_mb']['rss']:.0f} MB with no session open, "
+            f"{s['after_mb']['rss']:.0f} MB right after, {s['after_wait_mb']['rss']:.0f} MB "
+            f"once Streamlit dropped them ({s['wait_s']:.0f} s + a probe session; "
+            f"{100 * s['rss_growth_after_wait']:+.0f}%)."
         )
     return "\n".join(lines)
 
@@ -424,8 +456,8 @@ def main() -> None:
         "--soak-wait",
         type=float,
         default=150,
-        help="seconds to watch memory after the soak (default 150: Streamlit keeps a closed "
-        "session server.disconnectedSessionTTL = 120 s)",
+        help="seconds to wait before and after the soak (default 150: Streamlit keeps a "
+        "closed session server.disconnectedSessionTTL = 120 s)",
     )
     ap.add_argument(
         "--streamlit-arg",
@@ -453,8 +485,8 @@ def main() -> None:
         "CONVAE_CHECKPOINTS": str(ROOT / "checkpoints"),
         "CONVAE_OFFLINE": "1",
     }
-    log = Path(args.out).with_suffix(".server.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    log = Path(tempfile.mkdtemp(prefix="convae-classroom-")) / "server.log"
     result: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "args": vars(args),
