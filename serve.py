@@ -1,5 +1,7 @@
-"""Start the app: ``streamlit run app.py`` plus one fix for a Streamlit 1.67 quirk.
+"""Start the app: ``streamlit run app.py`` with one Streamlit fix, or N copies of it
+behind HAProxy for a bigger class.
 
+One server (``python serve.py [streamlit run options]``, what ``./dev app`` runs):
 Streamlit decides once per server process whether the app is an old-style multipage app
 ("a pages/ folder beside the main script"). It is, by name, so the very first browser
 session of a fresh server runs the pages/ folder's files as pages (v1) before app.py's
@@ -9,19 +11,323 @@ st.navigation takes over. When that first visit is a shared deep link such as
 saying so before the server starts makes the first session behave like every later one.
 ``tests/e2e`` opens a deep link as a fresh server's first request to check this.
 
-Usage: ``python serve.py [streamlit run options]`` (``./dev app`` does this).
+Replicas (``python serve.py --replicas N [streamlit run options]``, ``./dev serve
+--replicas N``): N app processes, each started as above on its own loopback port with
+``$CONVAE_REPLICA`` = r1..rN, behind HAProxy (Debian's package; never a home-made proxy)
+on the public address (``--server.port``, default 8501; ``--server.address``, default
+all interfaces as Streamlit's own). The HAProxy configuration is deploy/haproxy.cfg
+(why each setting is there is written in it): sticky sessions by an inserted cookie so a
+browser's websocket, pictures and uploads all reach the process that holds its session,
+health checks on /_stcore/health, least-connections balancing. One cookie secret for
+all replicas, so Streamlit's upload (XSRF) cookie stays valid on any of them. The log
+prefixes each line with its process ([r1], [haproxy], ...); Ctrl-C or SIGTERM stops
+everything; a replica that dies is reported and taken out by HAProxy, the rest go on.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.web import cli
+ROOT = Path(__file__).resolve().parent
+HAPROXY_TEMPLATE = ROOT / "deploy" / "haproxy.cfg"
+REPLICA_COOKIE = "CONVAE_REPLICA"  # the sticky-session cookie (and the env var's name)
+START_TIMEOUT_S = 120.0  # a replica's first start imports torch: slow on a busy machine
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """How ``serve.py --replicas N`` runs: the public address and the replicas' options."""
+
+    replicas: int  # app processes behind HAProxy
+    bind_address: str  # where HAProxy listens ("" = all interfaces, as Streamlit's default)
+    port: int  # HAProxy's public port (Streamlit's --server.port, default 8501)
+    streamlit_args: tuple[str, ...]  # the other `streamlit run` options, for every replica
+
+
+def serve_one(streamlit_args: Sequence[str]) -> int:
+    """Run one Streamlit server in this process (``streamlit run app.py`` + the fix above).
+
+    Args:
+        streamlit_args: ``streamlit run`` options, e.g. ``["--server.port", "8502"]``.
+
+    Returns:
+        Streamlit's exit status.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli
+
+    PagesManager.uses_pages_directory = False  # app.py uses st.navigation (v2) only
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *streamlit_args]
+    return cli.main()
+
+
+def _pop_option(args: list[str], name: str) -> str | None:
+    """Remove ``--name VALUE`` or ``--name=VALUE`` from ``args``; return the last VALUE."""
+    value = None
+    i = 0
+    while i < len(args):
+        if args[i] == name and i + 1 < len(args):
+            value = args[i + 1]
+            del args[i : i + 2]
+        elif args[i].startswith(name + "="):
+            value = args[i].split("=", 1)[1]
+            del args[i]
+        else:
+            i += 1
+    return value
+
+
+def parse_args(argv: Sequence[str]) -> ReplicaPlan:
+    """Split our ``--replicas N`` from the ``streamlit run`` options.
+
+    Args:
+        argv: the command line after ``serve.py``.
+
+    Returns:
+        The plan; ``replicas`` is 1 when ``--replicas`` was not given.
+
+    Raises:
+        SystemExit: ``--replicas`` or ``--server.port`` is not a positive whole number
+            (argparse's one-line error).
+    """
+    ap = argparse.ArgumentParser(
+        prog="serve.py",
+        description="Start ConvAE Explorer (other options go to `streamlit run`).",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    ap.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="app processes behind HAProxy (default 1: one Streamlit server, no proxy)",
+    )
+    ns, rest = ap.parse_known_args(list(argv))
+    if ns.replicas < 1:
+        ap.error(f"--replicas must be 1 or more, got {ns.replicas}")
+    port = 8501
+    address = ""
+    if ns.replicas > 1:  # the public address is HAProxy's; the replicas get their own
+        raw_port = _pop_option(rest, "--server.port")
+        if raw_port is not None:
+            if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+                ap.error(f"--server.port must be a port number (1-65535), got {raw_port!r}")
+            port = int(raw_port)
+        address = _pop_option(rest, "--server.address") or ""
+    return ReplicaPlan(ns.replicas, address, port, tuple(rest))
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def haproxy_config(plan: ReplicaPlan, ports: Sequence[int], stats_socket: Path) -> str:
+    """deploy/haproxy.cfg filled in for these replicas.
+
+    Args:
+        plan: the public address and replica count.
+        ports: each replica's loopback port (r1 first).
+        stats_socket: where HAProxy's admin socket goes (``show stat`` lists each
+            replica's state and open sessions).
+
+    Returns:
+        The configuration text.
+    """
+    servers = "\n".join(
+        f"    server r{i} 127.0.0.1:{p} check cookie r{i}" for i, p in enumerate(ports, 1)
+    )
+    host = plan.bind_address
+    bind = f"[{host}]:{plan.port}" if ":" in host else f"{host}:{plan.port}"
+    return string.Template(HAPROXY_TEMPLATE.read_text()).substitute(
+        bind=bind, servers=servers, stats_socket=str(stats_socket), cookie=REPLICA_COOKIE
+    )
+
+
+def _die_with_parent() -> None:
+    # Runs in each child before exec: if serve.py itself is killed (SIGKILL, a crash),
+    # Linux sends the child SIGTERM, so no replica or HAProxy is left behind.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _forward(stream, prefix: str) -> None:
+    """Copy a child's output to ours, each line prefixed with the child's name."""
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(f"[{prefix}] {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def serve_replicas(plan: ReplicaPlan) -> int:
+    """Run ``plan.replicas`` app processes behind HAProxy until Ctrl-C / SIGTERM.
+
+    Args:
+        plan: from ``parse_args``.
+
+    Returns:
+        0 after a requested stop; 1 when something could not start or HAProxy died.
+    """
+    haproxy = shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
+    )
+    if haproxy is None:
+        print(
+            "serve.py: --replicas needs HAProxy, which is not installed: run "
+            "`sudo apt-get install haproxy` (./dev serve does it), or start one server "
+            "without --replicas",
+            file=sys.stderr,
+        )
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    workdir = Path(tempfile.mkdtemp(prefix="convae-serve-"))
+    env = {
+        **os.environ,
+        # One secret for all: Streamlit's XSRF cookie (uploads) is signed with it, so a
+        # browser moved to another replica (its own went down) can still upload.
+        "STREAMLIT_SERVER_COOKIE_SECRET": os.environ.get(
+            "STREAMLIT_SERVER_COOKIE_SECRET", secrets.token_hex(32)
+        ),
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    ports = [_free_loopback_port() for _ in range(plan.replicas)]
+
+    def start(name: str, cmd: list[str], extra_env: dict[str, str]) -> None:
+        p = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**env, **extra_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        procs[name] = p
+        threading.Thread(target=_forward, args=(p.stdout, name), daemon=True).start()
+        print(f"[serve] {name} started: pid {p.pid}", flush=True)
+
+    status = 0
+    try:
+        for i, port in enumerate(ports, 1):
+            start(
+                f"r{i}",
+                [
+                    sys.executable,
+                    str(ROOT / "serve.py"),
+                    *plan.streamlit_args,
+                    "--server.port",
+                    str(port),
+                    "--server.address",
+                    "127.0.0.1",  # only HAProxy talks to the replicas
+                    "--server.headless",
+                    "true",
+                ],
+                {REPLICA_COOKIE: f"r{i}"},
+            )
+            print(f"[serve] r{i} on 127.0.0.1:{port}", flush=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        waiting = {f"r{i}": p for i, p in enumerate(ports, 1)}
+        while waiting and not stop.is_set():
+            for name, port in list(waiting.items()):
+                if procs[name].poll() is not None:
+                    print(f"serve.py: replica {name} exited while starting", file=sys.stderr)
+                    return 1
+                if _healthy(port):
+                    del waiting[name]
+            if time.monotonic() > deadline:
+                print(
+                    f"serve.py: {', '.join(waiting)} did not answer /_stcore/health in "
+                    f"{START_TIMEOUT_S:.0f} s; see the log above",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.2)
+        if stop.is_set():
+            return 0
+        cfg = workdir / "haproxy.cfg"
+        sock = workdir / "haproxy.sock"
+        cfg.write_text(haproxy_config(plan, ports, sock))
+        check = subprocess.run([haproxy, "-c", "-q", "-f", str(cfg)], capture_output=True)
+        if check.returncode != 0:
+            print(
+                f"serve.py: HAProxy refused the configuration {cfg}: "
+                f"{check.stderr.decode(errors='replace').strip()}",
+                file=sys.stderr,
+            )
+            return 1
+        start("haproxy", [haproxy, "-db", "-f", str(cfg)], {})
+        shown = plan.bind_address or "localhost"
+        print(
+            f"[serve] {plan.replicas} replicas behind HAProxy: http://{shown}:{plan.port} "
+            f"(HAProxy admin socket: {sock})",
+            flush=True,
+        )
+        gone: set[str] = set()
+        while not stop.wait(0.5):
+            for name, p in procs.items():
+                if name not in gone and p.poll() is not None:
+                    gone.add(name)
+                    print(f"[serve] {name} exited with status {p.returncode}", flush=True)
+            if "haproxy" in gone:
+                print("serve.py: HAProxy stopped, stopping the replicas", file=sys.stderr)
+                status = 1
+                break
+            if len(gone) == plan.replicas:
+                print("serve.py: every replica has stopped", file=sys.stderr)
+                status = 1
+                break
+    finally:
+        print("[serve] stopping", flush=True)
+        order = (["haproxy"] if "haproxy" in procs else []) + [n for n in procs if n != "haproxy"]
+        for name in order:
+            if procs[name].poll() is None:
+                procs[name].terminate()
+        deadline = time.monotonic() + 10
+        for name in order:
+            try:
+                procs[name].wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                procs[name].kill()
+                procs[name].wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return status
+
+
+def main(argv: Sequence[str]) -> int:
+    """``serve.py [--replicas N] [streamlit run options]``."""
+    plan = parse_args(argv)
+    if plan.replicas == 1:
+        return serve_one(plan.streamlit_args)
+    return serve_replicas(plan)
+
 
 if __name__ == "__main__":
-    PagesManager.uses_pages_directory = False  # app.py uses st.navigation (v2) only
-    app = str(Path(__file__).resolve().parent / "app.py")
-    sys.argv = ["streamlit", "run", app, *sys.argv[1:]]
-    sys.exit(cli.main())
+    sys.exit(main(sys.argv[1:]))

@@ -3,16 +3,19 @@
 Interactions are timed with Streamlit's AppTest (the same script runs as in a browser,
 without the websocket and the browser's drawing) against warm caches: the first run of
 each page is done and thrown away, then every interaction is repeated and the median is
-reported. Cold start is a real ``streamlit run`` subprocess: the time from launch to
-/_stcore/health answering, plus the time from opening the page in headless Chromium
-(Playwright) until the Overview's last image (the 10th reconstruction) is drawn;
-the browser's own launch is not counted. Without Playwright only the health
-time is given.
+reported. Cold start is a real ``streamlit run`` subprocess (serve.py, as ``./dev app``),
+started afresh ``--cold-repeats`` times (default 5) and reported as the median: the time
+from launch to /_stcore/health answering, plus the time from opening the page in
+headless Chromium (Playwright) until the Overview's last image (the 10th
+reconstruction) is drawn; the browser's own launch is not counted. Without Playwright
+only the health time is given.
 
 Usage::
 
     python bench/app_speed.py                 # real data (./data) and ./checkpoints
     python bench/app_speed.py --repeats 7 --source folder:/path/to/tree
+
+Writes bench/results/app_speed.json (every timing, the medians, the load average).
 
 Targets on a 2-core CPU: a layer step <= 0.3 s, cold start <= 6 s.
 """
@@ -20,6 +23,7 @@ Targets on a 2-core CPU: a layer step <= 0.3 s, cold start <= 6 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -28,6 +32,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,9 +168,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def cold_start(extra: Sequence[str] = ()) -> list[tuple[str, float]]:
+def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
     """Launch the app as ``./dev app`` does (serve.py) and time health, then the first
-    page's full render. ``extra``: more ``streamlit run`` options."""
+    page's full render. ``extra``: more ``streamlit run`` options.
+
+    Returns:
+        {"cold start: server healthy": s, "cold start: first page rendered": s} (the
+        second only with Playwright).
+    """
     port = _free_port()
     env = dict(os.environ)
     t0 = time.perf_counter()
@@ -184,7 +194,7 @@ def cold_start(extra: Sequence[str] = ()) -> list[tuple[str, float]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    rows = []
+    out: dict[str, float] = {}
     try:
         while True:
             try:
@@ -198,14 +208,33 @@ def cold_start(extra: Sequence[str] = ()) -> list[tuple[str, float]]:
             if time.perf_counter() - t0 > 120:
                 raise RuntimeError("the server did not answer /_stcore/health in 120 s")
             time.sleep(0.05)
-        rows.append(("cold start: server healthy", time.perf_counter() - t0))
+        healthy = time.perf_counter() - t0
+        out["cold start: server healthy"] = healthy
         rendered = _first_render(port)
         if rendered is not None:
-            rows.append(("cold start: first page rendered", rendered + rows[0][1]))
+            out["cold start: first page rendered"] = rendered + healthy
     finally:
         proc.terminate()
         proc.wait(10)
-    return rows
+    return out
+
+
+def cold_start(repeats: int = 5, extra: Sequence[str] = ()) -> tuple[list, dict]:
+    """``repeats`` fresh starts (issue 13: a median, not one start).
+
+    Returns:
+        ([(name, median seconds)], {name: [every start's seconds]}).
+    """
+    runs: dict[str, list[float]] = {}
+    for i in range(repeats):
+        for name, sec in cold_start_once(extra).items():
+            runs.setdefault(name, []).append(sec)
+        print(
+            f"cold start {i + 1}/{repeats}: "
+            + ", ".join(f"{k.split(': ')[1]} {v[-1]:.2f} s" for k, v in runs.items()),
+            flush=True,
+        )
+    return [(name, statistics.median(v)) for name, v in runs.items()], runs
 
 
 def _first_render(port: int) -> float | None:
@@ -235,13 +264,22 @@ def _first_render(port: int) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="runs per interaction (default 5)")
+    ap.add_argument(
+        "--cold-repeats", type=int, default=5, help="fresh server starts (default 5; median)"
+    )
     ap.add_argument("--source", help="data source for the app ($CONVAE_SOURCE; default cifar10)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start timing")
+    ap.add_argument(
+        "--out",
+        default=str(ROOT / "bench" / "results" / "app_speed.json"),
+        help="where the results go (default bench/results/app_speed.json)",
+    )
     args = ap.parse_args()
     if args.source:
         os.environ["CONVAE_SOURCE"] = args.source
     os.chdir(ROOT)
-    rows = [] if args.no_cold else cold_start()
+    load_before = os.getloadavg()
+    rows, cold_runs = ([], {}) if args.no_cold else cold_start(args.cold_repeats)
     rows += interactions(args.repeats)
     print(f"\n{'interaction':40s} {'seconds':>8s} {'target':>7s}")
     for name, sec in rows:
@@ -250,6 +288,18 @@ def main() -> None:
             "" if target is None else (f"<= {target:.1f}" + (" ok" if sec <= target else " MISSED"))
         )
         print(f"{name:40s} {sec:8.3f} {mark}")
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "args": vars(args),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "medians_s": dict(rows),
+        "targets_s": TARGETS,
+        "cold_start_runs_s": cold_runs,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,245 @@
+"""Two app replicas behind HAProxy (``serve.py --replicas 2``) in a real Chromium.
+
+A browser session stays on its replica across reruns: one websocket for the whole
+session, held open on the replica its cookie names (HAProxy's own counters say so), the
+cookie unchanged, and every picture (served from the memory of the replica that drew it)
+loads. Sessions are spread: a second browser lands on the other replica. Stopping one
+replica: HAProxy takes it out, a new browser lands on the other one, the session already
+there keeps working, and a browser whose replica went away reconnects to the survivor.
+SIGTERM to serve.py stops HAProxy and every replica.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import _RUN_COUNTER, CHROMIUM_ARGS, ROOT, App, _free_port, chromium_path
+
+COOKIE = "CONVAE_REPLICA"
+START_S = 180  # two replicas import torch at once on a busy 2-core machine
+
+
+class Replicas:
+    """A running ``serve.py --replicas 2`` and what its log says about it."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path, url: str) -> None:
+        self.proc, self.log, self.url = proc, log, url
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        return {
+            m[0]: int(m[1]) for m in re.findall(r"\[serve\] (\S+) started: pid (\d+)", self.text())
+        }
+
+    def stats(self) -> dict[str, dict[str, str]]:
+        """HAProxy's ``show stat`` per replica: status (UP/DOWN) and scur (open sessions)."""
+        sock = re.search(r"HAProxy admin socket: (\S+)\)", self.text())[1]
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sock)
+            s.sendall(b"show stat\n")
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+        lines = raw.decode().splitlines()
+        head = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(head, line.split(","), strict=False)) for line in lines[1:] if line]
+        return {r["svname"]: r for r in rows if r["pxname"] == "replicas"}
+
+    def wait_for(self, what: str, cond, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} not reached in {timeout:.0f} s; log:\n{self.text()[-4000:]}")
+            time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def replicas(app_data, tmp_path_factory) -> Iterator[Replicas]:
+    if chromium_path() is None:
+        pytest.skip("no Chromium found: ./dev test installs it with apt")
+    if not (shutil.which("haproxy") or os.access("/usr/sbin/haproxy", os.X_OK)):
+        pytest.skip("HAProxy is not installed: ./dev serve installs it (apt-get install haproxy)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("replicas") / "serve.log"
+    env = {**os.environ, **app_data["env"], "CONVAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "serve.py",
+        "--replicas",
+        "2",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    r = Replicas(proc, log, f"http://127.0.0.1:{port}")
+    try:
+        r.wait_for(
+            "serve.py: '2 replicas behind HAProxy'",
+            lambda: proc.poll() is not None or "replicas behind HAProxy" in r.text(),
+            START_S,
+        )
+        assert proc.poll() is None, r.text()[-4000:]
+        yield r
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pid in r.pids().values():  # nothing may be left behind, whatever the test did
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def chrome(replicas):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Visitor:
+    """One browser context (one student) on the balanced address."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.context.add_init_script(_RUN_COUNTER)
+        self.page = self.context.new_page()
+        self.sockets: list = []
+        self.page.on("websocket", lambda ws: self.sockets.append(ws))
+        self.app = App(self.page, url)
+        self.app.open()
+
+    def replica(self) -> str:
+        values = [c["value"] for c in self.context.cookies() if c["name"] == COOKIE]
+        assert len(values) == 1, self.context.cookies()
+        return values[0]
+
+    def streams(self) -> list:
+        return [ws for ws in self.sockets if ws.url.endswith("/_stcore/stream")]
+
+    def rerun(self) -> None:
+        """Rerun the script the way a user can on any page: the "r" shortcut."""
+        self.app.act(lambda: self.page.keyboard.press("r"))
+
+    def pictures_loaded(self) -> None:
+        """Every picture on the page is drawn. A picture lives in the memory of the
+        replica that made it (/media/...): it loads only if its request reached that
+        replica."""
+        self.page.wait_for_function(
+            "() => { const im = [...document.querySelectorAll("
+            '\'[data-testid="stMain"] [data-testid="stImage"] img\')];'
+            " return im.length > 0 && im.every(i => i.complete && i.naturalWidth > 0); }",
+            timeout=60_000,
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.mark.e2e
+def test_sessions_stick_to_their_replica_and_survive_the_loss_of_the_other(replicas, chrome):
+    stats = replicas.stats()
+    assert {stats["r1"]["status"], stats["r2"]["status"]} == {"UP"}
+
+    a = Visitor(chrome, replicas.url)
+    home_a = a.replica()
+    assert home_a in ("r1", "r2")
+    a.pictures_loaded()
+    for _ in range(3):
+        a.rerun()
+        a.app.no_exception()
+        a.pictures_loaded()
+    assert a.replica() == home_a
+    # One websocket for the whole session, still open, and HAProxy counts it on home_a.
+    assert len(a.streams()) == 1 and not a.streams()[0].is_closed()
+    replicas.wait_for(
+        f"A's websocket counted on {home_a}",
+        lambda: replicas.stats()[home_a]["scur"] == "1",
+    )
+
+    b = Visitor(chrome, replicas.url)
+    home_b = b.replica()
+    assert home_b != home_a, "least-connections balancing puts the 2nd session on the other"
+    b.pictures_loaded()
+
+    # Stop A's replica as a crash or an admin would: SIGTERM to that process alone.
+    os.kill(replicas.pids()[home_a], signal.SIGTERM)
+    replicas.wait_for(
+        f"HAProxy marking {home_a} DOWN",
+        lambda: replicas.stats()[home_a]["status"].startswith("DOWN"),
+    )
+
+    c = Visitor(chrome, replicas.url)
+    assert c.replica() == home_b
+    c.pictures_loaded()
+    c.app.no_exception()
+
+    # B, already on the surviving replica, keeps working in the same session.
+    for _ in range(2):
+        b.rerun()
+        b.app.no_exception()
+        b.pictures_loaded()
+    assert b.replica() == home_b
+    assert len(b.streams()) == 1 and not b.streams()[0].is_closed()
+
+    # A lost its server: Streamlit's page reconnects, HAProxy redispatches it to the
+    # survivor (a fresh session there), and it works again.
+    a.page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stApp\"]')"
+        "?.dataset.testScriptState === 'notRunning'",
+        timeout=60_000,
+    )
+    a.rerun()
+    a.app.no_exception()
+    a.pictures_loaded()
+    assert a.replica() == home_b
+    for v in (a, b, c):
+        v.close()
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_haproxy_and_every_replica(replicas, chrome):
+    """Runs last in this module (pytest keeps file order): stopping serve.py stops all."""
+    pids = replicas.pids()
+    assert set(pids) >= {"r1", "r2", "haproxy"}
+    replicas.proc.send_signal(signal.SIGTERM)
+    assert replicas.proc.wait(30) == 0
+    for name, pid in pids.items():
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and _alive(pid):
+            assert time.monotonic() < deadline, f"{name} (pid {pid}) still running"
+            time.sleep(0.1)
+    assert "[serve] stopping" in replicas.text()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, already dead, counts as stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
