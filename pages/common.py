@@ -20,7 +20,9 @@ hold a session's own models (key -> ModelEntry).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import streamlit as st
@@ -38,6 +40,7 @@ from convae.data import (
 )
 from convae.download import DownloadError, download_source, is_online, source_host
 from convae.prepared import PreparedSources
+from convae.queue import ordinal, training_queue, training_resources
 from convae.train import resolve_device
 from pages import ui
 from pages.links import apply_link, apply_params, show_copy_link, show_link_notice, sync_link
@@ -519,3 +522,36 @@ def require_model(page: str, where=None) -> ModelEntry:
         help="The sidebar has several models picked; this page shows one.",
     )
     return by_key[key]
+
+
+@contextlib.contextmanager
+def training_slot(what: str, where) -> Iterator[None]:
+    """Wait for a turn in the server's training queue, then train with its resources.
+
+    While waiting, ``where`` (an ``st.empty``) says the place in line every half second;
+    any click (Stop included) interrupts the wait at that redraw and gives the place up,
+    so nothing is lost and no slot is held. Inside, the training runs with one OpenMP
+    thread at a lower priority (convae.queue.training_resources), so the students who
+    are only looking keep quick clicks.
+
+    Args:
+        what: who waits, for the queue's log ("run1-transpose").
+        where: a placeholder for the waiting message.
+
+    Raises:
+        ValueError: $CONVAE_MAX_TRAININGS is set to something that is not a limit.
+    """
+    queue = training_queue()
+    with queue.ticket(what) as ticket:
+        while not ticket.wait(timeout=0.5):
+            n = len(queue.snapshot()["running"])
+            where.info(
+                f"The server runs {queue.limit} training{'s' if queue.limit > 1 else ''} "
+                f"at a time and {n} {'is' if n == 1 else 'are'} running: you are "
+                f"{ordinal(ticket.position())} in line (waiting {ticket.waited():.0f} s). "
+                "Yours starts by itself when a turn frees up; click **Stop** to leave the line.",
+                icon=":material/hourglass_top:",
+            )
+        where.empty()
+        with training_resources():
+            yield

@@ -33,6 +33,7 @@ from convae.figures.compare import (
 )
 from convae.metrics import GREY_LEVELS, radial_power_spectrum
 from convae.models import DECODERS
+from convae.queue import training_queue
 from convae.train import TrainConfig, fit
 from pages import ui
 from pages.common import (
@@ -43,6 +44,7 @@ from pages.common import (
     selected_classes,
     selected_models,
     source_label,
+    training_slot,
 )
 
 TABS = ["Side by side", "Per class", "Over training", "Tiles and checkerboards"]
@@ -387,6 +389,16 @@ if tabs["Per class"].open:
 # ---------------------------------------------------------------- over training
 def _train_pair() -> None:
     """Train both decoders with the same seed and data, keeping snapshots, and pick them."""
+    try:
+        training_queue()
+    except ValueError as exc:  # $CONVAE_MAX_TRAININGS is not a number of trainings
+        st.error(f"The server's training limit is set wrong: {exc}")
+        return
+    with training_slot("compare: pair", st.empty()):
+        _train_pair_now()
+
+
+def _train_pair_now() -> None:
     bar = st.progress(0.0, text="starting")
     cfgs = [
         TrainConfig(

@@ -24,6 +24,7 @@ import torch
 from convae.checkpoints import Checkpoint, checkpoint_bytes, save_checkpoint
 from convae.figures import training_curves
 from convae.models import DECODERS
+from convae.queue import training_queue
 from convae.recon import reconstruct_scored
 from convae.train import TrainConfig, TrainEvent, TrainResult, fit
 from pages import ui
@@ -34,6 +35,7 @@ from pages.common import (
     require_data,
     selected_classes,
     source_label,
+    training_slot,
     will_be_picked,
 )
 
@@ -330,9 +332,20 @@ def _train(decoders: list[str]) -> None:
     except ValueError as exc:
         st.error(f"Invalid settings: {exc}")
         return
+    try:
+        training_queue()
+    except ValueError as exc:  # $CONVAE_MAX_TRAININGS is not a number of trainings
+        st.error(f"The server's training limit is set wrong: {exc}")
+        return
+    with training_slot(f"train: {' and '.join(decoders)}", st.empty()):
+        _train_now(configs)
+
+
+def _train_now(configs: list[TrainConfig]) -> None:
+    """The runs themselves, once this session holds a training slot."""
     runs: list[dict] = []
     interrupt: BaseException | None = None
-    with st.status(f"Training {' and '.join(decoders)}...", expanded=True):
+    with st.status(f"Training {' and '.join(c.decoder for c in configs)}...", expanded=True):
         bar = st.progress(0.0, text="starting")
         pics = st.empty()
         chart = st.empty()

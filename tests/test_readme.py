@@ -24,7 +24,7 @@ def _training_times() -> dict[str, int]:
         elif "training time" in cells:
             column = cells.index("training time")
         elif column is not None and (m := re.fullmatch(r"`([\w.-]+\.pt)`", cells[0])):
-            times[m[1]] = int(re.fullmatch(r"(\d+) s", cells[column])[1])
+            times[m[1]] = int(re.fullmatch(r"([\d,]+) s", cells[column])[1].replace(",", ""))
     return times
 
 
