@@ -3,7 +3,7 @@
 (``playwright install`` cannot download browsers here).
 
 The server's data set is chosen in one place, :func:`server_data` (the real CIFAR-10 copy
-when it is available, else the synthetic tree of tests/conftest.py); tests read its
+when it is available, else the embedded sample on an empty data root); tests read its
 classes and sizes from the ``app_data`` fixture and never assume CIFAR-10's. The server
 reads a copy of the shipped checkpoints, so a test that saves a model never touches
 checkpoints/. On a failing test the page is saved as a screenshot in test-artifacts/.
@@ -36,7 +36,6 @@ import pytest
 # their top, so a check inside a fixture would come too late to ever skip.
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
 
-from tests.conftest import make_image_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -92,15 +91,13 @@ def _free_port() -> int:
 
 def server_data(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, Path]:
     """The one place that chooses the data set of the browser tests' server:
-    (source, data root). The real CIFAR-10 copy when the suite has it, else a synthetic
-    three-class tree (tests/conftest.py), big enough for a training run with several
-    epochs; the embedded sample data set can take the tree's place here."""
+    (source, data root). The real CIFAR-10 copy when the suite has it, else what a fresh
+    machine has: the embedded CIFAR-10 sample (convae/sample_data, 3,000 training and
+    1,000 test pictures) on an empty data root, the set the app opens with by itself."""
     try:
         return "cifar10", request.getfixturevalue("shared_root")
     except pytest.skip.Exception:
-        base = tmp_path_factory.mktemp("e2e_tree")
-        tree = make_image_tree(base / "shapes", n_train=200, n_test=20)
-        return f"folder:{tree}", base / "root"
+        return "cifar10-sample", tmp_path_factory.mktemp("e2e_empty_root")
 
 
 @pytest.fixture(scope="session")
@@ -118,12 +115,11 @@ def app_data(request, tmp_path_factory) -> dict:
     # Loaded here to read its classes and sizes; this also writes the data root's cache,
     # so the server's first page does not wait for the decode.
     data = load_dataset(source, root=root)
+    env = {"CONVAE_CHECKPOINTS": str(ckdir), "CONVAE_DATA": str(root)}
+    if source == "cifar10":
+        env["CONVAE_SOURCE"] = source  # else the app picks the sample by itself
     return {
-        "env": {
-            "CONVAE_CHECKPOINTS": str(ckdir),
-            "CONVAE_DATA": str(root),
-            "CONVAE_SOURCE": source,
-        },
+        "env": env,
         "source": source,
         "classes": list(data.classes),
         "n_train": len(data.train),
