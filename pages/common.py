@@ -271,6 +271,8 @@ def _sidebar_data(sb, data: DataSet | None) -> None:
             f":material/warning: Left out {n} file{'s' * (n > 1)} that "
             f"{'are' if n > 1 else 'is'} not a readable picture: {shown}."
         )
+    if data.notice:  # e.g. the cache could not be written (a full disk): works from memory
+        sb.caption(f":material/info: {data.notice}")
 
 
 def _get_full_set(sb, full: str) -> None:
@@ -437,12 +439,17 @@ def render_sidebar() -> None:
         help="Large text and pictures for a projector; advanced controls hidden. "
         "Add ?present=1 to a link to open it this way.",
     )
-    _sidebar_data(sb, data)
+    # Presenting, the data set, model and class pickers fold into one expander: the
+    # projected page keeps its room, and the sidebar stays short enough not to scroll.
+    box = sb
+    if ui.presenting() and data_problem() is None:
+        box = sb.expander("Data set, models, classes", icon=":material/tune:")
+    _sidebar_data(box, data)
     for p in problems:
         sb.warning(p)
-    _sidebar_models(sb, data, models)
-    _sidebar_classes(sb, data)
-    _sidebar_device(sb)
+    _sidebar_models(box, data, models)
+    _sidebar_classes(box, data)
+    _sidebar_device(box)
     show_link_notice()
     sync_link()
     if not ui.presenting():

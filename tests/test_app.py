@@ -285,6 +285,20 @@ def test_app_is_useful_without_a_data_set(app_env, monkeypatch, tmp_path):
     assert any("rebuilt by" in p.alt for p in pictures(at))
 
 
+def test_a_data_cache_that_cannot_be_written_is_said_in_the_sidebar(
+    app_env, monkeypatch, tmp_path
+):
+    """A full or blocked disk: the pictures come from memory and the sidebar says why the
+    next start will decode again (DataSet.notice), instead of failing or keeping quiet."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "cache").write_text("a file where the cache folder should be")
+    at = start({**app_env, "CONVAE_DATA": str(root)}, monkeypatch)
+    notes = [c.value for c in at.sidebar.caption if "could not be written" in c.value]
+    assert len(notes) == 1 and "FileExistsError" in notes[0]
+    assert [p for p in pictures(at) if _original(p)]  # and the pictures are there
+
+
 def test_a_fresh_machine_opens_on_the_built_in_sample(app_env, monkeypatch, tmp_path):
     """No data set, no network, no CONVAE_SOURCE: real CIFAR-10 pictures from the sample."""
     env = {
