@@ -47,13 +47,21 @@ BASE_CSS = """
 
 # Presentation mode: everything measured in rem grows with the root font size (Streamlit
 # sizes text, widgets and spacing in rem), so one rule scales the page for a projector;
-# body text is then 22 px, captions about 19 px.
+# body text is then 22 px, and captions, labels and notes 20 px.
 PRESENT_CSS = """
 html {font-size: 22px;}
 [data-testid="stMainBlockContainer"] {max-width: 100%; padding-left: 2.5rem;
                                       padding-right: 2.5rem;}
 .cae-takeaway {font-size: 1.3rem;}
-.cae-pic figcaption {font-size: 0.9rem;}
+/* Row labels go above their row, so the pictures get the whole width. */
+.cae-rows.cae-labelled .cae-row {grid-template-columns: repeat(var(--cae-n), minmax(0, 1fr));}
+.cae-rows.cae-labelled .cae-row-label {grid-column: 1 / -1; margin-top: 0.3rem;}
+/* Small print is still 20 px on a projector: captions, labels, notes, legends. */
+.cae-pic figcaption, .cae-note, .cae-legend,
+.stApp [data-testid="stMain"] [data-testid="stCaptionContainer"],
+.stApp [data-testid="stMain"] [data-testid="stCaptionContainer"] p,
+.stApp [data-testid="stMain"] [data-testid="stWidgetLabel"] p,
+.stApp [data-testid="stMain"] [data-testid="stMetricLabel"] p {font-size: 0.92rem;}
 /* The projected part is the page, not the sidebar: keep the sidebar at its usual size, so
    it does not grow past the screen and scroll (axe: scrollable-region-focusable). */
 [data-testid="stSidebarContent"] {zoom: 0.66;}
