@@ -152,12 +152,14 @@ def selected_models() -> list[ModelEntry]:
     return [models[k] for k in st.session_state.get("sidebar_models", []) if k in models]
 
 
-def add_trained_model(checkpoint: Checkpoint, name: str) -> ModelEntry:
+def add_trained_model(checkpoint: Checkpoint, name: str, first: bool = False) -> ModelEntry:
     """Register a model trained in this session (kept in st.session_state only).
 
     It joins the sidebar's picks after the ones already there, so the models a page
     shows first do not change behind the user's back (issue 12); when the picker is full
-    it is listed but not picked, and the caller says so.
+    it is listed but not picked, and the caller says so. ``first=True`` puts it before
+    the picks instead, for a page whose button says it trains what it then shows
+    (Compare's "Train a small pair": the pair becomes A and B).
     """
     trained = st.session_state.setdefault("trained_models", {})
     key = f"trained:{len(trained) + 1}"
@@ -165,7 +167,9 @@ def add_trained_model(checkpoint: Checkpoint, name: str) -> ModelEntry:
     trained[key] = entry
     # Applied by the sidebar before its widget exists (a widget's value cannot be set
     # after it is drawn in the same run).
-    st.session_state.setdefault("sidebar_pending_select", []).append(key)
+    st.session_state.setdefault(
+        "sidebar_pending_front" if first else "sidebar_pending_select", []
+    ).append(key)
     return entry
 
 
@@ -353,6 +357,9 @@ def _sidebar_models(sb, data: DataSet | None, models: dict[str, ModelEntry]) -> 
         state["sidebar_models"] = default_selection(models, data)
     pending = state.pop("sidebar_pending_select", [])
     state["sidebar_models"] = merge_new(state["sidebar_models"], pending, models, MAX_PICKED)
+    front = state.pop("sidebar_pending_front", [])
+    if front:
+        state["sidebar_models"] = merge_new(front, state["sidebar_models"], models, MAX_PICKED)
     if not models:
         sb.info(
             f"No models yet: train one on the Train page, add a .pt below, or put "

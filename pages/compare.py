@@ -22,7 +22,6 @@ from convae.figures.compare import (
     error_maps_figure,
     error_scale_bar,
     finding_sentence,
-    measure_text,
     overlap_figure,
     per_class_bars,
     per_class_rows,
@@ -194,7 +193,8 @@ if tabs["Side by side"].open:
             "model (worst colour channel per pixel). Under the pictures: PSNR, and under the "
             "errors 'tiles': how many grey levels more the picture steps across the edges "
             "of the decoder's 4x4 tiles than inside them (about 0, or a little below: no tiles; "
-            f"the floor for these pictures is {measure_text(ra, 'blockiness4')[5:].strip('()')})."
+            "what error of the same size with no tiles scores, for these pictures: "
+            f"{ra['blockiness4_floor']:.1f} for A, {rb['blockiness4_floor']:.1f} for B)."
         )
         s2.image(
             error_scale_bar(comp.error_max, width=256),
@@ -436,7 +436,8 @@ def _train_pair_now() -> None:
             datetime.now(UTC).isoformat(timespec="seconds"),
             snapshots=result.snapshots,
         )
-        add_trained_model(ck, f"{cfg.decoder}-snap{PAIR['snapshots']}-seed{cfg.seed}")
+        # Asked for here to be compared: the pair becomes A and B (the button says so).
+        add_trained_model(ck, f"{cfg.decoder}-snap{PAIR['snapshots']}-seed{cfg.seed}", first=True)
     bar.empty()
 
 
@@ -458,7 +459,8 @@ if tabs["Over training"].open:
                 "training snapshots. Models trained on the Train page keep them, and so do "
                 "checkpoints saved with `python -m convae train --snapshots K`. Or train a "
                 f"small pair here: both decoders, same seed, {PAIR['epochs']} epochs on up to "
-                f"{PAIR['limit']:,} pictures (about a minute on a 2-core CPU)."
+                f"{PAIR['limit']:,} pictures (about a minute on a 2-core CPU); they become "
+                "A and B."
             )
             if st.button(
                 "Train a small pair with snapshots", key="compare_train_pair", type="primary"

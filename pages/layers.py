@@ -49,17 +49,40 @@ def _trace(digest: str, picture: str, _model, _x: torch.Tensor) -> list[tuple[st
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _maps_html(
-    digest: str, picture: str, step: str, mode: str, _acts, in_channels: int, columns: int
+    digest: str,
+    picture: str,
+    step: str,
+    mode: str,
+    _acts,
+    in_channels: int,
+    columns: int,
+    joint: tuple[float, float] | None = None,
 ) -> tuple[str, str]:
-    """The step's maps and its colour legend as HTML, per model, picture, step and mode."""
+    """The step's maps and its colour legend as HTML, per model, picture, step and mode;
+    ``joint`` is one value range shared with another model's maps (compare mode)."""
     acts = dict(_acts)
-    rng = value_range(_acts) if mode == "model" else None
-    maps = step_maps(acts[step], step, mode, rng, in_channels)
+    if joint is not None:
+        maps = step_maps(acts[step], step, "model", joint, in_channels)
+    else:
+        rng = value_range(_acts) if mode == "model" else None
+        maps = step_maps(acts[step], step, mode, rng, in_channels)
     rows = [PictureRow("", maps.pictures, maps.captions, [f"{step}, {c}" for c in maps.captions])]
     return (
         picture_rows_html(rows, columns=columns, title=f"{step}: channel maps"),
         legend_html(maps.legend, mode),
     )
+
+
+def _joint_range(mode: str, acts, step: str, acts_b, step_b: str) -> tuple[float, float] | None:
+    """One value range for two models' maps: this step's (per layer) or every step's
+    (whole model) over both; None per channel, where every map has its own range."""
+    if mode == "channel":
+        return None
+    if mode == "layer":
+        a, b = dict(acts)[step], dict(acts_b)[step_b]
+        return float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+    (la, ha), (lb, hb) = value_range(acts), value_range(acts_b)
+    return float(min(la, lb)), float(max(ha, hb))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -224,18 +247,26 @@ def stepper() -> None:
         "their job (t_conv1 / conv4, t_conv2 / conv5).",
     )
     columns = min(act.shape[1], 8)
-    maps, legend = _maps_html(choice.digest, picture, step, mode, acts, cfg.in_channels, columns)
     if paired:
         acts_b = _trace(other.digest, picture, other.model, x)
         step_b = matching_step(step, [n for n, _ in acts_b])
+        joint = _joint_range(mode, acts, step, acts_b, step_b)
+        maps, legend = _maps_html(
+            choice.digest, picture, step, mode, acts, cfg.in_channels, columns, joint
+        )
         maps_b, legend_b = _maps_html(
-            other.digest, picture, step_b, mode, acts_b, cfg.in_channels, columns
+            other.digest, picture, step_b, mode, acts_b, cfg.in_channels, columns, joint
         )
         ca, cb = st.columns(2, gap="medium")
         ca.markdown(f"**{choice.name}** at {step}")
         ca.html(maps + legend)
         cb.markdown(f"**{other.name}** at {step_b}")
         cb.html(maps_b + legend_b)
+        if joint is not None:
+            st.caption(
+                f"Both models' maps on one colour scale ({joint[0]:.3g} to {joint[1]:.3g}, "
+                "their joint range), so equal colours mean equal values."
+            )
     else:
         maps, legend = _maps_html(
             choice.digest, picture, step, mode, acts, cfg.in_channels, columns
