@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -73,7 +74,15 @@ def _launch(n: int, fn, *args) -> dict:
         rdzv_endpoint="localhost:0",
         max_restarts=0,
     )
-    return elastic_launch(cfg, fn)(*args)
+    # Spawned ranks re-run the parent's __main__ file. After an AppTest in this process
+    # that is app.py (Streamlit runs the page script as __main__), which a worker must
+    # not run: give the launch a __main__ without a file, as `python -c` has.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        return elastic_launch(cfg, fn)(*args)
+    finally:
+        sys.modules["__main__"] = main
 
 
 # 72 images in batches of 15: four batches split 8 + 7 between the ranks, the last one

@@ -1,6 +1,6 @@
 """Exports in a real browser: the files a user downloads open as what they claim to be
 (PNG pictures, CSV tables; the checkpoint download is checked after training in
-test_pages.py)."""
+test_pages.py and test_train_stop.py)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,38 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from .conftest import App
+from .conftest import RUN_TIMEOUT_MS, App
+
+# Streamlit draws an element only once the front end's code for its kind has loaded,
+# which on a busy 2-core machine took over 10 s after the run that sent it; Playwright's
+# 5 s default for expect() is too short for a first picture or chart. (Global: the
+# other browser-test modules import this one.)
+expect.set_options(timeout=RUN_TIMEOUT_MS)
+
+PICTURES_PNG = "Download these pictures (PNG)"
+SHOWN_PX = 96  # ui.download_png enlarges each picture to about this many pixels
 
 
 def download(app: App, name: str, nth: int = 0) -> bytes:
     with app.page.expect_download(timeout=60_000) as info:
         app.main.get_by_role("button", name=name, exact=True).nth(nth).click()
     return open(info.value.path(), "rb").read()
+
+
+def expand(app: App, label: str, scope=None) -> None:
+    """Open the expander whose title starts with ``label`` (no rerun: the browser only
+    shows what the last run already sent)."""
+    box = (
+        (scope or app.main)
+        .locator('[data-testid="stExpander"]')
+        .filter(has=app.page.locator("summary", has_text=label))
+        .first
+    )
+    summary = box.locator("summary")
+    expect(summary).to_be_visible()
+    if box.locator("details").get_attribute("open") is None:
+        summary.click()
+    expect(box.locator("details")).to_have_attribute("open", "")
 
 
 def picture(data: bytes) -> np.ndarray:
@@ -32,7 +57,10 @@ def picture(data: bytes) -> np.ndarray:
     return arr
 
 
-IMAGES = "Download these images (PNG)"
+def enlarged(side: int) -> int:
+    """How wide a picture of ``side`` pixels is in a downloaded picture-row file: an
+    integer enlargement to about SHOWN_PX, never smaller than the picture itself."""
+    return side * max(1, round(SHOWN_PX / side))
 
 
 @pytest.mark.e2e
@@ -40,24 +68,27 @@ IMAGES = "Download these images (PNG)"
 @pytest.mark.parametrize(
     "path,nth,rows,columns",
     [
-        ("decoders", 0, 5, 8),  # input, A, B, |A - input|, |B - input| for 8 images + scale
-        ("denoising", 0, 4, 8),  # clean, noisy, plain model, denoiser
-        ("repairing", 0, 1, 4),  # original, input, plain model, repair model (224 px each)
+        ("decoders", 0, 5, 8),  # input, A, B, error of A, error of B for 8 pictures
+        ("denoising", 0, 4, 8),  # noisy, plain model, denoiser, clean
+        ("repairing", 0, 1, 4),  # original, input, plain model, repair model
         ("the-code", 0, 1, 3),  # original, decoded, decoded from the edit
         ("the-code", 1, 2, 8),  # code path and cross-fade, 8 frames
     ],
 )
 def test_image_rows_download_as_one_png(app, app_data, path, nth, rows, columns):
-    """Every page's picture rows save as one PNG holding what the page shows."""
+    """Every page's picture rows save as one PNG holding what the page shows, each
+    picture enlarged so that the file reads on its own."""
     if not app_data["real"]:
         pytest.skip("the task pages' checkpoints need the CIFAR-10 data")
     app.open(path)
     app.no_exception()
-    arr = picture(download(app, IMAGES, nth))
-    shown = app.main.locator('[data-testid="stImage"] img').evaluate_all(
-        "els => els.map(e => e.naturalWidth)"
-    )
-    side = min(w for w in shown if w >= 96)  # the smallest picture the rows draw
+    shown = app.main.locator(".cae-pic img")
+    expect(shown.first).to_be_visible()
+    arr = picture(download(app, PICTURES_PNG, nth))
+    widths = shown.evaluate_all("els => els.map(e => e.naturalWidth)")
+    assert widths and min(widths) > 0, widths  # every shown picture is a decodable PNG
+    side = enlarged(min(widths))  # the smallest picture the rows draw, as saved
+    assert side >= SHOWN_PX * 2 // 3, side
     assert arr.shape[1] >= columns * side, (arr.shape, side)
     assert arr.shape[0] >= rows * side, (arr.shape, side)
 
@@ -65,23 +96,38 @@ def test_image_rows_download_as_one_png(app, app_data, path, nth, rows, columns)
 @pytest.mark.e2e
 def test_style_transfer_result_downloads(app):
     app.open("style-transfer")
-    sliders = {"Size (pixels)": "Home", "Steps": "Home"}  # 32 px, 20 steps: a short run
-    for label, key in sliders.items():
+    expect(app.main.get_by_text("The result appears here.")).to_be_visible()
+    content = app.main.locator(".cae-pic img").first
+    expect(content).to_have_attribute("alt", re.compile("^content: "))
+    assert content.evaluate("e => e.naturalWidth") == 64  # the default size
+    expand(app, "Settings: pictures, weights, layers, steps")
+    sliders = {"Size (pixels)": "32", "Steps": "20"}  # Home: the smallest, a short run
+    for label, lowest in sliders.items():
         thumb = app.widget("stSlider", label).locator('input[type="range"]')
-        app.act(lambda t=thumb, k=key: (t.focus(), t.press(k)))
+        expect(thumb).to_be_attached()
+        app.act(lambda t=thumb: (t.focus(), t.press("Home")))
+        expect(thumb).to_have_attribute("aria-valuetext", lowest)
+    assert content.evaluate("e => e.naturalWidth") == 32
     app.click("Run style transfer")
     app.no_exception()
+    result = app.main.locator(".cae-pic", has_text=re.compile(r"^result$"))
+    expect(result.locator("img")).to_have_attribute("alt", re.compile("^style transfer result"))
+    expand(app, "How the loss fell")
     expect(app.main.get_by_text(re.compile(r"^20 steps in"))).to_be_visible()
     arr = picture(download(app, "Download (PNG)"))
-    assert arr.shape[1] >= 3 * 192  # content, style and result
+    assert arr.shape[1] >= 3 * enlarged(32)  # content, style and result, side by side
+    assert arr.shape[0] < 2 * enlarged(32)  # in one row
 
 
 @pytest.mark.e2e
 def test_overview_picture_and_table_download(app):
     app.open()
-    png = Image.open(io.BytesIO(download(app, "Download these images (PNG)")))
-    assert png.format == "PNG" and png.width > png.height > 64  # two rows of ten
-    app.main.get_by_text("Layer table").first.scroll_into_view_if_needed()
+    expect(app.main.locator(".cae-pic img").first).to_be_visible()
+    arr = picture(download(app, PICTURES_PNG))
+    # the originals and the two picked models' copies: three rows of eight
+    side = enlarged(32)
+    assert 8 * side <= arr.shape[1] and 3 * side <= arr.shape[0] < 4 * side, arr.shape
+    expand(app, "Layer by layer: shapes and parameters")
     rows = list(
         csv.DictReader(io.StringIO(download(app, "Download the layer table (CSV)").decode()))
     )
@@ -91,8 +137,17 @@ def test_overview_picture_and_table_download(app):
 
 @pytest.mark.e2e
 def test_activation_maps_save_as_png(app):
+    """Layers draws its maps as pictures; one channel's exact values are a plotly heatmap
+    whose toolbar saves it as a PNG (drawn by the browser)."""
     app.open("layer-by-layer")
-    chart = app.main.locator('[data-testid="stPlotlyChart"]').first
+    toggle = app.main.get_by_text("Read the exact values of one channel", exact=True)
+    expect(toggle).to_be_visible()
+    charts = app.main.locator('[data-testid="stPlotlyChart"]')
+    expect(charts).to_have_count(0)
+    app.act(toggle.click)
+    chart = charts.first
+    expect(chart).to_be_visible()
+    expect(app.main.get_by_text(re.compile(r"^Channel 0 of conv1: 32x32 values"))).to_be_visible()
     chart.hover()
     button = chart.locator('.modebar-btn[data-title*="png" i]')
     with app.page.expect_download(timeout=60_000) as info:
@@ -112,6 +167,7 @@ def test_tables_download_as_csv_from_their_toolbar(app, app_data):
     app.page.add_init_script("delete window.showSaveFilePicker")
     app.open("repairing")
     table = app.main.locator('[data-testid="stDataFrame"]').first
+    expect(table).to_be_visible()
     table.hover()
     button = (
         app.main.locator('[data-testid="stElementToolbarButton"]')

@@ -1,6 +1,9 @@
 """Every page of the app in a real browser: it renders without an exception box, shows
 its pictures or charts, and its main control changes what is on screen. Class names and
-image counts come from the server's data set (``app_data``), whichever it is."""
+image counts come from the server's data set (``app_data``), whichever it is.
+
+Pages draw their pictures as HTML rows (``<figure class="cae-pic"><img alt><figcaption>``,
+convae/figures/html.py), not st.image: the helpers below read those."""
 
 from __future__ import annotations
 
@@ -12,87 +15,176 @@ from playwright.sync_api import expect
 from convae.checkpoints import load_checkpoint
 
 from .conftest import _RUN_COUNTER, App, page_paths, running_app
-from .test_exports import download
+from .test_exports import download, expand
 
+PICTURES = ".cae-pic img"
 VISIBLE = (
-    '[data-testid="stImage"], [data-testid="stPlotlyChart"], '
+    '.cae-pic img, [data-testid="stPlotlyChart"], '
     '[data-testid="stDataFrame"], [data-testid="stMetric"]'
 )
+PSNR = re.compile(r"^-?\d+\.\d dB$")
+REBUILT = re.compile(r" rebuilt by (.+), (-?\d+\.\d) dB$")
+
+
+def pictures(app: App, scope=None):
+    """The picture rows' <img>s, once the first is drawn (Streamlit draws an HTML block
+    a moment after the run that sent it, when the front end's code for it has loaded)."""
+    imgs = (scope or app.main).locator(PICTURES)
+    expect(imgs.first).to_be_visible()
+    return imgs
+
+
+def srcs(app: App, scope=None) -> list[str]:
+    """The pictures themselves: each <img>'s data: URI (a PNG)."""
+    return pictures(app, scope).evaluate_all("els => els.map(e => e.src)")
+
+
+def alts(app: App, scope=None) -> list[str]:
+    return pictures(app, scope).evaluate_all("els => els.map(e => e.alt)")
+
+
+def captions(app: App, scope=None) -> list[str]:
+    pictures(app, scope)
+    return (scope or app.main).locator(".cae-pic figcaption").all_inner_texts()
 
 
 def _overview(app: App, data: dict) -> None:
     # Main control: the sidebar's class filter; the originals become that class only.
-    cls = data["classes"][-1]  # not the first: the unfiltered grid starts with the first
-    before = app.captions()
+    cls = data["classes"][-1]  # not the first: the unfiltered row starts with the first
+    before = captions(app)
+    originals = [c for c in before if not PSNR.match(c)]
+    assert len(set(originals)) > 1, originals  # several classes before the filter
     app.pick("stMultiSelect", "Classes", cls, scope=app.sidebar)
-    after = app.captions()
-    assert after != before
-    originals = [c for c in after if c not in ("reconstruction", "")]
-    assert originals and set(originals[1:]) == {cls}, originals
+    after = captions(app)
+    originals = [c for c in after if not PSNR.match(c)]
+    assert originals == [cls] * min(8, data["test_counts"][cls]), originals
+    # ... with each picked model's reconstruction of those pictures, scored, under them
+    scores = [c for c in after if PSNR.match(c)]
+    assert len(scores) == 2 * len(originals) and scores != [c for c in before if PSNR.match(c)]
+    described = [a for a in alts(app) if re.match(r"^test picture \d+: ", a)]
+    assert described and all(a.endswith(f": {cls}") for a in described), described
+
+
+def _scores_by_model(app: App) -> dict[str, list[float]]:
+    """PSNR of every shown reconstruction, per model in row order (from the alt texts:
+    "test picture 3 (cat) rebuilt by cifar10-transpose, 21.5 dB")."""
+    out: dict[str, list[float]] = {}
+    for a in alts(app):
+        m = REBUILT.search(a)
+        if m:
+            out.setdefault(m[1], []).append(float(m[2]))
+    return out
 
 
 def _recon(app: App, data: dict) -> None:
-    psnr = re.compile(r"^-?\d+\.\d dB$")
-    before = [c for c in app.captions() if psnr.match(c)]
+    before = _scores_by_model(app)
+    first = next(iter(before))  # the first picked model: the one the sort ranks by
     app.click("worst first")
-    after = [float(c.split()[0]) for c in app.captions() if psnr.match(c)]
-    assert after and [f"{v:.1f} dB" for v in after] != before
-    first_row = after[: len(after) // 2]
-    assert first_row == sorted(first_row)  # worst first by the first model
-    expect(app.main.get_by_role("button", name="Download this grid (PNG)")).to_be_visible()
+    after = _scores_by_model(app)
+    assert list(after) == list(before) and after != before
+    assert len(after[first]) == 12  # the Pictures slider's default
+    assert after[first] == sorted(after[first]), after[first]  # worst first
+    # the sort looks through more pictures than the first 12, so it finds worse ones
+    assert after[first][0] <= min(before[first]) and sum(after[first]) < sum(before[first])
+    # the captions under the pictures are the same scores
+    shown = [c for c in captions(app) if PSNR.match(c)]
+    assert shown[:12] == [f"{v:.1f} dB" for v in after[first]]
+    expect(app.main.get_by_role("button", name="Download these pictures (PNG)")).to_be_visible()
 
 
 def _layers(app: App, data: dict) -> None:
-    expect(app.main.get_by_text(re.compile(r"^conv1 \(step 1 of"))).to_be_visible()
+    expect(app.main.get_by_text(re.compile(r"^conv1 \(encoder, step 1 of \d+\)"))).to_be_visible()
+    expect(app.main.locator('.cae-pic img[alt="conv1, ch 0"]')).to_be_visible()
+    before = srcs(app)
     app.click("Next ▶")
-    expect(app.main.get_by_text(re.compile(r"^relu1 \(step 2 of"))).to_be_visible()
-    expect(app.main.locator('[data-testid="stPlotlyChart"]')).to_have_count(1)
+    expect(app.main.get_by_text(re.compile(r"^relu1 \(encoder, step 2 of \d+\)"))).to_be_visible()
+    # the channel maps are now relu1's, drawn as pictures (none of conv1's is left)
+    expect(app.main.locator('.cae-pic img[alt="relu1, ch 0"]')).to_be_visible()
+    expect(app.main.locator('.cae-pic img[alt^="conv1, ch "]')).to_have_count(0)
+    assert srcs(app) != before
 
 
 def _compare(app: App, data: dict) -> None:
-    tabs = app.main.locator('[data-testid="stTab"]')
-    assert tabs.count() >= 2
-    app.act(tabs.nth(1).click)
+    tabs = app.main.get_by_role("tab")
+    expect(tabs).to_have_text(
+        ["Side by side", "Per class", "Over training", "Tiles and checkerboards"]
+    )
+    side = app.main.locator(".cae-rows")  # the side-by-side picture rows
+    expect(side.first).to_be_visible()
+    app.act(app.main.get_by_role("tab", name="Per class").click)
     panel = app.main.locator('[data-testid="stTabPanel"]:visible')
+    expect(panel).to_have_count(1)
+    expect(panel.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()  # per class
+    expect(panel.locator('[data-testid="stDataFrame"]').first).to_be_visible()
     expect(panel.locator(VISIBLE).first).to_be_visible()
+    expect(side).to_have_count(0)  # tabs run lazily: the closed tab's pictures are gone
 
 
 def _train(app: App, data: dict) -> None:
-    app.set_number("Training images", min(256, data["n_train"]))
+    app.set_number("Training pictures", min(256, data["n_train"]))
     app.set_number("Epochs", 1)
     app.click("Train")
     expect(app.main.get_by_text("Last training run")).to_be_visible()
     expect(app.main.locator('[data-testid="stPlotlyChart"]')).to_have_count(1)
+    # the trained model's copies of the test pictures, in a row labelled with its name
+    expect(app.main.locator(".cae-row-label", has_text="run1-transpose-1ep")).to_be_visible()
     picker = app.widget("stMultiSelect", "Models", app.sidebar)
-    expect(picker).to_contain_text("transpose-mse-1ep-seed0")
+    expect(picker).to_contain_text("run1-transpose-1ep")
     # the trained model downloads as a checkpoint file that loads
     ck = load_checkpoint(download(app, "Download checkpoint (.pt)"), name="download.pt")
     assert len(ck.history) == 1 and ck.config.decoder == "transpose"
+    assert ck.train_config["limit"] == min(256, data["n_train"])
 
 
 def _denoise(app: App, data: dict) -> None:
-    before = app.image_srcs()
-    app.click("salt and pepper")
-    assert app.image_srcs() != before
+    before = srcs(app)
+    assert any("salt and pepper" in a for a in alts(app))  # the default noise
+    app.click("Gaussian")
+    assert srcs(app) != before
+    shown = alts(app)
+    assert any("Gaussian" in a for a in shown) and not any("salt and pepper" in a for a in shown)
 
 
 def _repair(app: App, data: dict) -> None:
-    before = app.image_srcs()
+    before = srcs(app)
+    assert any(" hole / " in c for c in captions(app))  # a masked rectangle, the default
     app.click("Missing colour")
-    assert app.image_srcs() != before
+    assert srcs(app) != before
+    assert not any(" hole / " in c for c in captions(app))
 
 
 def _code(app: App, data: dict) -> None:
-    before = app.image_srcs()
-    app.set_number("Test image", min(7, data["n_test"] - 1))
-    assert app.image_srcs() != before
+    before = srcs(app)
+    value = min(7, data["n_test"] - 1)
+    app.set_number("Test picture", value)
+    after = srcs(app)
+    assert after != before and after[0] != before[0]  # the edited picture itself changed
+
+
+def _cells(app: App, data: dict) -> None:
+    # The cell picked by Channel / Row / Column: its footprint pictures are redrawn.
+    caption = app.main.get_by_text(re.compile(r"The outlined one is channel \d+, row"))
+    expect(caption).to_contain_text("channel 0,")
+    before = srcs(app)
+    app.pick("stSelectbox", "Channel", "2")
+    expect(caption).to_contain_text("channel 2,")
+    after = srcs(app)
+    assert after != before
+    assert after[0] == before[0]  # the input picture stays; the nudged outputs change
 
 
 def _style(app: App, data: dict) -> None:
-    # The Gram-matrix section's image picker (the full style transfer is a slow run).
-    before = app.image_srcs()
-    app.set_number("Test image", min(3, data["n_test"] - 1))
-    assert app.image_srcs() != before
+    # The content picture's number (the full style transfer is a slow run).
+    field = app.widget("stNumberInput", "Content picture").locator("input")
+    expect(field).to_be_visible()
+    value = 3 if field.input_value() != "3" else 4
+    value = min(value, data["n_test"] - 1)
+    before = srcs(app)
+    app.set_number("Content picture", value)
+    expect(app.main.locator(".cae-pic figcaption").first).to_have_text(
+        re.compile(rf"^content: test picture {value} \(")
+    )
+    assert srcs(app)[0] != before[0]
 
 
 ACTIONS = {
@@ -100,6 +192,7 @@ ACTIONS = {
     "recon": _recon,
     "layer-by-layer": _layers,
     "decoders": _compare,
+    "code-cells": _cells,
     "training": _train,
     "denoising": _denoise,
     "repairing": _repair,
@@ -110,7 +203,8 @@ ACTIONS = {
 
 def test_pages_are_read_from_app_py():
     paths = [p for p, _ in page_paths()]
-    assert {"", "recon", "layer-by-layer", "training"} <= set(paths)
+    assert {"", "recon", "layer-by-layer", "training", "code-cells"} <= set(paths)
+    assert set(paths) == set(ACTIONS)  # every page has its main control below
 
 
 @pytest.mark.e2e
@@ -119,7 +213,7 @@ def test_page_renders_and_its_main_control_works(app, app_data, path, title):
     app.open(path)
     app.no_exception()
     # The navigation marks this page, and it shows something to look at.
-    expect(app.sidebar.get_by_role("link", name=title)).to_be_visible()
+    expect(app.sidebar.get_by_role("link", name=title, exact=True)).to_be_visible()
     expect(app.main.locator("h1").first).to_be_visible()
     action = ACTIONS.get(path)
     if action is None:
@@ -128,21 +222,45 @@ def test_page_renders_and_its_main_control_works(app, app_data, path, title):
     app.no_exception()
 
 
+def _copy_link(app: App) -> str:
+    """The sidebar's copyable link to the current view."""
+    expand(app, "Copy link to this view", app.sidebar)
+    code = app.sidebar.locator('[data-testid="stCode"]')
+    expect(code).to_be_visible()
+    return code.inner_text().strip()
+
+
 @pytest.mark.e2e
 def test_a_shared_link_opens_that_view_in_the_browser(app):
     app.open("layer-by-layer", "step=conv2&colour=channel")
     app.no_exception()
-    expect(app.main.get_by_text(re.compile(r"^conv2 \(step 4 of"))).to_be_visible()
-    app.click("Next ▶")
-    expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()
-    assert "step=relu2" in app.page.url and "colour=channel" in app.page.url
+    expect(app.main.get_by_text(re.compile(r"^conv2 \(encoder, step 4 of"))).to_be_visible()
+    expect(app.main.get_by_role("radio", name="per channel")).to_be_checked()
     # The sidebar's copyable link is the full address of this view.
-    app.sidebar.get_by_text("Copy link to this view").click()
-    link = app.sidebar.locator('[data-testid="stCode"]').inner_text().strip()
-    assert link.startswith(f"{app.base}/layer-by-layer?") and "step=relu2" in link
+    link = _copy_link(app)
+    assert link.startswith(f"{app.base}/layer-by-layer?"), link
+    assert "step=conv2" in link and "colour=channel" in link, link
+    app.click("Next ▶")
+    expect(app.main.get_by_text(re.compile(r"^relu2 \(encoder, step 5 of"))).to_be_visible()
+    assert "step=relu2" in app.page.url and "colour=channel" in app.page.url
     # the address bar is now a link to this view: loading it starts a new session there
     app.open("layer-by-layer", app.page.url.split("?", 1)[1])
-    expect(app.main.get_by_text(re.compile(r"^relu2 \(step 5 of"))).to_be_visible()
+    expect(app.main.get_by_text(re.compile(r"^relu2 \(encoder, step 5 of"))).to_be_visible()
+    expect(app.main.locator('.cae-pic img[alt="relu2, ch 0"]')).to_be_visible()
+    expect(app.main.get_by_role("radio", name="per channel")).to_be_checked()
+
+
+@pytest.mark.e2e
+def test_the_sidebar_link_follows_a_step(app):
+    """Next reruns only the Layers page's stepper (a fragment); the sidebar's copyable
+    link must still name the step now shown, as the address bar does."""
+    app.open("layer-by-layer", "step=conv2&colour=channel")
+    expect(app.main.get_by_text(re.compile(r"^conv2 \(encoder, step 4 of"))).to_be_visible()
+    app.click("Next ▶")
+    expect(app.main.get_by_text(re.compile(r"^relu2 \(encoder, step 5 of"))).to_be_visible()
+    assert "step=relu2" in app.page.url
+    link = _copy_link(app)
+    assert link.startswith(f"{app.base}/layer-by-layer?") and "step=relu2" in link, link
 
 
 @pytest.mark.e2e

@@ -4,12 +4,15 @@ checkpoint download hold.
 
 The same test has to work on a quiet machine (thousands of images a second) and on a
 busy one (tens), so it sizes the run from the speed it measures: a first run is started
-and stopped to read the page's images/s, then a run of 3 epochs of about
+and stopped to read the page's pictures/s, then a run of 3 epochs of about
 ``EPOCH_S`` seconds each is started and stopped as soon as its second epoch has begun.
 Stop is noticed within the page's 0.25 s progress interval, so it lands inside that
 epoch and the kept epoch is the first. When the data set is too small for an epoch that
-long (the synthetic tree of a machine without CIFAR-10), the kept epoch must be one
+long (the embedded sample of a machine without CIFAR-10), the kept epoch must be one
 that had finished when Stop was clicked or just after.
+
+Trained models are named by the session's run number, decoder and epochs done
+("run2-transpose-1ep"); the run's seed is checked in the downloaded checkpoint.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from playwright.sync_api import expect
 from convae.checkpoints import load_checkpoint
 
 from .conftest import App
-from .test_exports import download
+from .test_exports import download, expand
 
-PROGRESS = re.compile(r"epoch (\d+)/(\d+), step (\d+)/(\d+).*?([\d,.]+) images/s")
+PROGRESS = re.compile(r"epoch (\d+)/(\d+), step (\d+)/(\d+).*?([\d,.]+) pictures/s")
+STOPPED = re.compile(r"^(run\d+-transpose-(\d+)ep): stopped; kept epoch (\d+)\.$")
 EPOCH_S = 5.0  # wanted length of an epoch of the stopped run
 EXACT_EPOCH_S = 2.0  # epochs at least this long: Stop must land in the epoch it was seen in
 BATCH = 16
@@ -51,9 +55,10 @@ def _start(app: App, seed: int, images: int) -> int:
     """Set the run up, press Train (its run is not awaited); returns the run count."""
     app.set_number("Seed", seed)
     app.set_number("Epochs", EPOCHS)
-    app.set_number("Training images", images)
+    app.set_number("Training pictures", images)
     steps = EPOCHS * -(-images // BATCH)
-    expect(app.main.get_by_text(re.compile(rf"^{steps:,} steps of {BATCH} images"))).to_be_visible()
+    plan = re.compile(rf": {steps:,} steps of {BATCH} pictures,")
+    expect(app.main.get_by_text(plan)).to_be_visible()
     runs = app.runs()
     app.main.get_by_role("button", name="Train", exact=True).click()
     return runs
@@ -76,6 +81,7 @@ def _parse(progress: str, images: int) -> tuple[int, float]:
 def test_stop_mid_epoch_keeps_the_last_finished_epoch(app, app_data):
     n_train = app_data["n_train"]
     app.open("training")
+    expand(app, "More settings")  # Batch size and Seed
     app.pick("stSelectbox", "Batch size", str(BATCH))
     picker = app.widget("stMultiSelect", "Models", app.sidebar)
 
@@ -84,12 +90,14 @@ def test_stop_mid_epoch_keeps_the_last_finished_epoch(app, app_data):
     probe = _wait_progress(app, "epoch >= 2 || step >= 30")
     _stop(app, runs)
     epoch_seen, probe_epoch_s = _parse(probe, n_train)
+    nothing = app.main.get_by_text("transpose: stopped before the first epoch finished")
+    expect(nothing.or_(app.main.get_by_text(STOPPED))).to_be_visible()
+    probe_kept = nothing.count() == 0
     if epoch_seen == 1 and probe_epoch_s >= 2 * EXACT_EPOCH_S:
         # stopped inside the first epoch: nothing finished, so nothing is kept
-        expect(
-            app.main.get_by_text("transpose: stopped before the first epoch finished")
-        ).to_be_visible()
-        expect(picker).not_to_contain_text("transpose-mse-")
+        assert not probe_kept, probe
+        expect(picker).not_to_contain_text("(yours)")
+        expect(app.main.get_by_role("button", name="Download checkpoint (.pt)")).to_have_count(0)
     per_s = n_train / probe_epoch_s
 
     # 2. A run whose epochs last about EPOCH_S here; Stop once the second has begun.
@@ -98,20 +106,24 @@ def test_stop_mid_epoch_keeps_the_last_finished_epoch(app, app_data):
     seen = _wait_progress(app, "epoch >= 2")
     _stop(app, runs)
     epoch_seen, epoch_s = _parse(seen, images)
-    note = app.main.get_by_text(re.compile(r"^transpose-mse-\d+ep-seed2: stopped; kept epoch \d+"))
+    note = app.main.get_by_text(STOPPED)
     expect(note).to_be_visible()
-    kept = int(re.search(r"kept epoch (\d+)", note.inner_text())[1])
+    name, named, kept = STOPPED.match(note.inner_text().strip()).groups()
+    kept = int(kept)
+    assert int(named) == kept, name  # the name counts the epochs kept ...
+    assert name.startswith(f"run{1 + probe_kept}-"), name  # ... and the session's models
     # Stop was clicked during epoch `epoch_seen`, so the epochs before it had finished.
     assert epoch_seen - 1 <= kept < EPOCHS, (seen, kept)
     if epoch_s >= EXACT_EPOCH_S:  # a long epoch: the Stop landed inside it, not after it
         assert kept == epoch_seen - 1, (seen, kept, f"{epoch_s:.1f} s an epoch")
-    name = f"transpose-mse-{kept}ep-seed2"
-    expect(picker).to_contain_text(name)
+    expect(picker).to_contain_text(f"{name} (yours)")
+    # the Keep picker offers the newest run first: this one
+    expect(app.widget("stSelectbox", "Model")).to_contain_text(name)
     # The kept model is that epoch's: its checkpoint holds exactly `kept` epochs.
     ck = load_checkpoint(download(app, "Download checkpoint (.pt)"), name="download.pt")
     assert len(ck.history) == kept and ck.history[-1]["epoch"] == kept
     assert ck.train_config["epochs"] == EPOCHS and ck.train_config["seed"] == 2
     print(
-        f"probe: {probe!r}; run of {images} images: {seen!r}; kept epoch {kept}; "
+        f"probe: {probe!r}; run of {images} pictures: {seen!r}; kept epoch {kept}; "
         f"{epoch_s:.1f} s an epoch"
     )
