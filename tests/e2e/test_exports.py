@@ -140,11 +140,13 @@ def test_activation_maps_save_as_png(app):
     """Layers draws its maps as pictures; one channel's exact values are a plotly heatmap
     whose toolbar saves it as a PNG (drawn by the browser)."""
     app.open("layer-by-layer")
-    toggle = app.main.get_by_text("Read the exact values of one channel", exact=True)
-    expect(toggle).to_be_visible()
+    toggle = app.main.get_by_role("switch", name="Read the exact values of one channel")
+    expect(toggle).not_to_be_checked()
     charts = app.main.locator('[data-testid="stPlotlyChart"]')
     expect(charts).to_have_count(0)
-    app.act(toggle.click)
+    # by keyboard: the switch's own <input> is a 1 px box that other elements cover
+    app.act(lambda: toggle.press("Space"))
+    expect(toggle).to_be_checked()
     chart = charts.first
     expect(chart).to_be_visible()
     expect(app.main.get_by_text(re.compile(r"^Channel 0 of conv1: 32x32 values"))).to_be_visible()
