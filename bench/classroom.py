@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -77,10 +78,20 @@ INTERACTIONS: dict[str, Interaction] = {
         "Layers: Next step", "Layers", "layer-by-layer", "button", "", ("Next ▶", "◀ Prev")
     ),
     "compare": Interaction(
-        "Compare: A/B toggle", "Compare", "decoders", "radio", "Reconstruction", ("A", "B")
+        "Compare: A/B toggle",
+        "Compare",
+        "decoders",
+        "radio",
+        "Show",
+        ("A: cifar10-transpose", "B: cifar10-upsample"),
     ),
     "code": Interaction(
-        "Code: t slider", "Code", "the-code", "slider", "Position t (0: from, 1: to)", ()
+        "Code: channel slider",
+        "Code",
+        "the-code",
+        "slider",
+        "Multiply the channel by",
+        (),
     ),
 }
 
@@ -90,7 +101,7 @@ class TrainPage:
     """How a session starts and stops a long training on the Train page."""
 
     path: str = "training"
-    images_label: str = "Training images"  # number input; set to its maximum
+    images_label: str = "Training pictures"  # number input; set to its maximum
     epochs_label: str = "Epochs"
     epochs: int = 30  # long enough to outlast the measurement
     start: str = "Train"
@@ -227,7 +238,7 @@ class Student:
 
     def go(self, nav: str) -> None:
         """Switch page inside the session (sidebar navigation: a rerun, same session)."""
-        link = self.app.sidebar.locator('[data-testid="stSidebarNav"] a', has_text=nav).first
+        link = self.app.sidebar.get_by_role("link", name=nav, exact=True).first
         self.app.act(link.click, RUN_TIMEOUT_MS)
 
     def start(self, it: Interaction) -> None:
@@ -304,7 +315,7 @@ def trainings(browser, base: str, n: int) -> Iterator[list[Student]]:
             top = field.get_attribute("max") or "50000"
             s.app.set_number(TRAIN.images_label, int(float(top)))
             s.app.set_number(TRAIN.epochs_label, TRAIN.epochs)
-            s.app.main.get_by_role("button", name=TRAIN.start, exact=True).click()
+            s.app.main.get_by_role("button", name=re.compile(rf"{TRAIN.start}$")).first.click()
             trainers.append(s)
         time.sleep(3.0)  # past the set-up, into the steps (or into the queue)
         yield trainers
@@ -312,7 +323,7 @@ def trainings(browser, base: str, n: int) -> Iterator[list[Student]]:
         for s in trainers:
             try:
                 s.app.act(
-                    s.app.main.get_by_role("button", name=TRAIN.stop, exact=True).first.click,
+                    s.app.main.get_by_role("button", name=re.compile(TRAIN.stop + "$")).first.click,
                     RUN_TIMEOUT_MS,
                 )
             except Exception as exc:  # the measurement is done; report, close anyway

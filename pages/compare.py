@@ -136,6 +136,55 @@ if pick in TAB_PARAMS:
 tab_ids = st.tabs(TABS, key="compare_tab", on_change="rerun")
 tabs = dict(zip(TABS, tab_ids, strict=True))
 
+
+@st.fragment
+def _close_up(comp, x, focus: int, start: int, labels: list[str]) -> None:
+    """One picture large: A, B, or a swipe between them. A fragment: switching A / B or
+    moving the divider reruns only this (a few kB of HTML), not the comparison."""
+    view = st.segmented_control(
+        "Show",
+        ["A", "B", "swipe"],
+        key="compare_ab",
+        default="swipe",
+        required=True,
+        persist_state="session",
+        format_func={"A": f"A: {na}", "B": f"B: {nb}", "swipe": "swipe A | B"}.get,
+        help="Switch between the two reconstructions of the same picture, or see A "
+        "left and B right of a divider you move.",
+    )
+    w = x.shape[-1]
+    if view == "swipe":
+        cut = st.slider(
+            "Divider (column)",
+            0,
+            w,
+            w // 2,
+            key="compare_swipe",
+            help="Columns left of the divider come from A, the rest from B.",
+        )
+    else:
+        cut = w if view == "A" else 0
+    what = {"A": f"A: {na}", "B": f"B: {nb}", "swipe": f"A | B: {na} | {nb}"}[view]
+    ui.pictures(
+        [
+            ui.PictureRow(
+                "",
+                [
+                    swipe_image(comp.recon[na][focus], comp.recon[nb][focus], cut, 1),
+                    to_uint8(x[focus]),
+                ],
+                [what, f"input {start + focus} ({labels[focus]})"],
+                [
+                    f"{what}, picture {start + focus}",
+                    f"input picture {start + focus}, {labels[focus]}",
+                ],
+            )
+        ],
+        columns=2,
+        max_px=320,
+    )
+
+
 # ---------------------------------------------------------------- side by side
 if tabs["Side by side"].open:
     with tabs["Side by side"]:
@@ -207,48 +256,7 @@ if tabs["Side by side"].open:
         st.subheader("One picture up close")
         f1, f2 = st.columns([1, 1.2], gap="large")
         with f1:
-            view = st.segmented_control(
-                "Show",
-                ["A", "B", "swipe"],
-                key="compare_ab",
-                default="swipe",
-                required=True,
-                persist_state="session",
-                format_func={"A": f"A: {na}", "B": f"B: {nb}", "swipe": "swipe A | B"}.get,
-                help="Switch between the two reconstructions of the same picture, or see A "
-                "left and B right of a divider you move.",
-            )
-            w = x.shape[-1]
-            if view == "swipe":
-                cut = st.slider(
-                    "Divider (column)",
-                    0,
-                    w,
-                    w // 2,
-                    key="compare_swipe",
-                    help="Columns left of the divider come from A, the rest from B.",
-                )
-            else:
-                cut = w if view == "A" else 0
-            what = {"A": f"A: {na}", "B": f"B: {nb}", "swipe": f"A | B: {na} | {nb}"}[view]
-            ui.pictures(
-                [
-                    ui.PictureRow(
-                        "",
-                        [
-                            swipe_image(comp.recon[na][focus], comp.recon[nb][focus], cut, 1),
-                            to_uint8(x[focus]),
-                        ],
-                        [what, f"input {start + focus} ({labels[focus]})"],
-                        [
-                            f"{what}, picture {start + focus}",
-                            f"input picture {start + focus}, {labels[focus]}",
-                        ],
-                    )
-                ],
-                columns=2,
-                max_px=320,
-            )
+            _close_up(comp, x, focus, start, labels)
         with f2:
             ui.chart(
                 error_maps_figure({"A": e_a[focus], "B": e_b[focus]}, comp.error_max),
