@@ -383,6 +383,17 @@ if start:
 
 # ------------------------------------------------------------- last results
 last = st.session_state.get("train_last")
+if not last and not start:
+    # Before any run: the test pictures whose copies the training will draw, live.
+    ui.pictures(
+        _picture_rows([]),
+        columns=SHOWN,
+        title="Test pictures the trained model will rebuild",
+    )
+    ui.note(
+        "While it trains, the model's copies of these test pictures appear under them, "
+        f"redrawn {PROGRESS_POINTS} times a run: blurry blobs first, then shapes and colours."
+    )
 if last:
     st.subheader("Last training run")
     for r in last:

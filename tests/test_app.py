@@ -238,6 +238,19 @@ def test_training_adds_a_model_without_changing_the_picks(app):
     assert len(array(psnr["x"])) == 2
 
 
+def test_train_page_opens_on_the_pictures_it_will_rebuild(app, tiny_data):
+    _open(app, "train")
+    shown = pictures(app)
+    want = tiny_data.test.floats(slice(0, len(shown)))
+    assert len(shown) == min(8, len(tiny_data.test))
+    assert [p.alt for p in shown][:2] == [
+        f"test picture {i}: {tiny_data.test.classes[int(tiny_data.test.labels[i])]}"
+        for i in range(2)
+    ]
+    for p, x in zip(shown, want, strict=True):
+        assert (p.array() == (x * 255).round().byte().permute(1, 2, 0).numpy()).all()
+
+
 def test_keep_picker_offers_the_newest_run_first(app):
     _open(app, "train")
     _train(app, seed=0)
