@@ -62,6 +62,27 @@ class Checkpoint:
     bare: bool = False  # loaded from a bare course-notebook state_dict
     snapshots: list[dict] = field(default_factory=list)  # raw; see snapshot_models()
 
+    @classmethod
+    def from_training(cls, result, data_source: str) -> Checkpoint:
+        """The in-memory checkpoint of a finished ``convae.train.fit`` run (its model,
+        settings, history, scores and snapshots), stamped with the time now.
+
+        Args:
+            result: a ``convae.train.TrainResult``.
+            data_source: the data set's source name, e.g. "cifar10".
+        """
+        return cls(
+            result.model,
+            result.model.config,
+            result.train_config.to_dict(),
+            result.history,
+            result.test_metrics,
+            result.data_fingerprint,
+            data_source,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            snapshots=result.snapshots,
+        )
+
 
 def save_checkpoint(
     path: str | os.PathLike,

@@ -8,7 +8,6 @@ looking at the shipped pair shares one computation.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -433,17 +432,7 @@ def _train_pair_now() -> None:
                 )
 
         result = fit(cfg, quick, report, snapshots=PAIR["snapshots"])
-        ck = Checkpoint(
-            result.model,
-            result.model.config,
-            cfg.to_dict(),
-            result.history,
-            result.test_metrics,
-            result.data_fingerprint,
-            data.source,
-            datetime.now(UTC).isoformat(timespec="seconds"),
-            snapshots=result.snapshots,
-        )
+        ck = Checkpoint.from_training(result, data.source)
         # Asked for here to be compared: the pair becomes A and B (the button says so).
         add_trained_model(ck, f"{cfg.decoder}-snap{PAIR['snapshots']}-seed{cfg.seed}", first=True)
     bar.empty()

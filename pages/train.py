@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import UTC, datetime
 
 import streamlit as st
 import torch
@@ -194,20 +193,6 @@ def _config(dec: str) -> TrainConfig:
     )
 
 
-def _checkpoint(result: TrainResult) -> Checkpoint:
-    return Checkpoint(
-        result.model,
-        result.model.config,
-        result.train_config.to_dict(),
-        result.history,
-        result.test_metrics,
-        result.data_fingerprint,
-        data.source,
-        datetime.now(UTC).isoformat(timespec="seconds"),
-        snapshots=result.snapshots,
-    )
-
-
 test_pool = data.test.filter(list(_config(DECODERS[0]).classes))
 shown_x = test_pool.floats(slice(0, SHOWN))
 shown_names = [test_pool.classes[i] for i in test_pool.labels[:SHOWN].tolist()]
@@ -360,7 +345,9 @@ def _train_now(configs: list[TrainConfig]) -> None:
             n = len(st.session_state.get("trained_models", {})) + 1
             name = f"run{n}-{cfg.decoder}-{result.epochs_done}ep"
             runs[i]["picked"] = will_be_picked()
-            runs[i]["key"] = add_trained_model(_checkpoint(result), name).key
+            runs[i]["key"] = add_trained_model(
+                Checkpoint.from_training(result, data.source), name
+            ).key
             runs[i]["label"] = name
             runs[i]["recon"] = reconstruct_scored(result.model, shown_x).images
         interrupt = live.interrupt
