@@ -8,6 +8,8 @@ tiny checkpoints written here (``$CONVAE_CHECKPOINTS``), so no real data set is 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,35 @@ def _train(at: AppTest, epochs: int = 1, limit: int = 24, seed: int | None = Non
         at.number_input(key="train_seed").set_value(seed)
     at.button(key="train_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_training_waits_for_its_turn_in_the_servers_queue(app):
+    """Other trainings hold every slot of the server's queue: Train waits in line (the
+    queue lists it, 1st), trains once a slot is free, and frees its slot when done."""
+    from convae.queue import training_queue
+
+    _open(app, "train")
+    queue = training_queue()
+    others = [queue.ticket("another student") for _ in range(queue.limit)]  # every slot
+    assert all(t.running for t in others)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (_train(app), done.set()), daemon=True)
+    try:
+        worker.start()
+        deadline = time.monotonic() + 30
+        while queue.snapshot()["waiting"] != ["train: transpose"]:
+            assert time.monotonic() < deadline, queue.snapshot()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert not done.is_set()  # still waiting: no training while the slot is taken
+        assert queue.snapshot()["running"] == ["another student"] * queue.limit
+    finally:
+        for t in others:
+            t.release()
+    worker.join(60)
+    assert done.is_set()
+    assert queue.snapshot() == {"limit": queue.limit, "running": [], "waiting": []}
+    assert app.session_state["train_last"][0]["epochs_done"] == 1
 
 
 def test_training_adds_a_model_without_changing_the_picks(app):

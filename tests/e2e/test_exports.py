@@ -64,7 +64,6 @@ def enlarged(side: int) -> int:
 
 
 @pytest.mark.e2e
-@pytest.mark.shared_data  # skips without CIFAR-10: allowed in CI's fresh-machine pass only
 @pytest.mark.parametrize(
     "path,nth,rows,columns",
     [
@@ -75,11 +74,10 @@ def enlarged(side: int) -> int:
         ("the-code", 1, 2, 8),  # code path and cross-fade, 8 frames
     ],
 )
-def test_image_rows_download_as_one_png(app, app_data, path, nth, rows, columns):
+def test_image_rows_download_as_one_png(app, path, nth, rows, columns):
     """Every page's picture rows save as one PNG holding what the page shows, each
-    picture enlarged so that the file reads on its own."""
-    if not app_data["real"]:
-        pytest.skip("the task pages' checkpoints need the CIFAR-10 data")
+    picture enlarged so that the file reads on its own. (The shipped task models take
+    32x32 colour pictures: the embedded CIFAR-10 sample too.)"""
     app.open(path)
     app.no_exception()
     shown = app.main.locator(".cae-pic img")
@@ -159,11 +157,8 @@ def test_activation_maps_save_as_png(app):
 
 
 @pytest.mark.e2e
-@pytest.mark.shared_data  # skips without CIFAR-10: allowed in CI's fresh-machine pass only
-def test_tables_download_as_csv_from_their_toolbar(app, app_data):
+def test_tables_download_as_csv_from_their_toolbar(app):
     """st.dataframe's own toolbar button: the Repair page's score table as a CSV file."""
-    if not app_data["real"]:
-        pytest.skip("the task pages' checkpoints need the CIFAR-10 data")
     # Chromium's native save dialog cannot be driven headless; without it Streamlit
     # falls back to an ordinary download (its file-system-access polyfill).
     app.page.add_init_script("delete window.showSaveFilePicker")
