@@ -15,7 +15,8 @@ burst), and waits for its own run to finish; ``--rounds`` bursts. Measured:
   browsers run on the same cores as the server here, so latencies are inflated; the CPU
   per click is not.
 - memory per open session: the server's RSS, PSS and USS (/proc/<pid>/smaps_rollup)
-  after the sessions opened and visited every interaction's page, less before, over N.
+  with the N sessions open on the first interaction's page (Layers) after its bursts,
+  less before, over N. Each later interaction gets N fresh sessions opened on its page.
 - the same bursts while ``--trainings`` other sessions train (Train page; with the
   training queue their trainings may take turns, which is the point).
 - a soak: open and close ``--soak`` sessions one after another; server memory with no
@@ -121,6 +122,10 @@ new MutationObserver((records) => {
 }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
                       attributeFilter: ['data-test-script-state']});
 """
+# What the page shows, as text: every picture's alt text and caption in the main area.
+_SHOWN = """() => Array.from(document.querySelectorAll(
+  '[data-testid="stMain"] .cae-pic img, [data-testid="stMain"] figcaption'))
+  .map(e => e.alt || e.textContent).join('|')"""
 RUN_TIMEOUT_MS = 300_000  # 20 sessions clicking at once on 2 busy cores
 
 
@@ -244,6 +249,7 @@ class Student:
     def start(self, it: Interaction) -> None:
         """Click once (do not wait)."""
         self._before = self.app.runs()
+        self._sig = self.page.evaluate(_SHOWN)
         self._t0 = self.page.evaluate("performance.now()")
         k = self.clicks
         if it.kind == "button":
@@ -261,9 +267,24 @@ class Student:
         self.clicks += 1
 
     def finish(self) -> float:
-        """Wait for the run the click caused; return its latency in seconds."""
-        self.app.wait_runs(self._before, RUN_TIMEOUT_MS)
-        return (self.page.evaluate("window.__stRunEnd") - self._t0) / 1000
+        """Wait for the run the click caused; return its latency in seconds.
+
+        Done when the app is idle and either the run counter moved or the pictures shown
+        changed (their alt texts and captions): Streamlit (1.67) sometimes runs a
+        fragment without flipping the app's script-run state, e.g. after a page switch
+        or a fresh session's first run, and then only the pictures tell."""
+        end = self.page.wait_for_function(
+            f"""([n, sig]) => {{
+              const st = document.querySelector('[data-testid="stApp"]')
+                ?.dataset.testScriptState;
+              if (st !== 'notRunning') return false;
+              if (window.__stRuns > n) return window.__stRunEnd || performance.now();
+              return ({_SHOWN})() !== sig ? performance.now() : false;
+            }}""",
+            arg=[self._before, self._sig],
+            timeout=RUN_TIMEOUT_MS,
+        ).json_value()
+        return (end - self._t0) / 1000
 
     def close(self) -> None:
         self.context.close()
@@ -335,27 +356,34 @@ def measure_n(server: Server, browser, n: int, args) -> dict:
     """Everything for one class size."""
     its = [INTERACTIONS[k] for k in args.interactions]
     mem0 = server.memory_mb()
-    students = []
-    for _ in range(n):
-        students.append(Student(browser, server.url, its[0].path))
+    students = [Student(browser, server.url, its[0].path) for _ in range(n)]
     out: dict = {"sessions": n, "interactions": {}, "with_trainings": {}}
     for i, it in enumerate(its):
         if i:
+            # Fresh sessions opened on the page itself: after a page switch inside a
+            # session, Streamlit (1.67) runs a fragment without flipping the app's
+            # script-run state, so the run counter cannot see the click's run finish.
             for s in students:
-                s.go(it.nav)
+                s.close()
+            students = [Student(browser, server.url, it.path) for _ in range(n)]
         res = bursts(server, students, it, args.rounds)
         out["interactions"][it.title] = res
         print(f"N={n} {it.title}: {_fmt(res)}", flush=True)
-    mem1 = server.memory_mb()
-    out["memory_mb_before"], out["memory_mb_after"] = mem0, mem1
-    out["memory_mb_per_session"] = {k: (mem1[k] - mem0[k]) / n for k in mem0}
-    print(f"N={n} memory per session (MB): {_mem(out['memory_mb_per_session'])}", flush=True)
+        if i == 0:  # N sessions open on the first page (Layers), each having clicked
+            mem1 = server.memory_mb()
+            out["memory_mb_before"], out["memory_mb_after"] = mem0, mem1
+            out["memory_mb_per_session"] = {k: (mem1[k] - mem0[k]) / n for k in mem0}
+            print(
+                f"N={n} memory per session (MB): {_mem(out['memory_mb_per_session'])}",
+                flush=True,
+            )
     if args.trainings:
         with trainings(browser, server.url, args.trainings):
-            for it in reversed(its):  # the sessions are on the last page already
-                if it is not its[-1]:
+            for i, it in enumerate(reversed(its)):  # the sessions are on the last page
+                if i:
                     for s in students:
-                        s.go(it.nav)
+                        s.close()
+                    students = [Student(browser, server.url, it.path) for _ in range(n)]
                 res = bursts(server, students, it, args.rounds)
                 out["with_trainings"][it.title] = res
                 print(f"N={n} + {args.trainings} trainings, {it.title}: {_fmt(res)}", flush=True)
