@@ -127,6 +127,7 @@ _SHOWN = """() => Array.from(document.querySelectorAll(
   '[data-testid="stMain"] .cae-pic img, [data-testid="stMain"] figcaption'))
   .map(e => e.alt || e.textContent).join('|')"""
 RUN_TIMEOUT_MS = 300_000  # 20 sessions clicking at once on 2 busy cores
+GC_WAIT_S = 22  # pages/server.py collects garbage every 20 s when scripts ran
 
 
 # --------------------------------------------------------------------- the server
@@ -355,6 +356,12 @@ def trainings(browser, base: str, n: int) -> Iterator[list[Student]]:
 def measure_n(server: Server, browser, n: int, args) -> dict:
     """Everything for one class size."""
     its = [INTERACTIONS[k] for k in args.interactions]
+    # Garbage of the sessions closed before (the previous size, its trainings) is freed
+    # by pages/server.py's collector, which runs every 20 s after a script ran: let it
+    # run twice, with one probe session's run between, before the baseline.
+    time.sleep(GC_WAIT_S)
+    Student(browser, server.url, its[0].path).close()
+    time.sleep(GC_WAIT_S)
     mem0 = server.memory_mb()
     students = [Student(browser, server.url, its[0].path) for _ in range(n)]
     out: dict = {"sessions": n, "interactions": {}, "with_trainings": {}}

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from convae.checkpoints import load_checkpoint
 
 from .conftest import _RUN_COUNTER, App, page_paths, running_app
-from .test_exports import download, expand
+from .test_exports import choose, download, expand, in_fragment
 
 PICTURES = ".cae-pic img"
 VISIBLE = (
@@ -54,7 +54,7 @@ def _overview(app: App, data: dict) -> None:
     before = captions(app)
     originals = [c for c in before if not PSNR.match(c)]
     assert len(set(originals)) > 1, originals  # several classes before the filter
-    app.pick("stMultiSelect", "Classes", cls, scope=app.sidebar)
+    choose(app, "stMultiSelect", "Classes", cls, scope=app.sidebar)
     after = captions(app)
     originals = [c for c in after if not PSNR.match(c)]
     assert originals == [cls] * min(8, data["test_counts"][cls]), originals
@@ -92,11 +92,16 @@ def _recon(app: App, data: dict) -> None:
     expect(app.main.get_by_role("button", name="Download these pictures (PNG)")).to_be_visible()
 
 
+def _next(app: App) -> None:
+    """Layers' Next: it reruns only the stepper fragment (callers expect its outcome)."""
+    in_fragment(app.main.get_by_role("button", name="Next ▶", exact=True).click)
+
+
 def _layers(app: App, data: dict) -> None:
     expect(app.main.get_by_text(re.compile(r"^conv1 \(encoder, step 1 of \d+\)"))).to_be_visible()
     expect(app.main.locator('.cae-pic img[alt="conv1, ch 0"]')).to_be_visible()
     before = srcs(app)
-    app.click("Next ▶")
+    _next(app)
     expect(app.main.get_by_text(re.compile(r"^relu1 \(encoder, step 2 of \d+\)"))).to_be_visible()
     # the channel maps are now relu1's, drawn as pictures (none of conv1's is left)
     expect(app.main.locator('.cae-pic img[alt="relu1, ch 0"]')).to_be_visible()
@@ -166,7 +171,7 @@ def _cells(app: App, data: dict) -> None:
     caption = app.main.get_by_text(re.compile(r"The outlined one is channel \d+, row"))
     expect(caption).to_contain_text("channel 0,")
     before = srcs(app)
-    app.pick("stSelectbox", "Channel", "2")
+    choose(app, "stSelectbox", "Channel", "2", fragment=True)
     expect(caption).to_contain_text("channel 2,")
     after = srcs(app)
     assert after != before
@@ -240,9 +245,10 @@ def test_a_shared_link_opens_that_view_in_the_browser(app):
     link = _copy_link(app)
     assert link.startswith(f"{app.base}/layer-by-layer?"), link
     assert "step=conv2" in link and "colour=channel" in link, link
-    app.click("Next ▶")
+    _next(app)
     expect(app.main.get_by_text(re.compile(r"^relu2 \(encoder, step 5 of"))).to_be_visible()
-    assert "step=relu2" in app.page.url and "colour=channel" in app.page.url
+    expect(app.page).to_have_url(re.compile(r"[?&]step=relu2(&|$)"))
+    assert "colour=channel" in app.page.url
     # the address bar is now a link to this view: loading it starts a new session there
     app.open("layer-by-layer", app.page.url.split("?", 1)[1])
     expect(app.main.get_by_text(re.compile(r"^relu2 \(encoder, step 5 of"))).to_be_visible()
@@ -256,9 +262,9 @@ def test_the_sidebar_link_follows_a_step(app):
     link must still name the step now shown, as the address bar does."""
     app.open("layer-by-layer", "step=conv2&colour=channel")
     expect(app.main.get_by_text(re.compile(r"^conv2 \(encoder, step 4 of"))).to_be_visible()
-    app.click("Next ▶")
+    _next(app)
     expect(app.main.get_by_text(re.compile(r"^relu2 \(encoder, step 5 of"))).to_be_visible()
-    assert "step=relu2" in app.page.url
+    expect(app.page).to_have_url(re.compile(r"[?&]step=relu2(&|$)"))
     link = _copy_link(app)
     assert link.startswith(f"{app.base}/layer-by-layer?") and "step=relu2" in link, link
 

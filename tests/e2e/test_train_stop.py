@@ -25,7 +25,7 @@ from playwright.sync_api import expect
 from convae.checkpoints import load_checkpoint
 
 from .conftest import App
-from .test_exports import download, expand
+from .test_exports import choose, download, expand
 
 PROGRESS = re.compile(r"epoch (\d+)/(\d+), step (\d+)/(\d+).*?([\d,.]+) pictures/s")
 STOPPED = re.compile(r"^(run\d+-transpose-(\d+)ep): stopped; kept epoch (\d+)\.$")
@@ -82,7 +82,10 @@ def test_stop_mid_epoch_keeps_the_last_finished_epoch(app, app_data):
     n_train = app_data["n_train"]
     app.open("training")
     expand(app, "More settings")  # Batch size and Seed
-    app.pick("stSelectbox", "Batch size", str(BATCH))
+    choose(app, "stSelectbox", "Batch size", str(BATCH))
+    expect(app.widget("stSelectbox", "Batch size").get_by_role("combobox")).to_have_value(
+        str(BATCH)
+    )
     picker = app.widget("stMultiSelect", "Models", app.sidebar)
 
     # 1. Measure: train on everything, stop after 30 steps (or sooner if epoch 1 is over).
