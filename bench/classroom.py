@@ -353,6 +353,15 @@ def trainings(browser, base: str, n: int) -> Iterator[list[Student]]:
             s.close()
 
 
+def _reopen(students: list[Student], browser, url: str, path: str) -> list[Student]:
+    """As many fresh sessions, opened on ``path`` itself. Not a page switch inside each
+    session: after one, Streamlit (1.67) runs a fragment without flipping the app's
+    script-run state, and the run counter cannot see the click's run finish."""
+    for s in students:
+        s.close()
+    return [Student(browser, url, path) for _ in students]
+
+
 def measure_n(server: Server, browser, n: int, args) -> dict:
     """Everything for one class size."""
     its = [INTERACTIONS[k] for k in args.interactions]
@@ -367,12 +376,7 @@ def measure_n(server: Server, browser, n: int, args) -> dict:
     out: dict = {"sessions": n, "interactions": {}, "with_trainings": {}}
     for i, it in enumerate(its):
         if i:
-            # Fresh sessions opened on the page itself: after a page switch inside a
-            # session, Streamlit (1.67) runs a fragment without flipping the app's
-            # script-run state, so the run counter cannot see the click's run finish.
-            for s in students:
-                s.close()
-            students = [Student(browser, server.url, it.path) for _ in range(n)]
+            students = _reopen(students, browser, server.url, it.path)
         res = bursts(server, students, it, args.rounds)
         out["interactions"][it.title] = res
         print(f"N={n} {it.title}: {_fmt(res)}", flush=True)
@@ -388,9 +392,7 @@ def measure_n(server: Server, browser, n: int, args) -> dict:
         with trainings(browser, server.url, args.trainings):
             for i, it in enumerate(reversed(its)):  # the sessions are on the last page
                 if i:
-                    for s in students:
-                        s.close()
-                    students = [Student(browser, server.url, it.path) for _ in range(n)]
+                    students = _reopen(students, browser, server.url, it.path)
                 res = bursts(server, students, it, args.rounds)
                 out["with_trainings"][it.title] = res
                 print(f"N={n} + {args.trainings} trainings, {it.title}: {_fmt(res)}", flush=True)
