@@ -22,8 +22,13 @@ STREAMLIT_OWNED: dict[str, list[str]] = {}
 
 
 def _violations(app: App) -> list[str]:
+    # Every picture decoded and every widget drawn: Streamlit shows a skeleton while a
+    # widget's code loads, which a fresh browser on a busy machine can still be doing
+    # after the run has ended (axe then checks a half-drawn page).
     app.page.wait_for_function(
-        "() => Array.from(document.images).every(i => i.complete)", timeout=60_000
+        "() => Array.from(document.images).every(i => i.complete)"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=60_000,
     )
     context = {"exclude": [[sel] for sels in STREAMLIT_OWNED.values() for sel in sels]}
     result = (
