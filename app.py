@@ -79,7 +79,8 @@ with st.sidebar:
             st.html(f'<div class="cae-nav-group"><p>{group}</p></div>')
             for p in pages:
                 st.page_link(p)
-render_sidebar()
+# Layers steps in a fragment that leaves the sidebar as drawn: it shows its own link.
+render_sidebar(copy_link=page.url_path != "layer-by-layer")
 ui.inject_css()  # after the sidebar: presentation mode may have just been switched
 lessons.sidebar(by_url, available_models(), current_data())
 lessons.banner(by_url, available_models(), current_data())

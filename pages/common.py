@@ -426,8 +426,13 @@ def _sidebar_device(sb) -> None:
         sb.caption(f"Runs on the CPU ({torch.get_num_threads()} threads; no CUDA GPU found).")
 
 
-def render_sidebar() -> None:
-    """Draw the shared sidebar; its choices are then read with the functions above."""
+def render_sidebar(copy_link: bool = True) -> None:
+    """Draw the shared sidebar; its choices are then read with the functions above.
+
+    Args:
+        copy_link: draw the "Copy link to this view" box (False for a page that draws
+            its own where its fragment can keep it current).
+    """
     sb = st.sidebar
     data = _prepare_data(sb)
     upload = st.session_state.get("sidebar_upload")  # read before the picker is drawn
@@ -459,7 +464,7 @@ def render_sidebar() -> None:
     _sidebar_device(box)
     show_link_notice()
     sync_link()
-    if not ui.presenting():
+    if copy_link and not ui.presenting():
         show_copy_link()
 
 

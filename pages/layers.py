@@ -29,7 +29,7 @@ from convae.models import CODE_STEP, trace
 from convae.recon import reconstruct_scored
 from pages import ui
 from pages.common import current_data, require_model, selected_classes, selected_models
-from pages.links import sync_link
+from pages.links import show_copy_link, sync_link
 
 st.title("Layers")
 ui.takeaway(
@@ -331,6 +331,8 @@ def stepper() -> None:
             },
         )
     sync_link()  # the address bar follows the step, also on a fragment-only rerun
+    if not ui.presenting():
+        show_copy_link(st.container())  # here, not in the sidebar: it follows the step
 
 
 with right:

@@ -135,9 +135,11 @@ def link_to_view() -> str:
     return f"{base}?{query}" if query else base
 
 
-def show_copy_link() -> None:
-    """A copyable link to the current view at the bottom of the sidebar."""
-    with st.sidebar.expander("Copy link to this view", icon=":material/link:"):
+def show_copy_link(where=None) -> None:
+    """A copyable link to the current view, at the bottom of the sidebar or in ``where``
+    (Layers draws it inside its stepping fragment, whose reruns leave the sidebar as it
+    was drawn)."""
+    with (where or st.sidebar).expander("Copy link to this view", icon=":material/link:"):
         st.code(link_to_view(), language=None, wrap_lines=True)
         st.caption(
             "Whoever opens it sees this page with these models, classes and, on "

@@ -368,9 +368,13 @@ def test_presentation_mode_from_a_link_hides_the_details(app_env, monkeypatch):
     assert at.sidebar.toggle(key="ui_present").value is True
     css = " ".join(h.proto.body for h in at.get("html") if "<style>" in h.proto.body)
     assert "html {font-size: 22px;}" in css
-    assert not at.expander  # advanced tables and charts are left out
+    assert not at.main.expander  # advanced tables and charts are left out
+    # The sidebar's pickers fold into one expander, so the sidebar does not scroll.
+    assert [e.label for e in at.sidebar.expander] == ["Data set, models, classes"]
+    assert at.sidebar.multiselect(key="sidebar_models").value  # still there, folded
     at.sidebar.toggle(key="ui_present").set_value(False).run()
-    assert at.expander and "22px" not in " ".join(h.proto.body for h in at.get("html"))
+    assert at.main.expander and "22px" not in " ".join(h.proto.body for h in at.get("html"))
+    assert "Data set, models, classes" not in [e.label for e in at.sidebar.expander]
 
 
 def test_default_models_are_the_plain_autoencoders():

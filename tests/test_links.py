@@ -70,6 +70,9 @@ def test_index_beyond_the_class_does_not_break_the_page(env):
 def test_copy_link_shows_the_current_choices(env):
     at = _run({}, "layers")
     at.button(key="layers_next").click().run()
-    link = at.sidebar.code[-1].value
+    # On Layers the link box is in the page, inside the stepping fragment (it follows
+    # the step); the sidebar has none there.
+    assert not at.sidebar.code
+    link = at.main.code[-1].value
     assert link.startswith("?") and "step=relu1" in link and "colour=layer" in link
     assert "models=shipped:shapes-transpose.pt" in link

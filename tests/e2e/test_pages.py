@@ -228,9 +228,11 @@ def test_page_renders_and_its_main_control_works(app, app_data, path, title):
 
 
 def _copy_link(app: App) -> str:
-    """The sidebar's copyable link to the current view."""
-    expand(app, "Copy link to this view", app.sidebar)
-    code = app.sidebar.locator('[data-testid="stCode"]')
+    """The copyable link to the current view: in the sidebar, or on Layers in the page
+    (inside its stepping fragment, so that it follows the step)."""
+    scope = app.main if "/layer-by-layer" in app.page.url else app.sidebar
+    expand(app, "Copy link to this view", scope)
+    code = scope.locator('[data-testid="stCode"]')
     expect(code).to_be_visible()
     return code.inner_text().strip()
 
