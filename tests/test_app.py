@@ -329,9 +329,7 @@ def test_app_is_useful_without_a_data_set(app_env, monkeypatch, tmp_path):
     assert any("rebuilt by" in p.alt for p in pictures(at))
 
 
-def test_a_data_cache_that_cannot_be_written_is_said_in_the_sidebar(
-    app_env, monkeypatch, tmp_path
-):
+def test_a_data_cache_that_cannot_be_written_is_said_in_the_sidebar(app_env, monkeypatch, tmp_path):
     """A full or blocked disk: the pictures come from memory and the sidebar says why the
     next start will decode again (DataSet.notice), instead of failing or keeping quiet."""
     root = tmp_path / "root"
