@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import _RUN_COUNTER, CHROMIUM_ARGS, ROOT, App, _free_port, chromium_path
+from .conftest import _RUN_COUNTER, ROOT, App, _free_port, chromium_path
 
 COOKIE = "CONVAE_REPLICA"
 START_S = 180  # two replicas import torch at once on a busy 2-core machine
@@ -112,13 +112,10 @@ def replicas(app_data, tmp_path_factory) -> Iterator[Replicas]:
 
 
 @pytest.fixture(scope="module")
-def chrome(replicas):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def chrome(replicas, browser):
+    """The suite's one Chromium (conftest's ``browser``): a second sync_playwright() in
+    the same process fails while the first one is open, i.e. in a whole-suite run."""
+    return browser
 
 
 class Visitor:
@@ -160,10 +157,19 @@ class Visitor:
         self.context.close()
 
 
+def _both_up(replicas) -> bool:
+    try:
+        stats = replicas.stats()
+    except OSError:  # HAProxy's admin socket is not there yet
+        return False
+    return {stats["r1"]["status"], stats["r2"]["status"]} == {"UP"}
+
+
 @pytest.mark.e2e
 def test_sessions_stick_to_their_replica_and_survive_the_loss_of_the_other(replicas, chrome):
-    stats = replicas.stats()
-    assert {stats["r1"]["status"], stats["r2"]["status"]} == {"UP"}
+    # Just started, HAProxy may still be making its socket or counting health checks
+    # ("UP 1/2"): both must be fully UP within its check interval.
+    replicas.wait_for("both replicas UP in HAProxy", lambda: _both_up(replicas), 30)
 
     a = Visitor(chrome, replicas.url)
     home_a = a.replica()
