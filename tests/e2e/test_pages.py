@@ -243,7 +243,7 @@ def test_a_shared_link_opens_that_view_in_the_browser(app):
     app.no_exception()
     expect(app.main.get_by_text(re.compile(r"^conv2 \(encoder, step 4 of"))).to_be_visible()
     expect(app.main.get_by_role("radio", name="per channel")).to_be_checked()
-    # The sidebar's copyable link is the full address of this view.
+    # The copyable link is the full address of this view.
     link = _copy_link(app)
     assert link.startswith(f"{app.base}/layer-by-layer?"), link
     assert "step=conv2" in link and "colour=channel" in link, link
@@ -260,8 +260,9 @@ def test_a_shared_link_opens_that_view_in_the_browser(app):
 
 @pytest.mark.e2e
 def test_the_sidebar_link_follows_a_step(app):
-    """Next reruns only the Layers page's stepper (a fragment); the sidebar's copyable
-    link must still name the step now shown, as the address bar does."""
+    """Next reruns only the Layers page's stepper (a fragment); the copyable link to the
+    view (on Layers drawn in that fragment, not in the sidebar, whose copy stayed on the
+    step it was drawn with) must name the step now shown, as the address bar does."""
     app.open("layer-by-layer", "step=conv2&colour=channel")
     expect(app.main.get_by_text(re.compile(r"^conv2 \(encoder, step 4 of"))).to_be_visible()
     _next(app)
@@ -269,6 +270,8 @@ def test_the_sidebar_link_follows_a_step(app):
     expect(app.page).to_have_url(re.compile(r"[?&]step=relu2(&|$)"))
     link = _copy_link(app)
     assert link.startswith(f"{app.base}/layer-by-layer?") and "step=relu2" in link, link
+    # one link to copy: none left in the sidebar to name another step
+    expect(app.page.get_by_text("Copy link to this view")).to_have_count(1)
 
 
 @pytest.mark.e2e
