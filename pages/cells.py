@@ -98,7 +98,7 @@ def cell_view() -> None:
         pics += [fp.before, fp.after]
         caps += [f"{dec}", f"{dec}, cell nudged"]
     ui.pictures(
-        [ui.row("", torch.stack(pics), caps, [f"{c}, test picture of a {cls}" for c in caps])],
+        [ui.row("", torch.stack(pics), caps, [f"{c}, test picture: {cls}" for c in caps])],
         columns=len(pics),
         max_px=200,
         title="The picture, and each decoder's output before and after the nudge",

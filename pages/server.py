@@ -41,5 +41,9 @@ def _collector() -> None:
 
 def setup_process() -> int:
     """Threads for torch (one per core) and the periodic collector; returns the threads."""
+    # pandas imported once here: imported first by two session threads at once, plotly
+    # saw a half-initialised module ("partially initialized module 'pandas'").
+    import pandas  # noqa: F401
+
     threading.Thread(target=_collector, name="convae-gc", daemon=True).start()
     return configure_threads()
