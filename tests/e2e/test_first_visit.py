@@ -21,8 +21,12 @@ from .conftest import _RUN_COUNTER, ROOT, App, page_paths, running_app
 
 def _pictures(app: App) -> list[dict]:
     """The main area's pictures: alt text and drawn width in CSS px, once all have loaded."""
+    # At least one picture drawn first: on a busy machine the frontend can still be mounting
+    # the page's HTML when the script run has already finished (CI's fresh pass saw none).
     app.page.wait_for_function(
-        "() => Array.from(document.images).every(i => i.complete)", timeout=60_000
+        "() => document.querySelectorAll('[data-testid=\"stMain\"] .cae-pic img').length > 0"
+        " && Array.from(document.images).every(i => i.complete)",
+        timeout=60_000,
     )
     return app.main.locator(".cae-pic img").evaluate_all(
         "els => els.map(e => ({alt: e.alt, width: e.getBoundingClientRect().width,"
