@@ -132,6 +132,11 @@ def _guard_fresh_pass() -> None:
     def hook(event: str, args: tuple) -> None:
         if event in ("open", "os.listdir", "os.scandir") and args and args[0] is not None:
             path = args[0]
+            if event == "open" and args[1] is None and not os.path.isabs(path):
+                # os.open of a bare name, as shutil.rmtree walks with dir_fd (pytest
+                # removing its old temp folders, which hold tests' own "data" folders):
+                # the audit event leaves the folder out, so cwd would be a false guess.
+                return
             if isinstance(path, (str, os.PathLike)):
                 full = os.path.abspath(os.fspath(path)) + os.sep
                 if full.startswith(prefixes):
