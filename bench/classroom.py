@@ -362,15 +362,28 @@ def _reopen(students: list[Student], browser, url: str, path: str) -> list[Stude
     return [Student(browser, url, path) for _ in students]
 
 
+def session_ttl_s(streamlit_args: list[str] | None) -> float:
+    """server.disconnectedSessionTTL as the server was started (Streamlit's default 120)."""
+    ttl = 120.0
+    for i, a in enumerate(streamlit_args or []):
+        if a.startswith("--server.disconnectedSessionTTL"):
+            ttl = float(a.split("=", 1)[1] if "=" in a else streamlit_args[i + 1])
+    return ttl
+
+
 def measure_n(server: Server, browser, n: int, args) -> dict:
     """Everything for one class size."""
     its = [INTERACTIONS[k] for k in args.interactions]
-    # Garbage of the sessions closed before (the previous size, its trainings) is freed
-    # by pages/server.py's collector, which runs every 20 s after a script ran: let it
-    # run twice, with one probe session's run between, before the baseline.
-    time.sleep(GC_WAIT_S)
-    Student(browser, server.url, its[0].path).close()
-    time.sleep(GC_WAIT_S)
+    # The sessions closed before (the previous size, its trainings) must be gone before
+    # the baseline, or their release lands inside this size's figure (which then came out
+    # negative). Streamlit keeps a closed session for server.disconnectedSessionTTL
+    # seconds and drops it at the next disconnect after that; pages/server.py's collector
+    # then frees its garbage within 20 s of a script run. So: wait out the TTL, open and
+    # close a probe session (that disconnect drops them), and let the collector run twice.
+    time.sleep(session_ttl_s(args.streamlit_arg) + 2)
+    for _ in range(2):
+        Student(browser, server.url, its[0].path).close()
+        time.sleep(GC_WAIT_S)
     mem0 = server.memory_mb()
     students = [Student(browser, server.url, its[0].path) for _ in range(n)]
     out: dict = {"sessions": n, "interactions": {}, "with_trainings": {}}

@@ -376,6 +376,24 @@ def _thread_nice() -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
+def env_nice() -> int:
+    """The nice increment for trainings: ``CONVAE_TRAINING_NICE`` (0..19) when set,
+    else ``TrainingResources.nice``."""
+    raw = os.environ.get("CONVAE_TRAINING_NICE", "").strip()
+    if not raw:
+        return TrainingResources.nice
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise ValueError(
+            f"CONVAE_TRAINING_NICE must be a whole number from 0 to 19, got {raw!r}: "
+            "unset it for the default (10), or 0 to train at the viewers' priority"
+        )
+    return value
+
+
 @contextlib.contextmanager
 def training_resources(
     threads: int | None = None, nice: int | None = None
@@ -396,9 +414,11 @@ def training_resources(
     ends, which in Streamlit is when its session has no more reruns queued; the priority
     of other threads is never touched.
     """
+    if nice is None:
+        nice = env_nice()
     want = TrainingResources(
         threads=TrainingResources.threads if threads is None else max(1, int(threads)),
-        nice=TrainingResources.nice if nice is None else max(0, int(nice)),
+        nice=max(0, int(nice)),
     )
     old_threads = thread_num_threads()
     set_thread_num_threads(want.threads)

@@ -16,7 +16,9 @@ from convae.queue import (
     LIMIT_ENV,
     TicketCancelled,
     TrainingQueue,
+    TrainingResources,
     default_limit,
+    env_nice,
     ordinal,
     set_thread_num_threads,
     training_queue,
@@ -387,6 +389,25 @@ def test_training_resources_set_this_thread_only_and_restore_afterwards():
     assert seen["threads after"] == 2
     if os.geteuid() == 0:  # lowering a nice value back needs CAP_SYS_NICE
         assert seen["nice after"] == 0
+
+
+def test_training_nice_comes_from_the_environment_and_a_bad_value_is_refused(monkeypatch):
+    monkeypatch.delenv("CONVAE_TRAINING_NICE", raising=False)
+    assert env_nice() == TrainingResources.nice == 10
+    monkeypatch.setenv("CONVAE_TRAINING_NICE", "0")
+    got: list = []
+    t = _in_thread(lambda: got.append(_enter(training_resources(threads=1))))
+    t.join(5)
+    assert got == [TrainingResources(threads=1, nice=0)]
+    for bad in ("high", "20", "-1"):
+        monkeypatch.setenv("CONVAE_TRAINING_NICE", bad)
+        with pytest.raises(ValueError, match=r"CONVAE_TRAINING_NICE .* 0 to 19, got"):
+            env_nice()
+
+
+def _enter(cm):
+    with cm as value:
+        return value
 
 
 def test_training_resources_restore_the_thread_count_after_an_exception():
