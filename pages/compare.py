@@ -31,7 +31,7 @@ from convae.figures.compare import (
 )
 from convae.metrics import GREY_LEVELS, radial_power_spectrum
 from convae.models import DECODERS
-from convae.queue import training_queue
+from convae.queue import env_nice, training_queue
 from convae.train import TrainConfig, fit
 from pages import ui
 from pages.common import (
@@ -398,8 +398,9 @@ def _train_pair() -> None:
     """Train both decoders with the same seed and data, keeping snapshots, and pick them."""
     try:
         training_queue()
-    except ValueError as exc:  # $CONVAE_MAX_TRAININGS is not a number of trainings
-        st.error(f"The server's training limit is set wrong: {exc}")
+        env_nice()
+    except ValueError as exc:  # $CONVAE_MAX_TRAININGS or $CONVAE_TRAINING_NICE is wrong
+        st.error(f"The server's training settings are wrong: {exc}")
         return
     with training_slot("compare: pair", st.empty()):
         _train_pair_now()

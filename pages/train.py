@@ -23,7 +23,7 @@ import torch
 from convae.checkpoints import Checkpoint, checkpoint_bytes, save_checkpoint
 from convae.figures import training_curves
 from convae.models import DECODERS
-from convae.queue import training_queue
+from convae.queue import env_nice, training_queue
 from convae.recon import reconstruct_scored
 from convae.train import TrainConfig, TrainEvent, TrainResult, fit
 from pages import ui
@@ -319,8 +319,9 @@ def _train(decoders: list[str]) -> None:
         return
     try:
         training_queue()
-    except ValueError as exc:  # $CONVAE_MAX_TRAININGS is not a number of trainings
-        st.error(f"The server's training limit is set wrong: {exc}")
+        env_nice()
+    except ValueError as exc:  # $CONVAE_MAX_TRAININGS or $CONVAE_TRAINING_NICE is wrong
+        st.error(f"The server's training settings are wrong: {exc}")
         return
     with training_slot(f"train: {' and '.join(decoders)}", st.empty()):
         _train_now(configs)

@@ -252,6 +252,22 @@ def test_a_training_waits_for_its_turn_in_the_servers_queue(app):
     assert app.session_state["train_last"][0]["epochs_done"] == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("CONVAE_MAX_TRAININGS", "many"), ("CONVAE_TRAINING_NICE", "99")]
+)
+def test_a_wrong_training_setting_is_said_and_nothing_trains(app, monkeypatch, name, value):
+    """A server started with a training setting that makes no sense: Train says which
+    one and why, trains nothing, and the page keeps working."""
+    monkeypatch.setenv(name, value)
+    monkeypatch.setattr("convae.queue._QUEUE", None)  # made afresh, as at a server start
+    _open(app, "train")
+    _train(app)
+    errors = [e.value for e in app.error]
+    assert any("training settings are wrong" in e and name in e for e in errors), errors
+    picker = app.sidebar.multiselect(key="sidebar_models")
+    assert not any("(yours)" in o for o in picker.options), picker.options
+
+
 def test_training_adds_a_model_without_changing_the_picks(app):
     _open(app, "train")
     before = list(app.sidebar.multiselect(key="sidebar_models").value)
