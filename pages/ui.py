@@ -62,6 +62,10 @@ html {font-size: 22px;}
 .stApp [data-testid="stMain"] [data-testid="stCaptionContainer"] p,
 .stApp [data-testid="stMain"] [data-testid="stWidgetLabel"] p,
 .stApp [data-testid="stMain"] [data-testid="stMetricLabel"] p {font-size: 0.92rem;}
+/* Any other text that Streamlit draws smaller (0.875rem = 19.25 px: notices, help text)
+   comes up to the same 20 px; larger text keeps its size. */
+.stApp [data-testid="stMain"] :is(p, li):not(.cae-takeaway) {
+  font-size: max(0.92rem, 1em);}
 /* The projected part is the page, not the sidebar: keep the sidebar at its usual size, so
    it does not grow past the screen and scroll (axe: scrollable-region-focusable). */
 [data-testid="stSidebarContent"] {zoom: 0.66;}
