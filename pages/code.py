@@ -107,7 +107,7 @@ def editor() -> None:
         )
         maps = step_maps(edited, "pool2", "layer")
         changed = int((edited != z).sum())
-        st.html(
+        ui.html(
             picture_rows_html(
                 [
                     PictureRow(

@@ -91,6 +91,28 @@ def _thumbnails(digest: str, picture: str, _acts, in_channels: int) -> list:
     return [step_thumbnail(a, n, in_channels, target_px=1) for n, a in _acts]
 
 
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _strip_html(digest: str, picture: str, step: str, _acts, in_channels: int) -> str:
+    """The whole path as HTML, ``step`` marked, per model, picture and step (encoding its
+    thumbnails as PNG again at every click was 15 % of a Layers step's server CPU)."""
+    names = [n for n, _ in _acts]
+    thumbs = _thumbnails(digest, picture, _acts, in_channels)
+    split = names.index(CODE_STEP) + 1
+    strip = [
+        PictureRow(
+            title,
+            thumbs[a:b],
+            [("▶ " if names[j] == step else "") + names[j] for j in range(a, b)],
+            [f"{names[j]}{' (shown above)' if names[j] == step else ''}" for j in range(a, b)],
+            marked=[j - a for j in range(a, b) if names[j] == step],
+        )
+        for title, a, b in (("Encoder", 0, split), ("Decoder", split, len(names)))
+    ]
+    return picture_rows_html(
+        strip, columns=max(split, len(names) - split), label_width="5rem", max_px=110
+    )
+
+
 def _picture_key(x: torch.Tensor) -> str:
     return hashlib.sha1(x.numpy().tobytes()).hexdigest()[:16]
 
@@ -259,9 +281,9 @@ def stepper() -> None:
         )
         ca, cb = st.columns(2, gap="medium")
         ca.markdown(f"**{choice.name}** at {step}")
-        ca.html(maps + legend)
+        ui.html(maps + legend, ca)
         cb.markdown(f"**{other.name}** at {step_b}")
-        cb.html(maps_b + legend_b)
+        ui.html(maps_b + legend_b, cb)
         if joint is not None:
             st.caption(
                 f"Both models' maps on one colour scale ({joint[0]:.3g} to {joint[1]:.3g}, "
@@ -271,26 +293,10 @@ def stepper() -> None:
         maps, legend = _maps_html(
             choice.digest, picture, step, mode, acts, cfg.in_channels, columns
         )
-        st.html(maps + legend)
+        ui.html(maps + legend)
 
-    thumbs = _thumbnails(choice.digest, picture, acts, cfg.in_channels)
-    split = names.index(CODE_STEP) + 1
-    strip = [
-        PictureRow(
-            title,
-            thumbs[a:b],
-            [("▶ " if names[j] == step else "") + names[j] for j in range(a, b)],
-            [f"{names[j]}{' (shown above)' if names[j] == step else ''}" for j in range(a, b)],
-            marked=[j - a for j in range(a, b) if names[j] == step],
-        )
-        for title, a, b in (("Encoder", 0, split), ("Decoder", split, len(names)))
-    ]
     st.markdown("**The whole path** (each map over its own range; ▶ marks this step)")
-    st.html(
-        picture_rows_html(
-            strip, columns=max(split, len(names) - split), label_width="5rem", max_px=110
-        )
-    )
+    ui.html(_strip_html(choice.digest, picture, step, acts, cfg.in_channels))
 
     if not ui.presenting() and st.toggle(
         "Read the exact values of one channel", key="layers_values"

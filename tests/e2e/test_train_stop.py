@@ -55,12 +55,25 @@ def _wait_progress(app: App, condition: str, timeout: int = 240_000) -> str:
 
 def _start(app: App, seed: int, images: int) -> int:
     """Set the run up, press Train (its run is not awaited); returns the run count."""
-    app.set_number("Seed", seed)
-    app.set_number("Epochs", EPOCHS)
-    app.set_number("Training pictures", images)
     steps = EPOCHS * -(-images // BATCH)
     plan = re.compile(rf": {steps:,} steps of {BATCH} pictures,")
-    expect(app.main.get_by_text(plan)).to_be_visible()
+    for attempt in range(2):
+        app.set_number("Seed", seed)
+        app.set_number("Epochs", EPOCHS)
+        app.set_number("Training pictures", images)
+        try:  # the page's plan is the server's reading of the settings
+            expect(app.main.get_by_text(plan)).to_be_visible(timeout=30_000)
+            break
+        except AssertionError:
+            if attempt:
+                raise
+            # Seen once in CI's fresh pass on a loaded machine: the plan still said the
+            # default batch of 32 and epochs 3 while the browser's boxes showed 16 and 0
+            # for Seed. Set everything again; the batch size through another value, as
+            # choosing the value the box already shows sends nothing.
+            print(f"settings not taken: {app.main.inner_text()[:600]!r}")
+            choose(app, "stSelectbox", "Batch size", "32")
+            choose(app, "stSelectbox", "Batch size", str(BATCH))
     runs = app.runs()
     app.main.get_by_role("button", name="Train", exact=True).click()
     return runs
