@@ -10,6 +10,9 @@ burst), and waits for its own run to finish; ``--rounds`` bursts. Measured:
   /proc/<pid>/stat) over the bursts, less what it spends idle with the same sessions
   open, divided by the clicks. This is the figure that carries over to another machine:
   a core gives 1000 ms of CPU a second.
+- browser CPU ms per click: the Chromium processes' CPU time over the same bursts (all
+  its tabs, so with trainings running also the training sessions' redraws), divided by
+  the clicks: what drawing the answer costs on the students' side.
 - p50 / p95 latency: from the click to the end of the run it caused, read in the page
   (the run counter of tests/e2e/conftest.py plus a timestamp of each run's end). The
   browsers run on the same cores as the server here, so latencies are inflated; the CPU
@@ -225,6 +228,41 @@ class Server:
             self.proc.kill()
 
 
+def browser_cpu_s() -> float:
+    """CPU seconds used so far by the Chromium processes this script started (its
+    descendants whose name says chrom or headless_shell; not the server's)."""
+    parent: dict[int, int] = {}
+    name: dict[int, str] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        pid = int(entry.name)
+        name[pid] = stat[stat.index("(") + 1 : stat.rindex(")")].lower()
+        fields = stat.rsplit(")", 1)[1].split()
+        parent[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    me = os.getpid()
+
+    def mine(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == me:
+                return True
+        return False
+
+    total = sum(
+        t
+        for pid, t in ticks.items()
+        if ("chrom" in name[pid] or "headless" in name[pid]) and mine(pid)
+    )
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 # --------------------------------------------------------------------- sessions
 class Student:
     """One browser context on the app: one Streamlit session."""
@@ -307,17 +345,20 @@ def bursts(server: Server, students: list[Student], it: Interaction, rounds: int
     time.sleep(idle_window)
     idle_rate = (server.cpu_s() - c0) / idle_window
     latencies: list[float] = []
-    c0, t0 = server.cpu_s(), time.perf_counter()
+    c0, b0, t0 = server.cpu_s(), browser_cpu_s(), time.perf_counter()
     for _ in range(rounds):
         for s in students:
             s.start(it)
         latencies += [s.finish() for s in students]
     cpu, wall = server.cpu_s() - c0, time.perf_counter() - t0
+    browser = browser_cpu_s() - b0
     clicks = rounds * len(students)
     return {
         "clicks": clicks,
         "cpu_ms_per_click": 1000 * max(0.0, cpu - idle_rate * wall) / clicks,
         "cpu_ms_per_click_raw": 1000 * cpu / clicks,
+        # every tab of the browser, the training sessions' included while they train
+        "browser_cpu_ms_per_click": 1000 * browser / clicks,
         "idle_cpu_ms_per_s": 1000 * idle_rate,
         "p50_s": statistics.median(latencies),
         "p95_s": _percentile(latencies, 0.95),
@@ -458,6 +499,7 @@ def soak(server: Server, browser, n: int, wait_s: float) -> dict:
 def _fmt(r: dict) -> str:
     return (
         f"{r['cpu_ms_per_click']:.0f} ms CPU/click (raw {r['cpu_ms_per_click_raw']:.0f}), "
+        f"browsers {r['browser_cpu_ms_per_click']:.0f} ms CPU/click, "
         f"p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s"
     )
 
