@@ -9,14 +9,15 @@ so the memory that cyclic garbage holds is still given back (bench/classroom.py'
 checks it) at about 1/100 of the CPU.
 
 That full collection still walked every object of the imported libraries: 170 ms on an
-idle core, and under a class's load up to 0.7 s in which no other thread of the server
-runs (it holds the GIL), so every click that arrived meanwhile waited (py-spy on a
-Layers burst, 2026-11-26: 30 % of the server's samples). So the process freezes its
+idle core for the libraries alone, in which no other thread of the server runs (it holds
+the GIL), so every click that arrived meanwhile waited (py-spy on Layers clicks,
+2026-11-26: 30 % of the server's samples). So the process freezes its
 objects twice, the way long-running servers do (``gc.freeze``): once the libraries are
 imported, and after its first collection, when the pages' modules are loaded and the
 caches warm. Frozen objects are never walked again; Python's automatic collections and
-this thread walk only what came later (sessions, their models, cache entries), which
-costs about a millisecond. What the first sessions hold at that moment is frozen too:
+this thread walk only what came later (sessions, their models, cache entries); right
+after the freeze a full collection took under 0.1 ms. What the first sessions hold at
+that moment is frozen too:
 freed normally when its reference count drops, but a reference cycle in it stays (it
 is a few sessions, once).
 """
