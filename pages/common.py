@@ -40,7 +40,7 @@ from convae.data import (
 )
 from convae.download import DownloadError, download_source, is_online, source_host
 from convae.prepared import PreparedSources
-from convae.queue import ordinal, training_queue, training_resources
+from convae.queue import env_nice, ordinal, training_queue, training_resources
 from convae.train import resolve_device
 from pages import ui
 from pages.links import apply_link, apply_params, show_copy_link, show_link_notice, sync_link
@@ -541,6 +541,19 @@ def require_model(page: str, where=None) -> ModelEntry:
         help="The sidebar has several models picked; this page shows one.",
     )
     return by_key[key]
+
+
+def training_settings_error() -> str | None:
+    """What is wrong with the server's training settings ($CONVAE_MAX_TRAININGS,
+    $CONVAE_TRAINING_NICE), as one sentence for the page, or None when they are usable.
+    Train and Compare ask before a run, so a wrong value is an error on the page, not an
+    exception inside the training."""
+    try:
+        training_queue()
+        env_nice()
+    except ValueError as exc:
+        return f"The server's training settings are wrong: {exc}"
+    return None
 
 
 @contextlib.contextmanager

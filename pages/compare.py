@@ -31,7 +31,6 @@ from convae.figures.compare import (
 )
 from convae.metrics import GREY_LEVELS, radial_power_spectrum
 from convae.models import DECODERS
-from convae.queue import env_nice, training_queue
 from convae.train import TrainConfig, fit
 from pages import ui
 from pages.common import (
@@ -42,6 +41,7 @@ from pages.common import (
     selected_classes,
     selected_models,
     source_label,
+    training_settings_error,
     training_slot,
 )
 
@@ -396,11 +396,8 @@ if tabs["Per class"].open:
 # ---------------------------------------------------------------- over training
 def _train_pair() -> None:
     """Train both decoders with the same seed and data, keeping snapshots, and pick them."""
-    try:
-        training_queue()
-        env_nice()
-    except ValueError as exc:  # $CONVAE_MAX_TRAININGS or $CONVAE_TRAINING_NICE is wrong
-        st.error(f"The server's training settings are wrong: {exc}")
+    if problem := training_settings_error():
+        st.error(problem)
         return
     with training_slot("compare: pair", st.empty()):
         _train_pair_now()

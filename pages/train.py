@@ -23,7 +23,6 @@ import torch
 from convae.checkpoints import Checkpoint, checkpoint_bytes, save_checkpoint
 from convae.figures import training_curves
 from convae.models import DECODERS
-from convae.queue import env_nice, training_queue
 from convae.recon import reconstruct_scored
 from convae.train import TrainConfig, TrainEvent, TrainResult, fit
 from pages import ui
@@ -34,6 +33,7 @@ from pages.common import (
     require_data,
     selected_classes,
     source_label,
+    training_settings_error,
     training_slot,
     will_be_picked,
 )
@@ -317,11 +317,8 @@ def _train(decoders: list[str]) -> None:
     except ValueError as exc:
         st.error(f"Invalid settings: {exc}")
         return
-    try:
-        training_queue()
-        env_nice()
-    except ValueError as exc:  # $CONVAE_MAX_TRAININGS or $CONVAE_TRAINING_NICE is wrong
-        st.error(f"The server's training settings are wrong: {exc}")
+    if problem := training_settings_error():
+        st.error(problem)
         return
     with training_slot(f"train: {' and '.join(decoders)}", st.empty()):
         _train_now(configs)
