@@ -62,6 +62,14 @@ COURSE_MEM = "course, in-memory CIFAR10-style data set"
 COURSE_IF = "course, ImageFolder on the JPEG files"
 OURS_1 = "ours, 1 process x {t} threads (fit defaults: MSE, batch 32)"
 OURS_2 = "ours, 2 workers x 1 thread (batch 32 = 16 per worker)"
+# The same global batch as ONE_256: where a worker's share of a step is big enough to
+# outweigh the fixed cost of its small calls and the gradient all-reduce.
+ONE_256 = "ours, 1 process, MSE, batch 256, lr 6e-3"
+OURS_2_256 = "ours, 2 workers x 1 thread, batch 256 (128 per worker), lr 6e-3"
+# Not a training: the two worker processes each train a model of their own on half the
+# round's images, batch 16, with no gradient exchange. What 2 single-threaded workers at
+# 16 images a step could reach on this machine if synchronising cost nothing.
+CEILING = "ceiling: 2 processes x 1 thread, batch 16 each, no gradient exchange"
 TEST_LIMIT = 500  # test images scored after a throughput run's epoch (not timed anyway)
 
 
@@ -188,6 +196,11 @@ def _rank(
         if profile:
             table = profiled_fit(data, TrainConfig(workers=team.world, **recipe), team)
             return {"profile": table} if team.rank == 0 else None
+        if recipe.get("independent"):  # the ceiling: no gradient exchange, every rank alone
+            alone = {k: v for k, v in recipe.items() if k != "independent"}
+            alone["limit"] = recipe["limit"] // team.world  # its half of the round's images
+            watch = ours(data, alone)
+            return {"images_per_s": watch.images_per_s, "first_step_wall": watch.first_step_wall}
         watch = ours(data, recipe, team)
         if team.rank != 0:
             return None
@@ -232,6 +245,11 @@ def pair(
     launched = time.time()
     with _quiet_agent():
         out = elastic_launch(cfg, _rank)(source, str(root), recipe, threads, profile, test_limit)
+    if recipe.get("independent"):  # both ranks trained on their own: their rates add up
+        return {
+            "images_per_s": sum(o["images_per_s"] for o in out.values()),
+            "start_to_first_step_s": min(o["first_step_wall"] for o in out.values()) - launched,
+        }
     out = out[0]
     if not profile:
         out["start_to_first_step_s"] = out["first_step_wall"] - launched
@@ -253,11 +271,13 @@ def throughput(data, source, root, rounds: int, n: int, folder: Path | None, thr
     one = {
         OURS_1.format(t=threads): {},
         "ours, 1 process, BCE, batch 32": {"loss": "bce"},
-        "ours, 1 process, MSE, batch 256, lr 6e-3": {"batch_size": 256, "lr": 6e-3},
+        ONE_256: {"batch_size": 256, "lr": 6e-3},
     }
     two = {
         OURS_2: {},
         "ours, 2 workers x 1 thread, batch 64 (32 per worker)": {"batch_size": 64},
+        OURS_2_256: {"batch_size": 256, "lr": 6e-3},
+        CEILING: {"batch_size": 16, "independent": True},
     }
     out: dict[str, list[float]] = {k: [] for k in [*courses, *one, *two]}
     startup: list[float] = []
@@ -494,6 +514,8 @@ def run_throughput(args, data, root: Path, threads: int) -> dict:
     one_name = OURS_1.format(t=threads)
     ratios = {
         "2 workers / 1 process": medians[OURS_2] / medians[one_name],
+        "2 workers / 1 process, both at batch 256": medians[OURS_2_256] / medians[ONE_256],
+        "ceiling / 1 process": medians[CEILING] / medians[one_name],
         "ours 1 process / course in memory": medians[one_name] / base,
         "ours 2 workers / course in memory": medians[OURS_2] / base,
     }
