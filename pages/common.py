@@ -221,11 +221,13 @@ def _prepare_data(sb) -> DataSet | None:
 
 
 def _sidebar_data(sb, data: DataSet | None) -> None:
-    options = list(SOURCES)
-    if default_source() not in options:
-        options.insert(0, default_source())
+    # This machine's default first: a selectbox whose browser-side state is lost falls
+    # back to its first option (the proto's default index), and that must be a data set
+    # that is here. With CIFAR-10 at the front, a fresh machine's session was seen twice
+    # switching from the sample to "CIFAR-10 is not on this machine" (CI, fresh pass).
+    options = [default_source(), *(s for s in SOURCES if s != default_source())]
     if current_source() not in options:
-        options.insert(0, current_source())
+        options.insert(1, current_source())
     sb.selectbox(
         "Data set",
         options,
