@@ -225,7 +225,8 @@ def _sidebar_data(sb, data: DataSet | None) -> None:
     # back to its first option (the proto's default index), and that must be a data set
     # that is here. With CIFAR-10 at the front, a fresh machine's session was seen twice
     # switching from the sample to "CIFAR-10 is not on this machine" (CI, fresh pass).
-    options = [default_source(), *(s for s in SOURCES if s != default_source())]
+    first = default_source()  # a few stat calls: once, not once per option
+    options = [first, *(s for s in SOURCES if s != first)]
     if current_source() not in options:
         options.insert(1, current_source())
     sb.selectbox(
