@@ -6,7 +6,7 @@ the server, what the training's thread settings do to the viewers beside it:
 
 1. Facts: does ``torch.set_num_threads`` called in one thread change the thread count of
    threads that already ran torch work, and of threads started later (Streamlit starts a
-   thread per session run)? Does ``convae.queue.set_thread_num_threads`` stay in its
+   thread per session run)? Does ``convae.training_queue.set_thread_num_threads`` stay in its
    thread? Does a per-thread setting of 1 really use one core (process CPU / wall)?
 2. Viewer latency: ``--viewers`` threads each repeat a Layers-like action (trace one
    test image through a shipped model, build one step's activation figure and serialise
@@ -17,7 +17,7 @@ the server, what the training's thread settings do to the viewers beside it:
 Settings: no training; training with the server's default (all cores, nice 0); one
 thread set process-wide (``torch.set_num_threads(1)``); one thread for the training
 thread only; nice 10 on the training thread; one thread + nice 10
-(``convae.queue.training_resources()``, the default).
+(``convae.training_queue.training_resources()``, the default).
 
 Usage: python bench/train_priority.py [--rounds 3] [--window 6] [--viewers 2]
 Writes bench/results/train_priority.json.
@@ -46,12 +46,12 @@ from convae.checkpoints import load_checkpoint  # noqa: E402
 from convae.data import load_dataset  # noqa: E402
 from convae.figures import activation_grid  # noqa: E402
 from convae.models import trace  # noqa: E402
-from convae.queue import (  # noqa: E402
+from convae.train import TrainConfig, configure_threads, fit  # noqa: E402
+from convae.training_queue import (  # noqa: E402
     set_thread_num_threads,
     training_resources,
     usable_cores,
 )
-from convae.train import TrainConfig, configure_threads, fit  # noqa: E402
 
 THINK_S = 0.05  # a viewer's pause between actions: clicks, not a tight loop
 

@@ -10,8 +10,8 @@ import streamlit as st
 import torch
 
 from convae.catalog import ModelEntry
-from convae.explain import cell_footprint, encode_image, pixel_arithmetic, receptive_field
-from convae.figures.explain import (
+from convae.cells import cell_footprint, encode_image, pixel_arithmetic, receptive_field
+from convae.figures.cells import (
     code_cells_figure,
     footprint_figure,
     pixel_waterfall,

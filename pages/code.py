@@ -13,7 +13,7 @@ import torch
 from convae.codec import edit_code, interpolate, ledger, rate_distortion
 from convae.figures.html import PictureRow, picture_rows_html
 from convae.figures.maps import legend_html, step_maps
-from convae.figures.tasks import rate_distortion_figure
+from convae.figures.uses import rate_distortion_figure
 from convae.recon import score
 from pages import ui
 from pages.common import require_data, require_model, selected_classes

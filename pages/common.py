@@ -40,8 +40,8 @@ from convae.data import (
 )
 from convae.download import DownloadError, download_source, is_online, source_host
 from convae.prepared import PreparedSources
-from convae.queue import env_nice, ordinal, training_queue, training_resources
 from convae.train import resolve_device
+from convae.training_queue import env_nice, ordinal, training_queue, training_resources
 from pages import ui
 from pages.links import apply_link, apply_params, show_copy_link, show_link_notice, sync_link
 
@@ -566,7 +566,7 @@ def training_slot(what: str, where) -> Iterator[None]:
     While waiting, ``where`` (an ``st.empty``) says the place in line every half second;
     any click (Stop included) interrupts the wait at that redraw and gives the place up,
     so nothing is lost and no slot is held. Inside, the training runs with one OpenMP
-    thread at a lower priority (convae.queue.training_resources), so the students who
+    thread at a lower priority (convae.training_queue.training_resources), so the students who
     are only looking keep quick clicks.
 
     Args:

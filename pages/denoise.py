@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convae.figures.tasks import psnr_curve_figure
+from convae.figures.uses import psnr_curve_figure
 from convae.recon import reconstruct_scored, score
 from convae.tasks import noisy, psnr_curve
 from pages import ui

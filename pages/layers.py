@@ -24,9 +24,9 @@ from convae.figures.maps import (
     step_maps,
 )
 from convae.images import ImageDecodeError, image_to_input
-from convae.inspect import channel_stats, value_range
 from convae.models import CODE_STEP, trace
 from convae.recon import reconstruct_scored
+from convae.summary import channel_stats, value_range
 from pages import ui
 from pages.common import current_data, require_model, selected_classes, selected_models
 from pages.links import show_copy_link, sync_link

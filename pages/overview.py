@@ -6,9 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from convae.figures import architecture_image, architecture_markdown, table_csv
-from convae.inspect import architecture, compression
 from convae.models import count_parameters
 from convae.recon import reconstruct_scored
+from convae.summary import architecture, compression
 from pages import ui
 from pages.common import fitting_models, require_data, selected_classes
 

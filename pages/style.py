@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from convae.figures.tasks import gram_figure, loss_curve_figure
+from convae.figures.uses import gram_figure, loss_curve_figure
 from convae.images import ImageDecodeError, image_to_input
 from convae.recon import reconstruct_scored
 from convae.style import (

@@ -226,7 +226,7 @@ def _train(at: AppTest, epochs: int = 1, limit: int = 24, seed: int | None = Non
 def test_a_training_waits_for_its_turn_in_the_servers_queue(app):
     """Other trainings hold every slot of the server's queue: Train waits in line (the
     queue lists it, 1st), trains once a slot is free, and frees its slot when done."""
-    from convae.queue import training_queue
+    from convae.training_queue import training_queue
 
     _open(app, "train")
     queue = training_queue()
@@ -259,7 +259,7 @@ def test_a_wrong_training_setting_is_said_and_nothing_trains(app, monkeypatch, n
     """A server started with a training setting that makes no sense: Train says which
     one and why, trains nothing, and the page keeps working."""
     monkeypatch.setenv(name, value)
-    monkeypatch.setattr("convae.queue._QUEUE", None)  # made afresh, as at a server start
+    monkeypatch.setattr("convae.training_queue._QUEUE", None)  # made afresh, as at a server start
     _open(app, "train")
     _train(app)
     errors = [e.value for e in app.error]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from convae.cells import encode_image
 from convae.checkpoints import load_checkpoint
 from convae.data import load_dataset
-from convae.explain import encode_image
 
 from .apptools import open_page, pictures, plotly, start
 from .test_app import app_env  # noqa: F401  (fixture)

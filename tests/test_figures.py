@@ -22,8 +22,8 @@ from convae.figures import (
     upscale,
 )
 from convae.images import ImageDecodeError, image_to_input
-from convae.inspect import architecture, channel_stats, compression, value_range
 from convae.models import AEConfig, ConvAutoencoder, trace
+from convae.summary import architecture, channel_stats, compression, value_range
 
 
 @pytest.fixture(params=["transpose", "upsample"])

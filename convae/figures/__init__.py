@@ -363,7 +363,7 @@ def architecture_diagram(rows: Sequence[dict]) -> go.Figure:
     its channel count, so the shapes visibly shrink to the code and grow back.
 
     Args:
-        rows: :func:`convae.inspect.architecture` output.
+        rows: :func:`convae.summary.architecture` output.
     """
     fig = go.Figure()
     max_side = max(int(r["output shape"].split(" x ")[-1]) for r in rows)

@@ -1,7 +1,7 @@
 """Two people training at the same time in two browsers: each sees only its own model,
 its own curves, its own pictures and its own picker entry, and downloads its own
 checkpoint (no cross-talk through shared state). The server's training queue lets them
-take turns (convae/queue.py); each still gets its own run."""
+take turns (convae/training_queue.py); each still gets its own run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from convae.checkpoints import load_checkpoint
-from convae.queue import default_limit
+from convae.training_queue import default_limit
 
 from .conftest import App
 from .test_exports import download, expand

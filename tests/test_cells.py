@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from convae.checkpoints import load_checkpoint
-from convae.explain import (
+from convae.cells import (
     cell_footprint,
     decoder_field_box,
     encode_image,
@@ -20,7 +19,8 @@ from convae.explain import (
     receptive_field,
     receptive_field_box,
 )
-from convae.figures.explain import (
+from convae.checkpoints import load_checkpoint
+from convae.figures.cells import (
     code_cells_figure,
     footprint_figure,
     pixel_waterfall,
@@ -279,7 +279,7 @@ def test_pixel_arithmetic_on_one_channel_images_and_bad_pixels():
 # --- figures --------------------------------------------------------------------------
 
 
-def test_explain_figures_show_the_numbers():
+def test_cells_figures_show_the_numbers():
     t, u = model("transpose"), model("upsample")
     x = images(1)[0]
     zt, zu = encode_image(t, x), encode_image(u, x)

@@ -1,4 +1,4 @@
-"""The server-wide training queue (convae/queue.py) with real threads, and the thread
+"""The server-wide training queue (convae/training_queue.py) with real threads, and the thread
 settings a training runs under (training_resources)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from convae.queue import (
+from convae.training_queue import (
     LIMIT_ENV,
     TicketCancelled,
     TrainingQueue,
@@ -217,8 +217,8 @@ def _rerun_mid_training(source: str) -> None:
     import streamlit as st
 
     from convae.data import load_dataset
-    from convae.queue import training_queue, training_resources
     from convae.train import TrainConfig, fit
+    from convae.training_queue import training_queue, training_resources
 
     st.session_state.setdefault("runs", 0)
     st.session_state.runs += 1

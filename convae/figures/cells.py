@@ -1,7 +1,7 @@
 """Figures for the code-cell footprint, a code cell's receptive field and one pixel's sums.
 
 Plain plotly, no Streamlit, like the rest of :mod:`convae.figures`; the numbers come from
-:mod:`convae.explain`. Pixel rows and columns are drawn as in an image (row 0 at the
+:mod:`convae.cells`. Pixel rows and columns are drawn as in an image (row 0 at the
 top), and boxes are outlined on pixel edges, so "the 4x4 block of code cell (3, 5)"
 lines up with the pixels it covers.
 """
@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..explain import Box, Footprint, PixelArithmetic, ReceptiveField
+from ..cells import Box, Footprint, PixelArithmetic, ReceptiveField
 from ..metrics import GREY_LEVELS
 from . import DIVERGING, RUN_COLOURS, SEQUENTIAL, to_uint8
 
@@ -112,10 +112,10 @@ def footprint_figure(footprints: Mapping[str, Footprint], height: int = 360) -> 
     Each heatmap is the change of the output, averaged over the colour channels, in grey
     levels (hover shows each colour's change), on a shared diverging scale centred on 0.
     The cell's own 4x4 block is outlined in black, the pixels the decoder can reach
-    from it (:func:`convae.explain.decoder_field_box`) in dashed green.
+    from it (:func:`convae.cells.decoder_field_box`) in dashed green.
 
     Args:
-        footprints: label -> :class:`convae.explain.Footprint`, e.g. {"transpose": ...,
+        footprints: label -> :class:`convae.cells.Footprint`, e.g. {"transpose": ...,
             "upsample": ...} for the same code cell and nudge.
     """
     names = list(footprints)
@@ -186,7 +186,7 @@ def receptive_field_figure(
 
     Args:
         image: (C, H, W) float in [0, 1] or uint8, the image the code came from.
-        field: :func:`convae.explain.receptive_field` of that image.
+        field: :func:`convae.cells.receptive_field` of that image.
     """
     x = image.float() / 255 if image.dtype == torch.uint8 else image.float()
     picture = to_uint8(x)
@@ -228,7 +228,7 @@ def pixel_waterfall(arith: PixelArithmetic, top: int = 16, height: int = 380) ->
     before the sigmoid, and the title gives the sigmoid and the pixel in grey levels.
 
     Args:
-        arith: :func:`convae.explain.pixel_arithmetic` of one pixel.
+        arith: :func:`convae.cells.pixel_arithmetic` of one pixel.
         top: how many products to show on their own.
     """
     terms = sorted(arith.output.terms, key=lambda t: -abs(t.product))

@@ -504,7 +504,7 @@ def pixel_arithmetic(
     the upsampled code reads 4 or fewer code positions (x 4 channels).
 
     Computed in float64 from the model's weights; the rows add up to the model's own
-    output (tests/test_explain.py checks both decoders against ``decode``).
+    output (tests/test_cells.py checks both decoders against ``decode``).
 
     Args:
         model: an autoencoder (not modified).
