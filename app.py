@@ -1,17 +1,18 @@
 """ConvAE Explorer: the Streamlit entry point.
 
-Run with ``./dev app`` (or ``python serve.py``). This file sets up the page, draws the
-shared sidebar (pages/common.py), a lesson's note when one is running (pages/lessons.py),
-and hands over to the chosen page through ``st.navigation``; each page lives in its own
-file under pages/.
+Run with ``./dev app`` (or ``python serve.py``). It sets up the page, builds the
+navigation from the page table (pages/glue/page_table.py), draws the shared sidebar, a
+lesson's note when one is running, and hands over to the chosen page.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages import lessons, server, ui
-from pages.common import available_models, current_data, render_sidebar, sample_notice
+from pages.glue import draw, lessons, server
+from pages.glue.page_table import groups
+from pages.glue.sidebar import render_sidebar, sample_notice
+from pages.glue.state import available_models, current_data
 
 
 @st.cache_resource(show_spinner=False)
@@ -24,54 +25,17 @@ st.set_page_config(page_title="ConvAE Explorer", page_icon=":material/compress:"
 _process()
 server.count_run()
 
-# Every url_path differs from its file's name on purpose: AppTest (1.67) also indexes
-# pages/ the old automatic way, and a page whose url matches its file name is then rerun
-# without app.py, so the shared sidebar vanishes from the second run on.
 PAGES = {
-    "Explore": [
-        st.Page(
-            "pages/overview.py",
-            title="Overview",
-            icon=":material/home:",
-            url_path="start",
-            default=True,
-        ),
-        st.Page(
-            "pages/reconstructions.py",
-            title="Reconstructions",
-            icon=":material/grid_view:",
-            url_path="recon",
-        ),
-        st.Page(
-            "pages/layers.py", title="Layers", icon=":material/layers:", url_path="layer-by-layer"
-        ),
-        st.Page(
-            "pages/compare.py", title="Compare", icon=":material/compare:", url_path="decoders"
-        ),
-        st.Page(
-            "pages/cells.py", title="Code cells", icon=":material/grid_on:", url_path="code-cells"
-        ),
-    ],
-    "Build": [
-        st.Page(
-            "pages/train.py", title="Train", icon=":material/model_training:", url_path="training"
-        ),
-    ],
-    "Uses": [
-        st.Page(
-            "pages/denoise.py", title="Denoise", icon=":material/blur_off:", url_path="denoising"
-        ),
-        st.Page("pages/repair.py", title="Repair", icon=":material/healing:", url_path="repairing"),
-        st.Page("pages/code.py", title="Code", icon=":material/tune:", url_path="the-code"),
-        st.Page(
-            "pages/style.py", title="Style", icon=":material/palette:", url_path="style-transfer"
-        ),
-    ],
+    group: [
+        st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
+        for p in specs
+    ]
+    for group, specs in groups().items()
 }
 # Our own links instead of Streamlit's sidebar menu: its <ul> holds <div> section headers,
 # which screen readers announce as a broken list (axe rules "list" and "listitem").
 page = st.navigation(PAGES, position="hidden")
-by_url = {p.url_path: p for group in PAGES.values() for p in group}
+by_url = {p.url_path: p for pages in PAGES.values() for p in pages}
 with st.sidebar:
     st.title("ConvAE Explorer")
     with st.container(key="nav", gap="small"):
@@ -81,7 +45,7 @@ with st.sidebar:
                 st.page_link(p)
 # Layers steps in a fragment that leaves the sidebar as drawn: it shows its own link.
 render_sidebar(copy_link=page.url_path != "layer-by-layer")
-ui.inject_css()  # after the sidebar: presentation mode may have just been switched
+draw.inject_css()  # after the sidebar: presentation mode may have just been switched
 lessons.sidebar(by_url, available_models(), current_data())
 lessons.banner(by_url, available_models(), current_data())
 sample_notice()

@@ -3,12 +3,16 @@ behind HAProxy for a bigger class.
 
 One server (``python serve.py [streamlit run options]``, what ``./dev app`` runs):
 Streamlit decides once per server process whether the app is an old-style multipage app
-("a pages/ folder beside the main script"). It is, by name, so the very first browser
-session of a fresh server runs the pages/ folder's files as pages (v1) before app.py's
+("a pages/ folder beside the main script"), by the folder's name alone. Ours is called
+pages/ because the product's layout says so, but it holds st.navigation's page scripts
+(and their glue package), so the old treatment never applies; yet the very first browser
+session of a fresh server would run the folder's files as old-style pages before app.py's
 st.navigation takes over. When that first visit is a shared deep link such as
 ``/layer-by-layer?...``, a "Page not found" dialog covers the right page (streamlit issue
-#9624). Our pages/ holds st.navigation's page scripts, so the v1 treatment never applies:
-saying so before the server starts makes the first session behave like every later one.
+#9624). Saying "not a pages directory" before the server starts (a class attribute of
+Streamlit's PagesManager; Streamlit has no public setting for it) makes the first session
+behave like every later one; the folder's name, not its contents, is what triggers it, so
+the layout with page scripts and a glue package needs it as much as the old one did.
 ``tests/e2e`` opens a deep link as a fresh server's first request to check this. It
 also skips Streamlit's polling of its config files (every 200 ms, for live reloads):
 an idle server then takes 3.0-3.7 ms of CPU a second instead of 6.7 (30 s each, measured

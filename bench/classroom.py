@@ -130,7 +130,7 @@ _SHOWN = """() => Array.from(document.querySelectorAll(
   '[data-testid="stMain"] .cae-pic img, [data-testid="stMain"] figcaption'))
   .map(e => e.alt || e.textContent).join('|')"""
 RUN_TIMEOUT_MS = 300_000  # 20 sessions clicking at once on 2 busy cores
-GC_WAIT_S = 22  # pages/server.py collects garbage every 20 s when scripts ran
+GC_WAIT_S = 22  # pages/glue/server.py collects garbage every 20 s when scripts ran
 
 
 # --------------------------------------------------------------------- the server
@@ -418,7 +418,7 @@ def measure_n(server: Server, browser, n: int, args) -> dict:
     # The sessions closed before (the previous size, its trainings) must be gone before
     # the baseline, or their release lands inside this size's figure (which then came out
     # negative). Streamlit keeps a closed session for server.disconnectedSessionTTL
-    # seconds and drops it at the next disconnect after that; pages/server.py's collector
+    # seconds and drops it at the next disconnect after that; pages/glue/server.py's collector
     # then frees its garbage within 20 s of a script run. So: wait out the TTL, open and
     # close a probe session (that disconnect drops them), and let the collector run twice.
     time.sleep(session_ttl_s(args.streamlit_arg) + 2)

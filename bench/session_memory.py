@@ -48,7 +48,7 @@ def cache_decorators() -> list[dict]:
     """Every ``st.cache_data`` / ``st.cache_resource`` in app.py and pages/, with its
     max_entries and ttl as written (None: unbounded / no expiry)."""
     rows = []
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -233,3 +233,31 @@ def rate_distortion(
             }
         )
     return {"code": code, "jpeg": jp}
+
+
+@torch.no_grad()
+def walk(
+    model: ConvAutoencoder, xa: torch.Tensor, xb: torch.Tensor, frames: int
+) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """From picture ``xa`` to ``xb`` in ``frames`` steps, two ways: decoding the codes on
+    the line between their codes, and a plain pixel cross-fade.
+
+    Returns:
+        (decoded frames, cross-faded frames, each frame's fraction of the way).
+    """
+    strip = model.decode(interpolate(model.encode(xa), model.encode(xb), frames))
+    ts = torch.linspace(0, 1, frames)
+    fade = (1 - ts).reshape(-1, 1, 1, 1) * xa + ts.reshape(-1, 1, 1, 1) * xb
+    return strip, fade, ts.tolist()
+
+
+@torch.no_grad()
+def encode(model: ConvAutoencoder, x: torch.Tensor) -> torch.Tensor:
+    """The code of pictures (N, C, H, W) in [0, 1]; the model is not changed."""
+    return model.encode(x)
+
+
+@torch.no_grad()
+def decode(model: ConvAutoencoder, z: torch.Tensor) -> torch.Tensor:
+    """The pictures a code decodes to; the model is not changed."""
+    return model.decode(z)

@@ -309,3 +309,12 @@ def layer_grams(
     """Gram matrix (C, C) of each layer for one image (1, C, H, W)."""
     layers = list(layers or extractor.layers)
     return {n: gram_matrix(f)[0] for n, f in extractor(x, layers).items()}
+
+
+def default_layers(layers: list[str]) -> tuple[str, dict[str, float]]:
+    """Where a run starts for an extractor's layers: the content layer (relu2 of the
+    encoder, relu4_2 of VGG-19, as Gatys et al.) and a style weight of 1 on relu1, relu2
+    and the first ReLU of every VGG block, 0 elsewhere."""
+    content = "relu2" if "relu2" in layers else "relu4_2"
+    weights = {n: 1.0 if n in ("relu1", "relu2") or n.endswith("_1") else 0.0 for n in layers}
+    return content, weights

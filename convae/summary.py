@@ -113,3 +113,31 @@ def value_range(activations: list[tuple[str, torch.Tensor]]) -> tuple[float, flo
     lo = min(float(a.min()) for _, a in activations)
     hi = max(float(a.max()) for _, a in activations)
     return lo, hi
+
+
+def joint_range(
+    mode: str,
+    acts: list[tuple[str, torch.Tensor]],
+    step: str,
+    acts_b: list[tuple[str, torch.Tensor]],
+    step_b: str,
+) -> tuple[float, float] | None:
+    """One value range for two models' maps of one picture, so equal colours mean equal
+    values: this step's over both (``mode`` "layer"), every step's over both ("model"),
+    or None ("channel": every map keeps its own range)."""
+    if mode == "channel":
+        return None
+    if mode == "layer":
+        a, b = dict(acts)[step], dict(acts_b)[step_b]
+        return float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+    (la, ha), (lb, hb) = value_range(acts), value_range(acts_b)
+    return float(min(la, lb)), float(max(ha, hb))
+
+
+def step_role(names: list[str], step: str) -> str:
+    """What a step is, in words: "the input picture", "encoder", "the code" or "decoder"."""
+    if step == "input":
+        return "the input picture"
+    if step == CODE_STEP:
+        return "the code"
+    return "encoder" if names.index(step) < names.index(CODE_STEP) else "decoder"

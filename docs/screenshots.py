@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -25,21 +24,17 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from pages.glue.page_table import PAGES  # noqa: E402
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SIZES = {"laptop": (1440, 900), "projector": (1920, 1080)}
 
 
 def page_paths() -> list[tuple[str, str]]:
-    """(url_path, title) of every page in app.py's navigation ("" for the default page)."""
-    src = (ROOT / "app.py").read_text()
-    out = []
-    for call in re.findall(r"st\.Page\((.*?)\)", src, flags=re.S):
-        url = re.search(r"url_path=\"([^\"]+)\"", call)
-        title = re.search(r"title=\"([^\"]+)\"", call)
-        if url and title:
-            default = re.search(r"default\s*=\s*True", call) is not None
-            out.append(("" if default else url.group(1), title.group(1)))
-    return out
+    """(address, title) of every page of the app's page table ("" for the default page,
+    which is served at the app's root)."""
+    return [(p.address, p.title) for p in PAGES]
 
 
 def _free_port() -> int:

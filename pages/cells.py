@@ -18,12 +18,12 @@ from convae.figures.cells import (
     receptive_field_figure,
 )
 from convae.models import DECODERS
-from pages import ui
-from pages.common import available_models, require_data, selected_classes, selected_models
-from pages.tasks_common import pick_image, test_images
+from pages.glue import draw
+from pages.glue.choose import pick_image, test_images
+from pages.glue.state import available_models, require_data, selected_classes, selected_models
 
 st.title("Code cells")
-ui.takeaway(
+draw.takeaway(
     "The code is 256 numbers, 4 channels of 8x8 cells. Nudge one cell and see what it "
     "paints: the <b>transpose</b> decoder paints a hard 4x4 tile of its own, the "
     "<b>upsample</b> decoder a soft patch that overlaps its neighbours'."
@@ -97,8 +97,8 @@ def cell_view() -> None:
     for dec, fp in prints.items():
         pics += [fp.before, fp.after]
         caps += [f"{dec}", f"{dec}, cell nudged"]
-    ui.pictures(
-        [ui.row("", torch.stack(pics), caps, [f"{c}, test picture: {cls}" for c in caps])],
+    draw.pictures(
+        [draw.row("", torch.stack(pics), caps, [f"{c}, test picture: {cls}" for c in caps])],
         columns=len(pics),
         max_px=200,
         title="The picture, and each decoder's output before and after the nudge",
@@ -106,12 +106,11 @@ def cell_view() -> None:
     left, right = st.columns([1, 1.6], gap="large")
     with left:
         dec0 = next(iter(models))
-        event = st.plotly_chart(
+        event = draw.chart(
             code_cells_figure(codes[dec0], cell),
             key="cells_code",
             on_select="rerun",
             selection_mode="points",
-            config=ui.PNG_EXPORT,
         )
         _cell_from_click(event)
         st.caption(
@@ -120,7 +119,7 @@ def cell_view() -> None:
             f"is channel {ch}, row {r}, column {c}."
         )
     with right:
-        ui.chart(
+        draw.chart(
             footprint_figure(prints),
             key="cells_footprint",
             summary=" ".join(
@@ -132,7 +131,7 @@ def cell_view() -> None:
             ),
         )
     field = receptive_field(models[dec0].model, x[0], cell)
-    ui.chart(
+    draw.chart(
         receptive_field_figure(x[0], field),
         key="cells_field",
         summary=f"Where the cell's value comes from: the {field.box[2] - field.box[0]}x"
@@ -165,21 +164,17 @@ def pixel_view() -> None:
         arith = pixel_arithmetic(m.model, codes[dec], pixel)
         with col:
             st.markdown(f"**{dec}: {m.name}** reads {len(arith.code_cells())} code cells")
-            ui.chart(
+            draw.chart(
                 pixel_waterfall(arith),
                 key=f"cells_waterfall_{dec}",
                 summary=f"{len(arith.output.terms)} products plus a bias make "
                 f"{arith.logit:.3f}; the sigmoid turns it into {arith.value:.3f}, "
                 f"{arith.value * 255:.0f} of 255 in {planes[pixel[2]]}.",
             )
-            st.dataframe(
+            draw.table(
                 arith.output.rows(),
-                hide_index=True,
+                {"value": "%.4f", "weight": "%.4f", "product": "%.4f"},
                 key=f"cells_rows_{dec}",
-                column_config={
-                    k: st.column_config.NumberColumn(format="%.4f")
-                    for k in ("value", "weight", "product")
-                },
             )
 
 

@@ -10,27 +10,23 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from convae.codec import edit_code, interpolate, ledger, rate_distortion
-from convae.figures.html import PictureRow, picture_rows_html
+from convae.codec import decode, edit_code, encode, ledger, walk
 from convae.figures.maps import legend_html, step_maps
 from convae.figures.uses import rate_distortion_figure
 from convae.recon import score
-from pages import ui
-from pages.common import require_data, require_model, selected_classes
-from pages.tasks_common import pick_image, test_images
+from pages.glue import caches, draw
+from pages.glue.choose import pick_image, test_images
+from pages.glue.state import require_data, require_model, selected_classes
 
 RD_IMAGES = 200
 
 st.title("Code")
 data = require_data()
-choice = require_model("code")
-if not choice.fits(data):
-    st.info(f"{choice.name} takes other pictures than this data set; pick a model for it.")
-    st.stop()
+choice = require_model("code", data=data)
 model = choice.model
 images = test_images(data, selected_classes())
 code_c, code_h, code_w = choice.config.code_shape
-ui.takeaway(
+draw.takeaway(
     f"The encoder squeezes a picture into {code_c} small maps of {code_h}x{code_w} numbers; "
     "the decoder rebuilds the picture from them alone. Change the numbers and watch the "
     "picture change."
@@ -38,13 +34,10 @@ ui.takeaway(
 
 # ---------------------------------------------------------------- editing
 st.subheader("Edit the code")
-
-
 p1, _ = st.columns([1, 3], gap="large")
 with p1:
     x, cls = pick_image("code", images)
-with torch.no_grad():
-    z = model.encode(x)
+z = encode(model, x)
 
 
 @st.fragment
@@ -84,10 +77,9 @@ def editor() -> None:
             cols = st.slider("Columns", 0, w, (2, 4), key="code_cols", persist_state="session")
             rect = (rows[0], cols[0], rows[1] - rows[0], cols[1] - cols[0])
     edited = edit_code(z, channel, scale, rect, value)
-    with torch.no_grad():
-        before, after = model.decode(z), model.decode(edited)
+    before, after = decode(model, z), decode(model, edited)
     db = score(before, x).mean_psnr
-    edit_row = ui.row(
+    edit_row = draw.row(
         "",
         torch.cat([x, before, after]),
         [cls, f"decoded, {db:.1f} dB", "decoded from your edit"],
@@ -99,7 +91,7 @@ def editor() -> None:
         ],
     )
     with right:
-        ui.pictures(
+        draw.pictures(
             [edit_row],
             columns=3,
             max_px=220,
@@ -107,25 +99,14 @@ def editor() -> None:
         )
         maps = step_maps(edited, "pool2", "layer")
         changed = int((edited != z).sum())
-        ui.html(
-            picture_rows_html(
-                [
-                    PictureRow(
-                        "",
-                        maps.pictures,
-                        [f"channel {i}" for i in range(c)],
-                        [f"edited code, channel {i}" for i in range(c)],
-                    )
-                ],
-                columns=c,
-                max_px=160,
-                title="The edited code",
-            )
-            + legend_html(maps.legend, "layer")
-        )
+        caps = [f"channel {i}" for i in range(c)]
+        alts = [f"edited code, {cap}" for cap in caps]
+        row = draw.PictureRow("", maps.pictures, caps, alts)
+        draw.pictures([row], columns=c, max_px=160, title="The edited code")
+        draw.html(legend_html(maps.legend, "layer"))
         st.caption(f"The code after your edit: {changed} of {z.numel()} numbers changed.")
     with left:
-        ui.download_png([edit_row], "code-edit.png", "code_edit_download")
+        draw.download_png([edit_row], "code-edit.png", "code_edit_download")
 
 
 editor()
@@ -141,45 +122,41 @@ with i2:
     xb, cls_b = pick_image("code", images, "To picture", suffix="_b")
 with i3:
     frames = st.slider("Frames", 3, 12, 8, key="code_frames", persist_state="session")
-with torch.no_grad():
-    za, zb = model.encode(xa), model.encode(xb)
-    strip = model.decode(interpolate(za, zb, frames))
-ts = torch.linspace(0, 1, frames)
-fade = (1 - ts).reshape(-1, 1, 1, 1) * xa + ts.reshape(-1, 1, 1, 1) * xb
-t_caps = [f"{v:.2f}" for v in ts.tolist()]
+strip, fade, ts = walk(model, xa, xb, frames)
+t_caps = [f"{v:.2f}" for v in ts]
 walk = [
-    ui.row(
+    draw.row(
         "code path",
         strip,
         t_caps,
-        [f"decoded from the code {v:.0%} of the way from {cls_a} to {cls_b}" for v in ts.tolist()],
+        [f"decoded from the code {v:.0%} of the way from {cls_a} to {cls_b}" for v in ts],
     ),
-    ui.row(
+    draw.row(
         "cross-fade",
         fade,
         t_caps,
-        [f"pixel mix: {1 - v:.0%} {cls_a}, {v:.0%} {cls_b}" for v in ts.tolist()],
+        [f"pixel mix: {1 - v:.0%} {cls_a}, {v:.0%} {cls_b}" for v in ts],
     ),
 ]
-ui.pictures(walk, columns=frames, title=f"From {cls_a} to {cls_b}")
+draw.pictures(walk, columns=frames, title=f"From {cls_a} to {cls_b}")
 st.caption(
     "Top: the code walks from one picture's code to the other's and the decoder draws "
     "each step, moving shapes and colours through what it can draw. Bottom: a plain "
     "pixel mix only overlays the two pictures."
 )
-ui.download_png(walk, f"code-walk-{cls_a}-{cls_b}.png", "code_walk_download")
+draw.download_png(walk, f"code-walk-{cls_a}-{cls_b}.png", "code_walk_download")
 
 # ------------------------------------------------------------------ ledger
 st.subheader("What the code costs")
 rows = ledger(model, x)
 raw = rows[0]["bytes"]  # this data set's own pixels: 3,072 for CIFAR-10, 784 for 28x28 grey
 code8 = next(r for r in rows if r["form"] == "code 8-bit")
-ui.note(
+draw.note(
     f"Stored as 8-bit numbers the code of the picture above takes {code8['bytes']} bytes "
     f"instead of its {raw:,} raw bytes ({raw / code8['bytes']:.1f}x smaller), and "
     f"rebuilds it at {code8['psnr']:.1f} dB. A JPEG of the same size, for comparison:"
 )
-st.dataframe(
+draw.table(
     [
         {
             "stored as": r["form"],
@@ -189,16 +166,9 @@ st.dataframe(
         }
         for r in rows
     ],
-    hide_index=True,
+    {"PSNR": "%.1f"},
     key="code_ledger",
-    column_config={"PSNR (dB)": st.column_config.NumberColumn(format="%.1f")},
 )
-
-
-@st.cache_data(show_spinner="Measuring bytes against quality...", max_entries=8)
-def _rd(digest: str, fingerprint: str, classes: tuple, _model) -> dict:
-    xs = test_images(data, list(classes)).floats(slice(0, RD_IMAGES))
-    return rate_distortion(_model, xs)
 
 
 def _rd_chart() -> None:
@@ -210,8 +180,11 @@ def _rd_chart() -> None:
         "copy, and re-encoding near quality 75 would replay its own artifacts, so JPEG "
         "qualities stop at 70."
     )
-    rd = _rd(choice.digest, data.fingerprint, tuple(selected_classes()), model)
-    ui.chart(
+    xs = images.floats(slice(0, RD_IMAGES))
+    rd = caches.rate_distortion(
+        choice, xs, caches.split_key(data, "test", selected_classes(), RD_IMAGES)
+    )
+    draw.chart(
         rate_distortion_figure(rd, rows[1:]),
         key="code_rd",
         summary=f"Means over the first {RD_IMAGES} test pictures of the chosen "
@@ -221,4 +194,4 @@ def _rd_chart() -> None:
     )
 
 
-ui.details("Bytes against quality: the code and JPEG", _rd_chart)
+draw.details("Bytes against quality: the code and JPEG", _rd_chart)

@@ -6,16 +6,11 @@ import streamlit as st
 
 from convae.figures.uses import psnr_curve_figure
 from convae.recon import reconstruct_scored, score
-from convae.tasks import noisy, psnr_curve
-from pages import ui
-from pages.common import require_data, selected_classes
-from pages.tasks_common import (
-    choose_decoder,
-    decoders_present,
-    missing_task_model,
-    model_for,
-    test_images,
-)
+from convae.tasks import noisy
+from pages.glue import caches, draw
+from pages.glue.choose import test_images
+from pages.glue.state import require_data, selected_classes
+from pages.glue.uses import choose_decoder, decoders_present, missing_task_model, model_for
 
 KINDS = {"saltpepper": "salt and pepper", "gauss": "Gaussian"}
 # Defaults where the denoiser visibly wins: at 20% salt and pepper the plain upsample
@@ -77,45 +72,29 @@ if plain is not None:
     results[f"plain: {plain.name}"] = reconstruct_scored(plain.model, xn, x)
 if task is not None:
     results[f"denoiser: {task.name}"] = reconstruct_scored(task.model, xn, x)
-rows = []
-for title, r in results.items():
-    rows.append(
-        ui.row(
-            title,
-            r.images,
-            [f"{v:.1f} dB" for v in r.psnr.tolist()],
-            [
-                f"{c}, {title} ({what}), {v:.1f} dB from the clean picture"
-                for c, v in zip(names, r.psnr.tolist(), strict=True)
-            ],
-        )
-    )
-rows.append(ui.row("clean", x, names, [f"clean test picture: {c}" for c in names]))
+which = draw.picture_names("test", range(n), names)
+rows = [
+    draw.recon_row(title, r, which, f"{title} ({what})", "as" if i == 0 else "rebuilt by")
+    for i, (title, r) in enumerate(results.items())
+]
+rows.append(draw.input_row("clean", x, names, [f"clean {w}" for w in which]))
 with head:
     means = {k.split(":")[0]: r.mean_psnr for k, r in results.items()}
     if "denoiser" in means and "plain" in means:
-        ui.takeaway(
+        draw.takeaway(
             f"A model trained on noisy inputs with clean targets learns to remove the noise. "
             f"With {what} noise, the <b>denoiser</b> gets {means['denoiser']:.1f} dB, the "
             f"plain model {means['plain']:.1f} dB and the noisy input "
             f"{means['noisy input']:.1f} dB (closer to the clean picture is higher)."
         )
     else:
-        ui.takeaway(
+        draw.takeaway(
             "A model trained on noisy inputs with clean targets learns to remove the "
             "noise; the plain model only ever saw clean pictures."
         )
-ui.pictures(rows, columns=n, title=f"Noisy inputs ({what}) and what each model makes of them")
+draw.pictures(rows, columns=n, title=f"Noisy inputs ({what}) and what each model makes of them")
 st.caption("PSNR under each picture is always against the clean picture (bottom row).")
-ui.download_png(rows, f"denoise-{kind}-{strength:g}.png", "denoise_download")
-
-
-@st.cache_data(show_spinner="Scoring the models over noise strengths...", max_entries=16)
-def _curves(
-    digests: tuple, fingerprint: str, classes: tuple, kind: str, _models: dict, _x
-) -> dict[str, list[float]]:
-    """PSNR against strength per model, shared per (weights, pictures, noise kind)."""
-    return psnr_curve(_models, _x, kind, CURVE_POINTS[kind])
+draw.download_png(rows, f"denoise-{kind}-{strength:g}.png", "denoise_download")
 
 
 def _curve_chart() -> None:
@@ -126,15 +105,9 @@ def _curve_chart() -> None:
             if m is not None:
                 curve_models[f"{tag} {dec}"] = m
     xs = images.floats(slice(0, CURVE_IMAGES))
-    curves = _curves(
-        tuple((k, m.digest) for k, m in curve_models.items()),
-        data.fingerprint,
-        tuple(classes),
-        kind,
-        {k: m.model for k, m in curve_models.items()},
-        xs,
-    )
-    ui.chart(
+    pictures = caches.split_key(data, "test", classes, CURVE_IMAGES)
+    curves = caches.psnr_curves(curve_models, xs, pictures, kind, CURVE_POINTS[kind])
+    draw.chart(
         psnr_curve_figure(CURVE_POINTS[kind], curves, label, marker=strength),
         key="denoise_curve",
         summary=f"Mean over the first {min(CURVE_IMAGES, len(images))} test pictures "
@@ -144,4 +117,4 @@ def _curve_chart() -> None:
     )
 
 
-ui.details("PSNR against noise strength, every model", _curve_chart, expanded=True)
+draw.details("PSNR against noise strength, every model", _curve_chart, expanded=True)

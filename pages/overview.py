@@ -7,56 +7,43 @@ import streamlit as st
 
 from convae.figures import architecture_image, architecture_markdown, table_csv
 from convae.models import count_parameters
-from convae.recon import reconstruct_scored
 from convae.summary import architecture, compression
-from pages import ui
-from pages.common import fitting_models, require_data, selected_classes
+from pages.glue import caches, draw
+from pages.glue.state import picked_models, require_data, selected_classes
 
 N_IMAGES = 8  # 8 to a row: about 120 px each at 1440 px wide, 160 px at 1920
 
 st.title("ConvAE Explorer")
 data = require_data()
-models = fitting_models(data)[:2]
+models = picked_models(data)[:2]
 comp = compression(models[0].model)
 c, h, w = comp["code_shape"]
-ui.takeaway(
+draw.takeaway(
     f"An autoencoder squeezes each picture into a short code and rebuilds it from that code "
     f"alone. Top: test pictures ({comp['input_values']:,} numbers each). Below: what each "
     f"model rebuilt from <b>{comp['code_values']:,} numbers</b>, "
     f"{comp['ratio']:.0f} times fewer."
 )
 
-classes = selected_classes()
-test = data.test.filter(classes).head(N_IMAGES)
+test = data.test.filter(selected_classes()).head(N_IMAGES)
 if len(test) == 0:
     st.warning(
-        f"The test split has no pictures of {', '.join(classes)}. Pick other classes "
-        "in the sidebar."
+        f"The test split has no pictures of {', '.join(selected_classes())}. Pick other "
+        "classes in the sidebar."
     )
     st.stop()
 x = test.floats()
-names = [test.classes[i] for i in test.labels.tolist()]
-rows = [ui.row("original", x, names, [f"test picture {i}: {n}" for i, n in enumerate(names)])]
-for m in models:
-    r = reconstruct_scored(m.model, x)
-    rows.append(
-        ui.row(
-            m.name,
-            r.images,
-            [f"{v:.1f} dB" for v in r.psnr.tolist()],
-            [
-                f"test picture {i} ({n}) rebuilt by {m.name}, {v:.1f} dB"
-                for i, (n, v) in enumerate(zip(names, r.psnr.tolist(), strict=True))
-            ],
-        )
-    )
-ui.pictures(rows, columns=N_IMAGES, title="Test pictures and their reconstructions")
+classes = [test.classes[i] for i in test.labels.tolist()]
+pictures = caches.split_key(data, "test", selected_classes(), N_IMAGES)
+recons = [(m.name, caches.reconstruction(m.digest, m.model, x, pictures)) for m in models]
+rows = draw.recon_rows(x, classes, draw.picture_names("test", range(len(x)), classes), recons)
+draw.pictures(rows, columns=N_IMAGES, title="Test pictures and their reconstructions")
 st.caption(
     "Under each rebuilt picture: its PSNR, how close it is to the original (higher is "
     "closer; about 20 dB looks soft, 30 dB is hard to tell apart). The Reconstructions page "
     "shows more, sorted best or worst first."
 )
-ui.download_png(rows, "overview-reconstructions.png", "overview_download")
+draw.download_png(rows, "overview-reconstructions.png", "overview_download")
 
 model = models[0]
 st.subheader(f"Inside {model.name}")
@@ -99,4 +86,4 @@ def _layer_table() -> None:
     )
 
 
-ui.details("Layer by layer: shapes and parameters", _layer_table)
+draw.details("Layer by layer: shapes and parameters", _layer_table)

@@ -5,20 +5,26 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from convae.recon import reconstruct_scored, score
-from pages import ui
-from pages.common import baselines, fitting_models, require_data, selected_classes, selected_models
+from convae.recon import score
+from pages.glue import caches, draw
+from pages.glue.state import (
+    baselines,
+    picked_models,
+    require_data,
+    selected_classes,
+    selected_models,
+)
 
 SORTS = {"order": "data set order", "best": "best first", "worst": "worst first"}
 POOL = 300  # sorting looks at this many pictures, so "worst" finds the truly hard ones
 
 st.title("Reconstructions")
-ui.takeaway(
+draw.takeaway(
     "Each column is one test picture; each row below the originals is what one model "
     "rebuilt from its code. The number under a picture is its PSNR: higher is closer."
 )
 data = require_data()
-models = fitting_models(data)
+models = picked_models(data)
 misfits = [m.name for m in selected_models() if m not in models]
 classes = selected_classes()
 c1, c2, c3, c4 = st.columns([1, 2, 2, 1.4], vertical_alignment="bottom")
@@ -51,60 +57,32 @@ if len(images) == 0:
 pool = images.head(n if order == "order" else POOL)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _scored(
-    digest: str, fingerprint: str, split: str, classes: tuple, count: int, _model, _x: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Reconstructions and per-picture PSNR of one model on the first ``count`` pictures,
-    shared by every session (keyed by the weights' digest, never by id())."""
-    r = reconstruct_scored(_model, _x)
-    return r.images, r.psnr, r.mean_psnr
-
-
 x = pool.floats()
-key = (data.fingerprint, split, tuple(classes), len(x))
+pictures = caches.split_key(data, split, classes, len(x))
 shown = [(m.name, m.digest, m.model) for m in models]
 if with_baselines:
-    shown += [(label, f"{label}@{data.fingerprint}", b) for label, b in baselines(data).items()]
-results = [_scored(digest, *key, module, x) for _, digest, module in shown]
+    shown += [(k, caches.baseline_key(k, data), b) for k, b in baselines(data).items()]
+results = [caches.reconstruction(key, module, x, pictures) for _, key, module in shown]
 keep = (
     torch.arange(len(pool))
     if order == "order"
-    else results[0][1].argsort(descending=order == "best")[:n]
+    else results[0].psnr.argsort(descending=order == "best")[:n]
 )
 names = [pool.classes[i] for i in pool.labels[keep].tolist()]
-idx = [int(i) for i in keep.tolist()]
+which = draw.picture_names(split, keep.tolist(), names)
 per_row = min(len(keep), 12)
-rows = [
-    ui.row(
-        "original",
-        x[keep],
-        names,
-        [f"{split} picture {i}: {c}" for i, c in zip(idx, names, strict=True)],
-    )
-]
-for (name, _, _), (recon, psnr, _) in zip(shown, results, strict=True):
-    values = psnr[keep].tolist()
-    rows.append(
-        ui.row(
-            name,
-            recon[keep],
-            [f"{v:.1f} dB" for v in values],
-            [
-                f"{split} picture {i} ({c}) rebuilt by {name}, {v:.1f} dB"
-                for i, c, v in zip(idx, names, values, strict=True)
-            ],
-        )
-    )
+rows = [draw.input_row("original", x[keep], names, which)]
+for (name, _, _), r in zip(shown, results, strict=True):
+    rows.append(draw.recon_row(name, score(r.images[keep], x[keep]), which))
 for start in range(0, len(keep), per_row):  # wide rows wrap in blocks, labels kept
     part = slice(start, start + per_row)
-    ui.pictures(
-        [ui.PictureRow(r.label, r.pictures[part], r.captions[part], r.alts[part]) for r in rows],
+    draw.pictures(
+        [draw.PictureRow(r.label, r.pictures[part], r.captions[part], r.alts[part]) for r in rows],
         columns=per_row,
         title=f"{split} pictures {start + 1} to {min(start + per_row, len(keep))}",
     )
 means = ", ".join(
-    f"{name} {score(r[0][keep], x[keep]).mean_psnr:.2f} dB"
+    f"{name} {score(r.images[keep], x[keep]).mean_psnr:.2f} dB"
     for (name, _, _), r in zip(shown, results, strict=True)
 )
 st.caption(
@@ -119,4 +97,4 @@ st.caption(
 )
 if misfits:
     st.caption(f"Not shown (they take other pictures): {', '.join(misfits)}")
-ui.download_png(rows, f"reconstructions-{split}.png", "recon_download")
+draw.download_png(rows, f"reconstructions-{split}.png", "recon_download")

@@ -8,16 +8,11 @@ import torch
 
 from convae.corrupt import apply_mask, drop_plane, rectangle_mask, to_grey
 from convae.recon import reconstruct_scored, score
-from convae.tasks import region_psnr, repair_scores
-from pages import ui
-from pages.common import require_data, selected_classes
-from pages.tasks_common import (
-    choose_decoder,
-    missing_task_model,
-    model_for,
-    pick_image,
-    test_images,
-)
+from convae.tasks import region_psnr
+from pages.glue import caches, draw
+from pages.glue.choose import pick_image, test_images
+from pages.glue.state import require_data, selected_classes
+from pages.glue.uses import choose_decoder, missing_task_model, model_for
 
 MODES = {"mask": "Masked rectangle", "colour": "Missing colour"}
 COLOUR = {
@@ -107,35 +102,23 @@ def _caption(name: str, y: torch.Tensor, whole: float) -> str:
 
 
 caps = [_caption(name, r.images, float(r.psnr[0])) for name, r in shown]
-row = ui.PictureRow(
-    "",
-    [ui.row("", r.images).pictures[0] for _, r in shown],
-    caps,
-    [f"{c} (test {cls})" for c in caps],
+row = draw.row(
+    "", torch.cat([r.images for _, r in shown]), caps, [f"{c} (test {cls})" for c in caps]
 )
 with pics:
-    ui.pictures(
+    draw.pictures(
         [row],
         columns=4,
         max_px=260,
         title="The picture, its damaged input, and both models' repairs",
     )
-    ui.download_png([row], f"repair-{mode}.png", "repair_download")
+    draw.download_png([row], f"repair-{mode}.png", "repair_download")
 with head:
-    ui.takeaway(
+    draw.takeaway(
         "A model trained on pictures with a part missing, and the whole picture as its "
         "target, learns to fill the gap; the plain model never saw holes. PSNR on the "
         "repaired part (the hole) says more than on the whole picture."
     )
-
-
-@st.cache_data(show_spinner="Scoring on test pictures...", max_entries=32)
-def _table(
-    digests: tuple, fingerprint: str, classes: tuple, mode: str, setting: tuple, _models: dict
-) -> list[dict]:
-    """Region and whole PSNR over BATCH test pictures, shared per (weights, setting)."""
-    xs = test_images(data, list(classes)).floats(slice(0, BATCH))
-    return repair_scores(_models, xs, corrupt(xs), region)
 
 
 def _over_many() -> None:
@@ -144,14 +127,9 @@ def _over_many() -> None:
         for name, m in ((f"plain {decoder}", plain), (f"{task_name} {decoder}", task))
         if m is not None
     }
-    rows = _table(
-        tuple((k, m.digest) for k, m in models.items()),
-        data.fingerprint,
-        tuple(selected_classes()),
-        mode,
-        setting,
-        {k: m.model for k, m in models.items()},
-    )
+    xs = images.floats(slice(0, BATCH))
+    pictures = caches.split_key(data, "test", selected_classes(), BATCH)
+    rows = caches.repair_table(models, xs, corrupt(xs), region, pictures, (mode, *setting))
     cols = {
         "output": "output",
         "region_psnr": "PSNR of the hole (dB)",
@@ -159,13 +137,10 @@ def _over_many() -> None:
     }
     if mode != "mask":
         cols.pop("region_psnr")
-    st.dataframe(
+    draw.table(
         [{cols[k]: v for k, v in r.items() if k in cols} for r in rows],
-        hide_index=True,
+        {"PSNR": "%.2f"},
         key="repair_table",
-        column_config={
-            c: st.column_config.NumberColumn(format="%.2f") for c in cols.values() if c != "output"
-        },
     )
     st.caption(
         f"PSNR of the mean MSE against the original over the first {BATCH} test "
@@ -180,4 +155,4 @@ def _over_many() -> None:
         )
 
 
-ui.details(f"Over {BATCH} test pictures: {spec_note}", _over_many, expanded=True)
+draw.details(f"Over {BATCH} test pictures: {spec_note}", _over_many, expanded=True)

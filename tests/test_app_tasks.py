@@ -92,7 +92,9 @@ def test_denoise_shows_plain_and_denoiser_and_strength_changes_them(app):
     _open(app, "denoise")
     assert not app.error
     pics = pictures(app)
-    labels = {p.alt.split(",")[1].split("(")[0].strip() for p in pics if "," in p.alt}
+    labels = {
+        p.alt.split(" rebuilt by ")[1].split(" (")[0] for p in pics if " rebuilt by " in p.alt
+    }
     assert {"plain: shapes-transpose", "denoiser: shapes-denoise-transpose"} <= labels, labels
     # Opens where the denoiser should win: salt and pepper on a fifth of the pixels.
     assert app.segmented_control(key="denoise_kind").value == "saltpepper"

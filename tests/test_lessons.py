@@ -9,27 +9,18 @@ import pytest
 
 from convae.lessons import LessonError, load_lessons, parse_lessons
 from convae.models import AEConfig, ConvAutoencoder
+from pages.glue.page_table import url_paths
 
 from .apptools import html_text, start
 from .test_app import app_env  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSPOSE_STEPS = {"input"} | {n for n, _ in ConvAutoencoder(AEConfig()).steps()}
-PAGES = {
-    "",
-    "recon",
-    "layer-by-layer",
-    "decoders",
-    "training",
-    "denoising",
-    "repairing",
-    "the-code",
-    "style-transfer",
-}
+PAGES = url_paths()
 
 
 def test_the_shipped_lessons_parse_and_name_real_pages():
-    lessons = load_lessons(ROOT / "pages" / "lessons.toml", PAGES)
+    lessons = load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)
     assert [les.id for les in lessons] == ["squeeze", "tiles"]
     squeeze = lessons[0]
     assert squeeze.steps[0].page == ""  # "start" is the Overview
@@ -72,7 +63,7 @@ def test_a_lesson_steps_to_its_end(app_env, monkeypatch):  # noqa: F811
     at.sidebar.toggle(key="ui_present").set_value(True).run()
     at.sidebar.selectbox(key="lesson_pick").set_value("squeeze").run()
     at.sidebar.button(key="lesson_start").click().run()
-    lesson = load_lessons(ROOT / "pages" / "lessons.toml", PAGES)[0]
+    lesson = load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)[0]
     seen = []
     for k, step in enumerate(lesson.steps):
         assert not at.exception, [e.value for e in at.exception]

@@ -581,3 +581,43 @@ def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") 
         f"{b['blockiness4']:.1f} grey levels across 4x4 tile edges, about {floor:.1f} "
         "for error without any grid)."
     )
+
+
+def overlap_explanation(kernel: int, counts: torch.Tensor) -> tuple[str, str]:
+    """What kernel/stride overlap does, in words, for the "Tiles and checkerboards" tab.
+
+    Args:
+        kernel: the kernel size of a stride-2 transpose convolution.
+        counts: its :func:`convae.compare.overlap_map` (taps per output pixel).
+
+    Returns:
+        (the explanation as Markdown, one sentence on this kernel's coverage).
+    """
+    text = (
+        "A transpose convolution with stride 2 paints a copy of its kernel, scaled by each "
+        "input value, every 2 output pixels. The map counts how many kernel copies land on "
+        "each output pixel (a real `ConvTranspose2d` with all weights 1 on an all-ones 4x4 "
+        "input).\n\n"
+        "- **k = s (2 here): tiles.** The copies never overlap: each code cell paints its "
+        "own block on its own (one code cell per 4x4 block of the picture after both "
+        "layers), so the block edges can show: a tiled look.\n"
+        "- **k not a multiple of s (3): checkerboards.** The copies overlap unevenly, 1, 2 or "
+        "4 taps from pixel to pixel, so even a flat input comes out as a checkerboard unless "
+        "training balances the weights exactly.\n"
+        "- **Nearest upsampling, then a convolution** treats every position alike, which is "
+        "why the upsample decoder shows neither.\n\n"
+        "(Odena, Dumoulin and Olah 2016, [Deconvolution and Checkerboard Artifacts]"
+        "(https://distill.pub/2016/deconv-checkerboard/), Distill.)"
+    )
+    inside = sorted({int(v) for v in counts[2:-2, 2:-2].flatten().tolist()})
+    even = len(inside) == 1
+    verdict = (
+        f"Kernel {kernel}, stride 2: away from the border every output pixel gets "
+        f"{' or '.join(map(str, inside))} taps: "
+        + (
+            "even coverage, no built-in checkerboard (but no overlap at k = 2: tiles)."
+            if even
+            else "uneven coverage, a checkerboard is built in."
+        )
+    )
+    return text, verdict

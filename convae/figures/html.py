@@ -7,8 +7,9 @@ The rows are a CSS grid whose columns share the page width: the pictures grow wi
 window and the projector, never overflow it. Every picture has a text alternative for
 screen readers (WCAG 1.1.1), and captions are real text that wraps between words only.
 
-The matching CSS (classes ``cae-rows``, ``cae-row``, ``cae-pic``, ...) is in
-:data:`PICTURE_CSS`; the app injects it once per page run.
+The matching CSS (classes ``cae-rows``, ``cae-row``, ``cae-pic``, ...) is the app's
+(pages/glue/css.py): it decides how wide pictures are, so one block of HTML suits a
+laptop, a projector and a phone.
 """
 
 from __future__ import annotations
@@ -21,23 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-
-PICTURE_CSS = """
-.cae-rows {display: grid; gap: 0.35rem 0; margin: 0.25rem 0 0.75rem 0;}
-.cae-row {display: grid; align-items: start; gap: 0.5rem;
-          grid-template-columns: repeat(var(--cae-n), minmax(0, 1fr));}
-.cae-rows.cae-labelled .cae-row {
-          grid-template-columns: var(--cae-label) repeat(var(--cae-n), minmax(0, 1fr));}
-.cae-row-label {align-self: center; font-weight: 600; line-height: 1.2;
-                overflow-wrap: normal; word-break: normal;}
-.cae-pic {margin: 0; min-width: 0; max-width: var(--cae-max, none);}
-.cae-pic img {width: 100%; height: auto; display: block; image-rendering: pixelated;
-              border-radius: 2px;}
-.cae-pic figcaption {font-size: 0.85rem; line-height: 1.2; margin-top: 0.15rem;
-                     text-align: center; color: #31333f; overflow-wrap: normal;
-                     word-break: keep-all; hyphens: none;}
-.cae-pic.cae-marked img {outline: 3px solid #1d4ed8; outline-offset: 1px;}
-"""
 
 
 def png_bytes(img: np.ndarray) -> bytes:
@@ -86,7 +70,7 @@ def picture_rows_html(
     max_px: int | None = None,
     title: str = "",
 ) -> str:
-    """Rows of pictures as one HTML block (CSS in :data:`PICTURE_CSS`).
+    """Rows of pictures as one HTML block (styled by the app's CSS, pages/glue/css.py).
 
     Args:
         rows: the rows, top to bottom.

@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.colors import sample_colorscale
 
-from .html import png_bytes
+from .html import PictureRow, picture_rows_html, png_bytes
 
 SEQUENTIAL = "Viridis"
 DIVERGING = "balance"  # cmocean: perceptually uniform, blue < 0 < red, white at zero
@@ -220,3 +220,56 @@ def channel_heatmap(
         ),
     )
     return fig
+
+
+def maps_html(
+    acts: list[tuple[str, torch.Tensor]],
+    step: str,
+    mode: str,
+    in_channels: int,
+    columns: int,
+    joint: tuple[float, float] | None = None,
+) -> str:
+    """One step's channel maps and their colour legend as HTML (Layers).
+
+    Args:
+        acts: the model's trace (:func:`convae.models.trace`), a batch of one picture.
+        step: the step to draw.
+        mode: one of :data:`COLOUR_MODES`.
+        in_channels: the picture's colour planes (the input and output steps show them).
+        columns: maps per line.
+        joint: one value range shared with another model's maps (compare mode); the
+            maps are then coloured on it, whatever ``mode`` says.
+    """
+    from ..summary import value_range  # summary imports models only; figures stay light
+
+    act = dict(acts)[step]
+    if joint is not None:
+        maps = step_maps(act, step, "model", joint, in_channels)
+    else:
+        rng = value_range(acts) if mode == "model" else None
+        maps = step_maps(act, step, mode, rng, in_channels)
+    alts = [f"{step}, {c}" for c in maps.captions]
+    row = PictureRow("", maps.pictures, maps.captions, alts)
+    body = picture_rows_html([row], columns=columns, title=f"{step}: channel maps")
+    return body + legend_html(maps.legend, mode)
+
+
+def path_strip_html(
+    names: list[str], thumbnails: list[np.ndarray], step: str, code_step: str
+) -> str:
+    """Every step of a model as a small picture, encoder and decoder in two labelled rows,
+    ``step`` marked (Layers' "whole path")."""
+    split = names.index(code_step) + 1
+    strip = [
+        PictureRow(
+            title,
+            thumbnails[a:b],
+            [("▶ " if names[j] == step else "") + names[j] for j in range(a, b)],
+            [f"{names[j]}{' (shown above)' if names[j] == step else ''}" for j in range(a, b)],
+            marked=[j - a for j in range(a, b) if names[j] == step],
+        )
+        for title, a, b in (("Encoder", 0, split), ("Decoder", split, len(names)))
+    ]
+    columns = max(split, len(names) - split)
+    return picture_rows_html(strip, columns=columns, label_width="5rem", max_px=110)

@@ -34,8 +34,11 @@ import pytest
 
 # Here, before any test module of this folder is imported: they import Playwright at
 # their top, so a check inside a fixture would come too late to ever skip.
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
+pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
+)
 
+from pages.glue.page_table import PAGES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -69,18 +72,9 @@ def chromium_path() -> str | None:
 
 
 def page_paths() -> list[tuple[str, str]]:
-    """(url_path, title) of every page registered in app.py's st.navigation, read from the
-    source so that pages added later are visited too. The default page's url is "" (it
-    is served at the app's root; its url_path only names it in links)."""
-    src = (ROOT / "app.py").read_text()
-    pages = []
-    for call in re.findall(r"st\.Page\((.*?)\)", src, flags=re.S):
-        url = re.search(r"url_path=\"([^\"]+)\"", call)
-        title = re.search(r"title=\"([^\"]+)\"", call)
-        if url and title:
-            default = re.search(r"default\s*=\s*True", call) is not None
-            pages.append(("" if default else url.group(1), title.group(1)))
-    return pages
+    """(address, title) of every page of the app's page table ("" for the default page,
+    which is served at the app's root)."""
+    return [(p.address, p.title) for p in PAGES]
 
 
 def _free_port() -> int:

@@ -130,7 +130,7 @@ def test_presentation_mode_is_large_on_a_projector(browser, server):
 
 
 def _lesson_ids() -> list[str]:
-    return [les.id for les in load_lessons(ROOT / "pages" / "lessons.toml")]
+    return [les.id for les in load_lessons(ROOT / "lessons" / "lessons.toml")]
 
 
 @pytest.mark.e2e
@@ -140,7 +140,7 @@ def test_a_lesson_steps_through_to_its_end(app, lesson_id):
     every step opens its page with its note, the last one has no Next, End closes it."""
     pages = {p for p, _ in page_paths()}  # the Overview's is "" (the app's root)
     lesson = next(
-        les for les in load_lessons(ROOT / "pages" / "lessons.toml", pages) if les.id == lesson_id
+        les for les in load_lessons(ROOT / "lessons" / "lessons.toml", pages) if les.id == lesson_id
     )
     app.open("", "present=1")
     if lesson_id != _lesson_ids()[0]:  # the first is picked already: no run to wait for

@@ -18,7 +18,7 @@ from convae.data import DataSet
 from convae.figures import COLOUR_MODES
 from convae.models import AEConfig, ConvAutoencoder
 
-PRESENT_KEY = "ui_present"  # pages/ui.py reads it; kept here so links need no page import
+PRESENT_KEY = "ui_present"  # the presentation switch (pages/glue/draw.py reads it)
 
 # query parameter -> session-state key of the widget it sets
 PARAMS = {

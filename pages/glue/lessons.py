@@ -8,28 +8,27 @@ so a link opens a lesson where it was left.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
-from convae.lessons import Lesson, LessonError, load_lessons
-from pages import ui
+from convae.lessons import Lesson
+from pages.glue import caches, draw
 
-LESSONS_FILE = Path(__file__).with_name("lessons.toml")
+# The teacher's file; $CONVAE_LESSONS points elsewhere (tests, a school's own lessons).
+LESSONS_FILE = Path(__file__).resolve().parents[2] / "lessons" / "lessons.toml"
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _lessons(mtime_ns: int, pages: frozenset[str]) -> list[Lesson] | str:
-    try:
-        return load_lessons(LESSONS_FILE, set(pages))
-    except (LessonError, OSError) as exc:
-        return str(exc)
+def lessons_file() -> Path:
+    return Path(os.environ.get("CONVAE_LESSONS") or LESSONS_FILE)
 
 
 def lessons(pages: dict) -> list[Lesson]:
-    got = _lessons(LESSONS_FILE.stat().st_mtime_ns, frozenset(pages))
+    """The lessons, or none with a warning in the sidebar saying what is wrong with the file."""
+    got = caches.lessons(lessons_file(), set(pages))
     if isinstance(got, str):
-        st.sidebar.warning(f"Lessons are off: {got} ({LESSONS_FILE.name})")
+        st.sidebar.warning(f"Lessons are off: {got} ({lessons_file().name})")
         return []
     return got
 
@@ -47,7 +46,7 @@ def _go(lesson: Lesson, step: int, pages: dict, models: dict, data) -> None:
 
 def sidebar(pages: dict, models: dict, data) -> None:
     """The lesson picker (presentation mode only)."""
-    if not ui.presenting():
+    if not draw.presenting():
         return
     all_lessons = lessons(pages)
     if not all_lessons or st.session_state.get("lesson_id"):
@@ -75,7 +74,7 @@ def banner(pages: dict, models: dict, data) -> None:
     step = max(0, min(int(state.get("lesson_step", 0)), len(lesson.steps) - 1))
     with st.container(border=True, key="lesson_banner"):
         st.markdown(f"**{lesson.title}** · step {step + 1} of {len(lesson.steps)}")
-        ui.takeaway(lesson.steps[step].note)
+        draw.takeaway(lesson.steps[step].note)
         b1, b2, b3, _ = st.columns([1, 1, 1, 3])
         prev = b1.button("◀ Previous", key="lesson_prev", disabled=step == 0, width="stretch")
         last = step == len(lesson.steps) - 1

@@ -1,0 +1,349 @@
+"""The Compare page's tabs (pages/compare.py draws the page and calls one of these for the
+open tab). Each is widgets plus calls: the measures come from convae.compare through the
+shared caches, the figures from convae.figures.compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from convae.catalog import ModelEntry, weights_digest
+from convae.checkpoints import CheckpointError, snapshot_models
+from convae.compare import Comparison, overlap_map
+from convae.data import DataSet, ImageSet
+from convae.figures import to_uint8
+from convae.figures.compare import (
+    CLASS_METRICS,
+    MEASURES,
+    error_images,
+    error_maps_figure,
+    error_scale_bar,
+    overlap_explanation,
+    overlap_figure,
+    per_class_bars,
+    per_class_rows,
+    per_image_table,
+    snapshot_curves,
+    spectrum_figure,
+    swipe_image,
+)
+from convae.metrics import GREY_LEVELS, radial_power_spectrum
+from convae.recipes import PAIR_TEST_IMAGES, snapshot_pair
+from convae.recon import Reconstruction
+from pages.glue import caches, draw, training
+from pages.glue.state import baselines, device_name
+
+CURVE_IMAGES = 200  # pictures scored at every snapshot: enough for a smooth curve, ~0.5 s
+NUMBER_FORMATS = {"PSNR": "%.2f", "SSIM": "%.3f", "MSE": "%.4f", "checker": "%.2f", "tiles": "%.2f"}
+
+
+@dataclass
+class Pair:
+    """What every tab of one Compare run looks at."""
+
+    a: ModelEntry
+    b: ModelEntry
+    names: tuple[str, str]
+    data: DataSet
+    split: str
+    classes: list[str]
+    images: ImageSet  # the chosen split's pictures of the chosen classes
+    x: torch.Tensor  # the pictures shown
+    labels: list[str]  # their classes
+    start: int  # index of the first shown picture in ``images``
+    focus: int  # the close-up picture, among the shown
+    comp: Comparison
+
+    @property
+    def which(self) -> list[str]:
+        return [f"picture {self.start + i} ({c})" for i, c in enumerate(self.labels)]
+
+    def recon(self, tag: str) -> Reconstruction:
+        name = self.names["AB".index(tag)]
+        scores = self.comp.scores[name]
+        return Reconstruction(self.comp.recon[name], scores.psnr, float(scores.psnr.mean()))
+
+
+# ---------------------------------------------------------------- side by side
+
+
+@st.fragment
+def close_up(p: Pair) -> None:
+    """One picture large: A, B, or a swipe between them. A fragment: switching A / B or
+    moving the divider reruns only this (a few kB of HTML), not the comparison."""
+    na, nb = p.names
+    view = st.segmented_control(
+        "Show",
+        ["A", "B", "swipe"],
+        key="compare_ab",
+        default="swipe",
+        required=True,
+        persist_state="session",
+        format_func={"A": f"A: {na}", "B": f"B: {nb}", "swipe": "swipe A | B"}.get,
+        help="Switch between the two reconstructions of the same picture, or see A "
+        "left and B right of a divider you move.",
+    )
+    w = p.x.shape[-1]
+    cut = w if view == "A" else 0
+    if view == "swipe":
+        cut = st.slider(
+            "Divider (column)",
+            0,
+            w,
+            w // 2,
+            key="compare_swipe",
+            help="Columns left of the divider come from A, the rest from B.",
+        )
+    what = {"A": f"A: {na}", "B": f"B: {nb}", "swipe": f"A | B: {na} | {nb}"}[view]
+    i, n = p.focus, p.start + p.focus
+    pics = [swipe_image(p.comp.recon[na][i], p.comp.recon[nb][i], cut, 1), to_uint8(p.x[i])]
+    caps = [what, f"input {n} ({p.labels[i]})"]
+    alts = [f"{what}, picture {n}", f"input picture {n}, {p.labels[i]}"]
+    draw.pictures([draw.PictureRow("", pics, caps, alts)], columns=2, max_px=320)
+
+
+def side_by_side(p: Pair) -> None:
+    na, nb = p.names
+    sa, sb = p.comp.scores[na], p.comp.scores[nb]
+    err = f"0 to {GREY_LEVELS * p.comp.error_max:.0f} grey levels"
+    rows = [
+        draw.input_row("input", p.x, p.labels, p.which, marked=[p.focus]),
+        draw.recon_row(f"A: {na}", p.recon("A"), p.which, by=f"A, {na}"),
+        draw.recon_row(f"B: {nb}", p.recon("B"), p.which, by=f"B, {nb}"),
+    ]
+    for tag, s in (("A", sa), ("B", sb)):
+        tiles = s.blockiness4.tolist()
+        rows.append(
+            draw.PictureRow(
+                f"error of {tag}",
+                error_images(p.comp.abs_error[p.names["AB".index(tag)]], p.comp.error_max, 1),
+                [f"tiles {v:.1f}" for v in tiles],
+                [
+                    f"error map of {tag} for {w}, bright = large error ({err}); tile edges "
+                    f"{v:.1f} grey levels"
+                    for w, v in zip(p.which, tiles, strict=True)
+                ],
+            )
+        )
+    draw.pictures(
+        rows, columns=max(len(p.x), 6), title="Inputs, both reconstructions and their errors"
+    )
+    ra, rb = p.comp.summary()
+    s1, s2 = st.columns([2, 1], vertical_alignment="center")
+    s1.caption(
+        f"Error maps share one colour scale: black is no error, bright yellow is "
+        f"{GREY_LEVELS * p.comp.error_max:.0f} grey levels (of 255), the largest error of either "
+        "model (worst colour channel per pixel). Under the pictures: PSNR, and under the "
+        "errors 'tiles': how many grey levels more the picture steps across the edges "
+        "of the decoder's 4x4 tiles than inside them (about 0, or a little below: no tiles; "
+        "what error of the same size with no tiles scores, for these pictures: "
+        f"{ra['blockiness4_floor']:.1f} for A, {rb['blockiness4_floor']:.1f} for B)."
+    )
+    s2.image(
+        error_scale_bar(p.comp.error_max, width=256),
+        width="stretch",
+        alt=f"error colour scale from black (0) to yellow ({err})",
+        caption=f"0 … {GREY_LEVELS * p.comp.error_max:.0f} grey levels",
+    )
+    draw.download_png(rows, f"compare-{p.split}-{p.start}.png", "compare_download")
+    st.subheader("One picture up close")
+    f1, f2 = st.columns([1, 1.2], gap="large")
+    with f1:
+        close_up(p)
+    with f2:
+        e = p.comp.abs_error
+        draw.chart(
+            error_maps_figure({"A": e[na][p.focus], "B": e[nb][p.focus]}, p.comp.error_max),
+            key="compare_error_maps",
+            summary=f"Picture {p.start + p.focus}: A {sa.psnr[p.focus]:.1f} dB, B "
+            f"{sb.psnr[p.focus]:.1f} dB. Hover the maps for the error at each pixel.",
+        )
+    draw.details("Numbers: per picture, SSIM and spectrum", lambda: _numbers(p, ra, rb))
+
+
+def _numbers(p: Pair, ra: dict, rb: dict) -> None:
+    na, nb = p.names
+    draw.table(
+        [
+            {
+                "model": f"{tag}: {r['model']}",
+                "pictures": r["n"],
+                "PSNR (dB)": r["psnr"],
+                "SSIM": r["ssim"],
+                **{MEASURES[k][0]: r[k] for k in MEASURES},
+                **{f"{MEASURES[k][0]}, floor": r[f"{k}_floor"] for k in MEASURES},
+                "MSE": r["mse"],
+            }
+            for tag, r in zip("AB", (ra, rb), strict=True)
+        ],
+        NUMBER_FORMATS | {MEASURES[k][0]: "%.2f" for k in MEASURES},
+    )
+    draw.table(per_image_table(p.names, p.comp.scores, p.labels, p.start), NUMBER_FORMATS)
+    st.caption(
+        f"A = {na}, B = {nb}. SSIM (structural similarity, 1 = identical) compares "
+        "local patterns rather than single pixels. Click a header to sort."
+    )
+    curves = {
+        "input": radial_power_spectrum(p.x),
+        f"A: {na}": radial_power_spectrum(p.comp.recon[na]),
+        f"B: {nb}": radial_power_spectrum(p.comp.recon[nb]),
+    }
+    draw.chart(
+        spectrum_figure(curves),
+        key="compare_spectrum",
+        summary=f"Power spectrum of these {len(p.x)} pictures and their "
+        "reconstructions: both decoders lose fine detail (lower on the right); "
+        "a stride-2 artifact shows as extra power near 0.5 or 0.71 cycles/px.",
+    )
+
+
+# -------------------------------------------------------------------- per class
+
+
+def per_class(p: Pair) -> None:
+    na, nb = p.names
+    test = p.data.test
+    scored, keys = {na: p.a.model, nb: p.b.model}, [p.a.digest, p.b.digest]
+    if st.toggle(
+        "Add the baselines",
+        key="compare_baselines",
+        persist_state="session",
+        help="PCA and a downsampled copy, each keeping as many numbers as the code: does "
+        "the learned code beat them, and in which classes?",
+    ):
+        extra = baselines(p.data)
+        scored |= extra
+        keys += [caches.baseline_key(label, p.data) for label in extra]
+    with st.spinner(
+        f"Scoring all {len(test):,} test pictures with {len(scored)} models (once per "
+        "model pair)..."
+    ):
+        rows = caches.per_class(scored, keys, test, caches.split_key(p.data, "test", []))
+    metric = st.segmented_control(
+        "Chart",
+        list(CLASS_METRICS),
+        key="compare_metric",
+        default="psnr",
+        required=True,
+        persist_state="session",
+        format_func=CLASS_METRICS.get,
+    )
+    worst = min(
+        (r for r in rows if r["class"] != "all" and r["model"] == na), key=lambda r: r["psnr"]
+    )
+    draw.chart(
+        per_class_bars(rows, metric),
+        key="compare_class_bars",
+        summary=f"All {len(test):,} test pictures of {len(test.classes)} classes. "
+        f"Hardest class for A: {worst['class']} ({worst['psnr']:.1f} dB). PSNR per "
+        "class is the PSNR of the class's mean MSE.",
+    )
+    draw.table(per_class_rows(rows), NUMBER_FORMATS | {"4x4": "%.2f", "2x2": "%.2f"})
+
+
+# ---------------------------------------------------------------- over training
+
+
+def _train_pair(p: Pair) -> None:
+    """Both seed decoders, same seed and data, with snapshots: they become A and B."""
+    every = len(p.classes) == len(p.data.classes)
+    training.train_models(
+        snapshot_pair(() if every else tuple(p.classes), device_name()),
+        p.data,
+        lambda c, r: f"{c.decoder}-snap{training.SNAPSHOTS}-seed{c.seed}",
+        lambda runs: None,
+        first=True,
+        test_images=PAIR_TEST_IMAGES,
+    )
+
+
+def over_training(p: Pair) -> None:
+    na, nb = p.names
+    missing = [m.name for m in (p.a, p.b) if not m.checkpoint.snapshots]
+    if missing:
+        st.info(
+            f"{' and '.join(missing)} carr{'ies' if len(missing) == 1 else 'y'} no "
+            "training snapshots. Models trained on the Train page keep them, and so do "
+            "checkpoints saved with `python -m convae train --snapshots K`. Or train a "
+            "small pair here: both decoders, same seed, a few thousand pictures (about a "
+            "minute on a 2-core CPU); they become A and B."
+        )
+        if st.button("Train a small pair with snapshots", key="compare_train_pair", type="primary"):
+            _train_pair(p)
+        return
+    try:
+        snaps = {
+            na: snapshot_models(p.a.checkpoint.snapshots, p.a.config, na),
+            nb: snapshot_models(p.b.checkpoint.snapshots, p.b.config, nb),
+        }
+    except CheckpointError as exc:
+        st.error(str(exc))
+        return
+    count = min(len(s) for s in snaps.values())
+    pool = p.images.head(CURVE_IMAGES).floats()
+    curves = caches.snapshot_scores(
+        {na: p.a, nb: p.b}, snaps, pool, caches.split_key(p.data, p.split, p.classes, CURVE_IMAGES)
+    )
+    if st.session_state.get("compare_snapshot") not in range(count):
+        st.session_state["compare_snapshot"] = count - 1
+    g1, g2 = st.columns([2, 3], gap="large")
+    with g1:
+        idx = st.select_slider(
+            "Snapshot",
+            list(range(count)),
+            key="compare_snapshot",
+            format_func=lambda i: (
+                f"{i}: step {snaps[na][i].step}" + (" (start)" if snaps[na][i].step == 0 else "")
+            ),
+            help="Step 0 is the random start; the last is the final model.",
+        )
+        xi = p.x[p.focus : p.focus + 1]
+        name = f"input picture {p.start + p.focus}"
+        pics, caps, alts = [to_uint8(xi[0])], [f"input ({p.labels[p.focus]})"], [name]
+        for tag, label in zip("AB", p.names, strict=True):
+            snap = snaps[label][idx]
+            rec = caches.reconstruction(weights_digest(snap.model), snap.model, xi)
+            psnr = float(rec.psnr[0])
+            pics.append(to_uint8(rec.images[0]))
+            caps.append(f"{tag}, step {snap.step}: {psnr:.1f} dB")
+            alts.append(f"{tag} ({label}) after {snap.step} steps, {psnr:.1f} dB")
+        draw.pictures([draw.PictureRow("", pics, caps, alts)], columns=3, max_px=200)
+    with g2:
+        draw.chart(
+            snapshot_curves(curves, [snaps[na][idx].step, snaps[nb][idx].step]),
+            key="compare_snapshot_curves",
+            summary=f"Mean over the first {len(pool)} {p.split} pictures of the "
+            "chosen classes, at every snapshot.",
+        )
+
+
+# ---------------------------------------------------------- tiles and checkerboards
+
+
+def tiles(p: Pair) -> None:
+    o1, o2 = st.columns([2, 3], gap="large")
+    with o1:
+        k = int(
+            st.segmented_control(
+                "Kernel size (stride 2)",
+                [2, 3, 4],
+                key="compare_kernel",
+                default=2,
+                required=True,
+                persist_state="session",
+            )
+        )
+        counts = overlap_map(k, 2, in_size=4)
+        text, verdict = overlap_explanation(k, counts)
+        st.markdown(text)
+        st.info(verdict)
+    with o2:
+        draw.chart(
+            overlap_figure(counts, k),
+            key="compare_overlap",
+            summary=f"Kernel {k}, stride 2: taps per output pixel range from "
+            f"{int(counts.min())} to {int(counts.max())}.",
+        )
