@@ -77,7 +77,7 @@ rows = [
     draw.recon_row(title, r, which, f"{title} ({what})", "as" if i == 0 else "rebuilt by")
     for i, (title, r) in enumerate(results.items())
 ]
-rows.append(draw.input_row("clean", x, names, [f"clean {w}" for w in which]))
+rows.append(draw.input_row("clean", x, names, [f"clean test picture: {c}" for c in names]))
 with head:
     means = {k.split(":")[0]: r.mean_psnr for k, r in results.items()}
     if "denoiser" in means and "plain" in means:

@@ -36,7 +36,7 @@ x = test.floats()
 classes = [test.classes[i] for i in test.labels.tolist()]
 pictures = caches.split_key(data, "test", selected_classes(), N_IMAGES)
 recons = [(m.name, caches.reconstruction(m.digest, m.model, x, pictures)) for m in models]
-rows = draw.recon_rows(x, classes, draw.picture_names("test", range(len(x)), classes), recons)
+rows = draw.recon_rows(x, "test", range(len(x)), classes, recons)
 draw.pictures(rows, columns=N_IMAGES, title="Test pictures and their reconstructions")
 st.caption(
     "Under each rebuilt picture: its PSNR, how close it is to the original (higher is "

@@ -69,11 +69,11 @@ keep = (
     else results[0].psnr.argsort(descending=order == "best")[:n]
 )
 names = [pool.classes[i] for i in pool.labels[keep].tolist()]
-which = draw.picture_names(split, keep.tolist(), names)
 per_row = min(len(keep), 12)
-rows = [draw.input_row("original", x[keep], names, which)]
-for (name, _, _), r in zip(shown, results, strict=True):
-    rows.append(draw.recon_row(name, score(r.images[keep], x[keep]), which))
+recons = [
+    (name, score(r.images[keep], x[keep])) for (name, _, _), r in zip(shown, results, strict=True)
+]
+rows = draw.recon_rows(x[keep], split, keep.tolist(), names, recons)
 for start in range(0, len(keep), per_row):  # wide rows wrap in blocks, labels kept
     part = slice(start, start + per_row)
     draw.pictures(

@@ -291,7 +291,7 @@ def test_train_page_opens_on_the_pictures_it_will_rebuild(app, tiny_data):
     want = tiny_data.test.floats(slice(0, len(shown)))
     assert len(shown) == min(8, len(tiny_data.test))
     assert [p.alt for p in shown][:2] == [
-        f"test picture {i} ({tiny_data.test.classes[int(tiny_data.test.labels[i])]})"
+        f"test picture {i}: {tiny_data.test.classes[int(tiny_data.test.labels[i])]}"
         for i in range(2)
     ]
     for p, x in zip(shown, want, strict=True):

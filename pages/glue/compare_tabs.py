@@ -110,7 +110,7 @@ def side_by_side(p: Pair) -> None:
     sa, sb = p.comp.scores[na], p.comp.scores[nb]
     err = f"0 to {GREY_LEVELS * p.comp.error_max:.0f} grey levels"
     rows = [
-        draw.input_row("input", p.x, p.labels, p.which, marked=[p.focus]),
+        draw.input_row("input", p.x, p.labels, [f"input: {w}" for w in p.which], [p.focus]),
         draw.recon_row(f"A: {na}", p.recon("A"), p.which, by=f"A, {na}"),
         draw.recon_row(f"B: {nb}", p.recon("B"), p.which, by=f"B, {nb}"),
     ]

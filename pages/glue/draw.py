@@ -94,21 +94,24 @@ def joined(*rows: PictureRow, label: str = "") -> PictureRow:
 
 
 def picture_names(split: str, indices: Sequence[int], classes: Sequence[str]) -> list[str]:
-    """How alt texts name pictures: "test picture 3 (cat)"."""
+    """How a reconstruction's alt text names its picture: "test picture 3 (cat)"."""
     return [f"{split} picture {i} ({c})" for i, c in zip(indices, classes, strict=True)]
+
+
+def input_alts(split: str, indices: Sequence[int], classes: Sequence[str]) -> list[str]:
+    """How a picture's own alt text reads: "test picture 3: cat"."""
+    return [f"{split} picture {i}: {c}" for i, c in zip(indices, classes, strict=True)]
 
 
 def input_row(
     label: str,
     x: torch.Tensor,
     classes: Sequence[str],
-    names: Sequence[str],
+    alts: Sequence[str],
     marked: Sequence[int] = (),
 ) -> PictureRow:
-    """The pictures themselves, their class under each; alt text "<name>" (or "input: ..."
-    for a row labelled input)."""
-    prefix = "input: " if label == "input" else ""
-    return row(label, x, list(classes), [prefix + n for n in names], marked)
+    """The pictures themselves, their class under each (``alts``: :func:`input_alts`)."""
+    return row(label, x, list(classes), list(alts), marked)
 
 
 def recon_row(
@@ -135,15 +138,16 @@ def recon_row(
 
 def recon_rows(
     x: torch.Tensor,
+    split: str,
+    indices: Sequence[int],
     classes: Sequence[str],
-    names: Sequence[str],
     recons: Sequence[tuple[str, Reconstruction]],
     original: str = "original",
 ) -> list[PictureRow]:
-    """The pictures on top, then one row per (label, reconstruction)."""
-    return [input_row(original, x, classes, names)] + [
-        recon_row(label, rec, names) for label, rec in recons
-    ]
+    """Pictures of a split on top, then one row per (label, reconstruction) of them."""
+    names = picture_names(split, indices, classes)
+    top = input_row(original, x, classes, input_alts(split, indices, classes))
+    return [top] + [recon_row(label, rec, names) for label, rec in recons]
 
 
 def picture_html(

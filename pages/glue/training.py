@@ -112,7 +112,10 @@ class Shown:
 
     def rows(self, recons: Sequence[tuple[str, torch.Tensor]]) -> list:
         """The pictures over each model's copies of them."""
-        top = draw.input_row("test pictures", self.x, self.classes, self.names)
+        indices = range(len(self.classes))
+        top = draw.input_row(
+            "test pictures", self.x, self.classes, draw.input_alts("test", indices, self.classes)
+        )
         return [top] + [
             draw.row(label, r, None, [f"{n} rebuilt by {label}" for n in self.names])
             for label, r in recons
