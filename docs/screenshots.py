@@ -28,7 +28,12 @@ sys.path.insert(0, str(ROOT))
 from pages.glue.page_table import PAGES  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SIZES = {"laptop": (1440, 900), "projector": (1920, 1080)}
+SIZES = {
+    "laptop": (1440, 900),
+    "projector": (1920, 1080),
+    "phone": (390, 844),
+    "tablet": (768, 1024),
+}
 
 
 def page_paths() -> list[tuple[str, str]]:
@@ -64,7 +69,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "screenshots"), help="folder")
     p.add_argument("--pages", default="", help="comma-separated url paths (default: all)")
-    p.add_argument("--sizes", default="laptop,projector", help="laptop, projector or both")
+    p.add_argument("--sizes", default="laptop,projector", help="comma-separated: laptop, projector, phone, tablet")
     p.add_argument("--full", action="store_true", help="whole pages, not the first screen")
     p.add_argument("--query", default="", help="extra query string for every page")
     args = p.parse_args()
@@ -95,7 +100,10 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             for size in [s for s in args.sizes.split(",") if s]:
                 w, h = SIZES[size]
-                ctx = browser.new_context(viewport={"width": w, "height": h})
+                touch = size in ("phone", "tablet")  # a phone's browser: touch, small screen
+                ctx = browser.new_context(
+                    viewport={"width": w, "height": h}, has_touch=touch, is_mobile=touch
+                )
                 page = ctx.new_page()
                 for url, _title in pages:
                     query = args.query
