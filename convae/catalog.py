@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .checkpoints import Checkpoint
 from .data import DataSet
-from .models import DECODERS, AEConfig, ConvAutoencoder
+from .models import SEED_DECODERS, AEConfig, ConvAutoencoder
 from .tasks import task_of
 
 ORIGINS = ("shipped", "trained", "uploaded")
@@ -116,7 +116,7 @@ def default_selection(entries: Mapping[str, ModelEntry], data: DataSet | None) -
     order = {o: i for i, o in enumerate(ORIGINS)}
     fitting.sort(key=lambda m: (m.task != "plain", order[m.origin]))
     picked: list[str] = []
-    for decoder in DECODERS:
+    for decoder in SEED_DECODERS:
         for m in fitting:
             if m.config.decoder == decoder:
                 picked.append(m.key)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .models import ConvAutoencoder
+from .models import SEED_DECODERS, ConvAutoencoder
 
 # A box of pixels, (top, left, bottom, right) with bottom and right exclusive, like a slice.
 Box = tuple[int, int, int, int]
@@ -523,6 +523,11 @@ def pixel_arithmetic(
             f"pixel {pixel} is outside the {cfg.image_size}x{cfg.image_size} output with "
             f"{cfg.in_channels} colour channel(s): row and column 0-{cfg.image_size - 1}, "
             f"channel 0-{cfg.in_channels - 1}"
+        )
+    if cfg.decoder not in SEED_DECODERS:
+        raise ValueError(
+            f"one pixel by hand is worked out for the course's two decoders "
+            f"({' and '.join(SEED_DECODERS)}), not for {cfg.decoder}"
         )
     z = _as_code(model, code)[0].double().cpu()
     if cfg.decoder == "transpose":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .models import DECODERS
+from .models import SEED_DECODERS
 from .train import TrainConfig
 
 # The trainer's default warm-up (500 steps) is tuned for full runs; a short classroom run
@@ -74,5 +74,5 @@ def snapshot_pair(classes: tuple[str, ...] = (), device: str = "auto") -> list[T
             warmup_steps=PAIR_WARMUP,
             device=device,
         )
-        for d in DECODERS
+        for d in SEED_DECODERS
     ]

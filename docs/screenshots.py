@@ -69,7 +69,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "screenshots"), help="folder")
     p.add_argument("--pages", default="", help="comma-separated url paths (default: all)")
-    p.add_argument("--sizes", default="laptop,projector", help="comma-separated: laptop, projector, phone, tablet")
+    p.add_argument(
+        "--sizes",
+        default="laptop,projector",
+        help="laptop, projector, phone, tablet (comma-separated)",
+    )
     p.add_argument("--full", action="store_true", help="whole pages, not the first screen")
     p.add_argument("--query", default="", help="extra query string for every page")
     args = p.parse_args()

@@ -17,7 +17,7 @@ from convae.figures.cells import (
     pixel_waterfall,
     receptive_field_figure,
 )
-from convae.models import DECODERS
+from convae.models import SEED_DECODERS
 from pages.glue import draw
 from pages.glue.choose import pick_image, test_images
 from pages.glue.state import available_models, require_data, selected_classes, selected_models
@@ -32,18 +32,19 @@ data = require_data()
 
 
 def _per_decoder() -> dict[str, ModelEntry]:
-    """One plain model per decoder that takes these pictures: the sidebar's picks first."""
+    """Two models of different decoders that take these pictures: the sidebar's first two
+    picks, else plain models of the course's two decoders (transpose, upsample)."""
     fitting = [m for m in selected_models() if m.fits(data)]
     fitting += [
         m
+        for dec in SEED_DECODERS
         for m in available_models().values()
-        if m.fits(data) and m.task == "plain" and m not in fitting
+        if m.fits(data) and m.task == "plain" and m.config.decoder == dec and m not in fitting
     ]
-    out = {}
-    for dec in DECODERS:
-        m = next((m for m in fitting if m.config.decoder == dec), None)
-        if m is not None:
-            out[dec] = m
+    out: dict[str, ModelEntry] = {}
+    for m in fitting:
+        if m.config.decoder not in out and len(out) < 2:
+            out[m.config.decoder] = m
     return out
 
 
@@ -161,6 +162,12 @@ def pixel_view() -> None:
     pixel = (int(pr), int(pc), int(pch))
     cols = st.columns(len(models), gap="large")
     for col, (dec, m) in zip(cols, models.items(), strict=True):
+        if dec not in SEED_DECODERS:
+            col.info(
+                f"{m.name} ({dec}): the sums are worked out by hand for the course's two "
+                "decoders, transpose and upsample; the footprint above works for every one."
+            )
+            continue
         arith = pixel_arithmetic(m.model, codes[dec], pixel)
         with col:
             st.markdown(f"**{dec}: {m.name}** reads {len(arith.code_cells())} code cells")

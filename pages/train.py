@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convae.models import DECODERS
+from convae.models import DECODER_LABELS, DECODERS, SEED_DECODERS
 from convae.recipes import classroom_config
 from convae.train import TrainConfig
 from pages.glue import draw, training
@@ -31,15 +31,21 @@ defaults = TrainConfig()
 c1, c2, c3, b1, b2 = st.columns([2.2, 1, 1.4, 0.9, 0.9], vertical_alignment="bottom")
 decoder = c1.segmented_control(
     "Decoder",
-    [*DECODERS, "both"],
+    [*SEED_DECODERS, "both", "family"],
     key="train_decoder",
     default="transpose",
     required=True,
     persist_state="session",
-    format_func=lambda d: "both, same seed" if d == "both" else d,
+    format_func=lambda d: {"both": "both, same seed", "family": "other..."}.get(d, d),
     help="'both' trains a transpose and an upsample model one after the other with the "
-    "same seed and data order: a fair comparison.",
+    "same seed and data order: a fair comparison. 'other...' offers the rest of the "
+    "decoder family (kernel 3 and 4 transpose, bilinear, sub-pixel).",
 )
+if decoder == "family":
+    others = [d for d in DECODERS if d not in SEED_DECODERS]
+    decoder = c1.selectbox(
+        "Which decoder", others, key="train_family", format_func=DECODER_LABELS.get
+    )
 epochs = c2.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
 n_train = len(data.train.filter(classes))
 if n_train == 0:  # e.g. an empty class folder picked alone
@@ -132,7 +138,7 @@ def _config(dec: str) -> TrainConfig:
 
 
 try:
-    configs = [_config(d) for d in (DECODERS if decoder == "both" else [decoder])]
+    configs = [_config(d) for d in (SEED_DECODERS if decoder == "both" else [decoder])]
 except ValueError as exc:
     st.error(f"Invalid settings: {exc}")
     st.stop()

@@ -21,6 +21,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from ..metrics import GREY_LEVELS
+from ..models import step_role
 from . import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
 
 ERROR_SCALE = "Inferno"  # dark = no error, bright = large: errors pop out of a dark map
@@ -28,16 +29,6 @@ INPUT_COLOUR = "#7f7f7f"
 # Where a stride-2 pattern sits in the radially averaged spectrum (cycles per pixel).
 STRIPE_FREQ = 0.5  # period-2 stripes: (pi, 0) and (0, pi)
 CHECKER_FREQ = 0.5 * 2**0.5  # a 2-pixel checkerboard: (pi, pi), the spectrum's corner
-# A decoder step of one model and the step of the other model that plays its part, for
-# the Layers page's compare mode (same names match themselves).
-EQUIVALENT_STEPS = {
-    "t_conv1": "conv4",
-    "t_conv2": "conv5",
-    "conv4": "t_conv1",
-    "conv5": "t_conv2",
-    "upsample1": "t_conv1",
-    "upsample2": "t_conv2",
-}
 
 
 def _lut(scale: str) -> np.ndarray:
@@ -470,13 +461,20 @@ def snapshot_curves(
 
 
 def matching_step(step: str, names: Sequence[str]) -> str:
-    """The step of another model that plays the part of ``step`` (same name when it has
-    one; t_conv1 <-> conv4, t_conv2 <-> conv5, an upsample -> the transpose layer that
-    does its job); the last step when nothing matches."""
+    """The step of another model that plays the part of ``step``: the same name when it
+    has one, else the step with the same role in its decoder (its first or second layer
+    with weights, :func:`convae.models.step_role`; a resize or shuffle is matched to the
+    layer that does its job); the last step when nothing matches."""
     if step in names:
         return step
-    other = EQUIVALENT_STEPS.get(step)
-    return other if other in names else names[-1]
+    role = step_role(step)
+    role = {
+        "upsample1": "first",
+        "shuffle1": "first",
+        "upsample2": "second",
+        "shuffle2": "second",
+    }.get(step, role)
+    return next((n for n in names if step_role(n) == role), names[-1])
 
 
 def paired_activation_grids(

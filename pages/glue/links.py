@@ -16,7 +16,7 @@ import streamlit as st
 
 from convae.data import DataSet
 from convae.figures import COLOUR_MODES
-from convae.models import AEConfig, ConvAutoencoder
+from convae.models import DECODERS, AEConfig, ConvAutoencoder
 
 PRESENT_KEY = "ui_present"  # the presentation switch (pages/glue/draw.py reads it)
 
@@ -36,7 +36,7 @@ PARAMS = {
 }
 TRUE = ("1", "true", "yes", "on")
 STEP_NAMES = {"input"} | {
-    n for d in ("transpose", "upsample") for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()
+    n for d in DECODERS for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()
 }
 
 
