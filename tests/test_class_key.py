@@ -94,8 +94,8 @@ def test_tokens_are_checked_by_their_mac():
 
 def test_five_wrong_keys_a_minute_per_session_then_wait():
     clock = FakeClock()
-    key = TeacherKey(KEY)
-    key._limiter = WrongKeyLimiter(per_session=5, per_process=30, window_s=60, clock=clock)
+    limiter = WrongKeyLimiter(per_session=5, per_process=30, window_s=60, clock=clock)
+    key = TeacherKey(KEY, limiter=limiter)
     for n in range(5):
         clock.now += 1
         with pytest.raises(WrongTeacherKey, match="not the teacher key"):
@@ -133,8 +133,9 @@ def test_a_right_key_starts_the_sessions_count_again():
 
 
 def test_seats_and_leads_are_roles_not_strings():
-    svc = ClassService(MemoryStore(), TeacherKey(KEY))
-    lead = svc.start(svc._key.verify(KEY))
+    key = TeacherKey(KEY)
+    svc = ClassService(MemoryStore(), key)
+    lead = svc.start(key.verify(KEY))
     seat = svc.join(lead.info.code)
     assert isinstance(seat, Seat) and len(seat.student_id) >= 22  # 128 random bits
     assert seat.student_id != svc.join(lead.info.code).student_id

@@ -47,13 +47,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def svc(class_store, clock) -> ClassService:
-    return ClassService(class_store, TeacherKey(KEY), present_s=30.0, clock=clock)
+def key() -> TeacherKey:
+    return TeacherKey(KEY)
 
 
 @pytest.fixture
-def lead(svc) -> Lead:
-    return svc.start(svc._key.verify(KEY))
+def svc(class_store, key, clock) -> ClassService:
+    return ClassService(class_store, key, present_s=30.0, clock=clock)
+
+
+@pytest.fixture
+def lead(svc, key) -> Lead:
+    return svc.start(key.verify(KEY))
 
 
 def test_a_class_from_start_to_end(svc, lead):
@@ -265,18 +270,18 @@ def test_views_and_questions_change_the_version_heartbeats_and_answers_do_not(sv
     assert svc.state(seat).question is None
 
 
-def test_extend_and_resume(svc, lead):
+def test_extend_and_resume(svc, lead, key):
     later = svc.extend(lead, 600)
     assert later.info.ends_at == pytest.approx(lead.info.ends_at + 600)
     assert svc.state(later).info.ends_at == pytest.approx(later.info.ends_at)
-    again = svc.resume(svc._key.verify(KEY), lead.info.code.lower())
+    again = svc.resume(key.verify(KEY), lead.info.code.lower())
     assert again.info.class_id == lead.info.class_id
     with pytest.raises(ValueError, match="at most"):
         svc.start(lead.token, lifetime_s=10 * 24 * 3600)
 
 
-def test_a_class_with_a_two_second_lifetime_ends_by_itself(svc):
-    lead = svc.start(svc._key.verify(KEY), lifetime_s=2)
+def test_a_class_with_a_two_second_lifetime_ends_by_itself(svc, key):
+    lead = svc.start(key.verify(KEY), lifetime_s=2)
     seat = svc.join(lead.info.code)
     deadline = time.monotonic() + 15
     while True:  # poll as a student's screen does, until the class is gone

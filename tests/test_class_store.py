@@ -124,13 +124,14 @@ def test_extend_moves_the_end(class_store):
     assert class_store.snapshot(rec.class_id).record.ends_at == later.ends_at
 
 
-def _ttls_ms(store: RedisStore) -> dict[str, int]:
-    r = redis.Redis.from_url(store.where.join(("redis://", "")), decode_responses=True)
-    keys = list(r.scan_iter(f"{store.prefix}:*"))
-    return {k: r.pttl(k) for k in keys}
+def _ttls_ms(url: str, prefix: str) -> dict[str, int]:
+    """Every key under ``prefix`` with its time to live in ms (-1: none)."""
+    r = redis.Redis.from_url(url, decode_responses=True)
+    ttls = {k: r.pttl(k) for k in r.scan_iter(f"{prefix}:*")}
+    r.close()
+    return ttls
 
 
-@pytest.mark.usefixtures("redis_server")
 def test_every_redis_key_of_a_class_expires_with_it(redis_server):
     store = RedisStore(redis_server.url, prefix="ttl-test")
     rec = _record(life_s=600.0)
@@ -140,7 +141,7 @@ def test_every_redis_key_of_a_class_expires_with_it(redis_server):
     store.add_student(cid, "s1", {"seen": 1.0, "following": True})
     store.set_question(cid, _question("q1"), True, True)
     store.put_answer(cid, "q1", "s1", "A")
-    ttls = _ttls_ms(store)
+    ttls = _ttls_ms(redis_server.url, store.prefix)
     names = {k.split("}:", 1)[-1] for k in ttls}
     assert names >= {
         "meta",
@@ -158,10 +159,12 @@ def test_every_redis_key_of_a_class_expires_with_it(redis_server):
     # extend: every key moves, the answer hash of a question asked before included
     later = ClassRecord(cid, rec.code, rec.created, rec.ends_at + 3000)
     store.extend(later, later.ends_at + 100)
-    ttls = _ttls_ms(store)
+    ttls = _ttls_ms(redis_server.url, store.prefix)
     assert all(3_000_000 < t <= 3_600_000 for k, t in ttls.items() if ":code:" not in k), ttls
     store.delete(cid, rec.code, time.time() + 50)
-    assert set(_ttls_ms(store)) == {code_key}  # only the code's note that it ended
+    assert set(_ttls_ms(redis_server.url, store.prefix)) == {
+        code_key
+    }  # only the code's note that it ended
     store.close()
 
 
@@ -195,6 +198,13 @@ def test_redis_stopped_mid_class_and_started_again(redis_binary, tmp_path):
         assert store.snapshot(cid).view == {"page": "recon", "params": {}}
         assert store.touch_student(cid, "s1", {"seen": 3.0, "following": True})
         assert store.set_view(cid, {"page": "", "params": {}}) == 3
+        # A Redis that refuses writes (out of memory) is reported the same way, not a crash.
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        with pytest.raises(ClassStoreUnavailable, match=r"refused a call \(OutOfMemoryError\)"):
+            store.set_view(cid, {"page": "recon", "params": {}})
+        admin.close()
     finally:
         store.close()
         server.stop()

@@ -55,12 +55,15 @@ class TeacherKey:
         value: the key, at least 16 characters of A-Z, a-z, 0-9, '-' and '_' (it may go in
             the printed link, so it must be URL-safe).
         generated: whether it was made here (the server then prints it).
+        limiter: the limit on wrong keys (default: 5 a minute per session, 30 per process).
 
     Raises:
         ValueError: a key that is too short or not URL-safe.
     """
 
-    def __init__(self, value: str, generated: bool = False) -> None:
+    def __init__(
+        self, value: str, generated: bool = False, limiter: WrongKeyLimiter | None = None
+    ) -> None:
         if len(value) < MIN_KEY_CHARS or not _URL_SAFE.fullmatch(value):
             raise ValueError(
                 f"{KEY_ENV} must be at least {MIN_KEY_CHARS} characters of A-Z, a-z, 0-9, "
@@ -68,7 +71,7 @@ class TeacherKey:
             )
         self._value = value.encode()
         self.generated = generated
-        self._limiter = WrongKeyLimiter()
+        self._limiter = limiter if limiter is not None else WrongKeyLimiter()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TeacherKey:

@@ -27,7 +27,8 @@ a key without expiry after the class ended.
 
 A student's poll, :meth:`RedisStore.version`, is one GET. Connection and timeout errors
 from redis-py become :class:`ClassStoreUnavailable`; redis-py reconnects on the next call,
-so calls work again as soon as Redis is back.
+so calls work again as soon as Redis is back. Any other Redis error (out of memory, a
+read-only replica) is reported the same way.
 """
 
 from __future__ import annotations
@@ -133,16 +134,20 @@ _OUTCOMES = (
 
 
 def _reachable(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn redis-py's connection and timeout errors into ClassStoreUnavailable."""
+    """Turn redis-py's errors into ClassStoreUnavailable: connection and timeout errors above
+    all, but also a Redis that refuses to write (out of memory, a read-only replica after a
+    failover), so that a page shows its one line instead of crashing."""
 
     @functools.wraps(method)
     def call(self: RedisStore, *args, **kwargs) -> T:
         try:
             return method(self, *args, **kwargs)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except redis.exceptions.RedisError as exc:
+            lost = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+            what = "cannot be reached" if isinstance(exc, lost) else "refused a call"
             raise ClassStoreUnavailable(
-                f"The class store (Redis at {self.where}) cannot be reached "
-                f"({type(exc).__name__}); the class goes on when it is back."
+                f"The class store (Redis at {self.where}) {what} ({type(exc).__name__}); "
+                "the class goes on when it is back."
             ) from None
 
     return call
