@@ -2,11 +2,12 @@
 session, and the real CIFAR-10 / Fashion-MNIST copies from ../shared/data.
 
 Also the suite's rules on skipping (see ``pytest_runtest_makereport``): under ``CI=true`` a
-browser test (marker e2e) or a shared-data test (marker shared_data) that skips fails
-instead, so a Chromium that did not install or a missing data copy turns CI red. The
-"fresh machine" pass of ``./dev test`` (``CONVAE_FRESH_PASS=1``, shared copy out of reach)
-allows the shared-data skips, never the browser ones. The markers are applied here from
-the fixtures a test uses, so a new test cannot forget them.
+browser test (marker e2e), a shared-data test (marker shared_data) or a service test that
+needs a real redis-server (marker service) that skips fails instead, so a Chromium or a
+redis-server that did not install or a missing data copy turns CI red. The "fresh
+machine" pass of ``./dev test`` (``CONVAE_FRESH_PASS=1``, shared copy out of reach) allows
+the shared-data skips, never the browser or service ones. The markers are applied here
+from the fixtures a test uses, so a new test cannot forget them.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CONVAE_SHARED") or ROOT.parent / "shared" / "data")
 CLASSES = ("circle", "square", "stripes")
-# Fixtures that mean "this test drives a real browser" / "needs the shared data copy".
+# Fixtures that mean "this test drives a real browser" / "needs the shared data copy" /
+# "needs a real service" (redis-server). A fixture that picks a service by its parameter
+# marks that parameter instead (pytest.param(..., marks=pytest.mark.service)).
 E2E_FIXTURES = {"browser", "server"}
 SHARED_FIXTURES = {"shared_root", "cifar"}
+SERVICE_FIXTURES = {"redis_binary"}
 NO_SHARED = "the shared data copy is missing"  # how _shared_root's skip reason starts
 
 os.environ.setdefault("CONVAE_OFFLINE", "1")  # tests never try to download
@@ -51,31 +55,37 @@ def pytest_configure(config: pytest.Config) -> None:
     # file is loaded as a plugin (tests/test_ci_skips.py runs it on a folder of its own).
     config.addinivalue_line("markers", "e2e: drives the app in a real browser")
     config.addinivalue_line("markers", "shared_data: needs the shared CIFAR-10 / Fashion-MNIST")
+    config.addinivalue_line("markers", "service: needs a real service (redis-server)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests by the fixtures they use (their whole closure, so through other
-    fixtures too): a browser test is e2e, a test on the shared copy is shared_data."""
+    fixtures too): a browser test is e2e, a test on the shared copy is shared_data, a test
+    on a real redis-server is service."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
-        if used & E2E_FIXTURES and item.get_closest_marker("e2e") is None:
-            item.add_marker(pytest.mark.e2e)
-        if used & SHARED_FIXTURES and item.get_closest_marker("shared_data") is None:
-            item.add_marker(pytest.mark.shared_data)
+        for fixtures, mark in (
+            (E2E_FIXTURES, pytest.mark.e2e),
+            (SHARED_FIXTURES, pytest.mark.shared_data),
+            (SERVICE_FIXTURES, pytest.mark.service),
+        ):
+            if used & fixtures and item.get_closest_marker(mark.name) is None:
+                item.add_marker(mark)
 
 
 def skip_is_allowed(item: pytest.Item, reason: str) -> bool:
     """Whether a skip of ``item`` may stay a skip under CI=true.
 
-    Only tests that need neither a browser nor the shared data may skip in CI; in the
-    fresh-machine pass a shared-data test may skip too, unless it skipped for want of a
-    browser.
+    Only tests that need neither a browser, nor the shared data, nor a real service
+    (redis-server) may skip in CI; in the fresh-machine pass a shared-data test may skip
+    too, unless it skipped for want of a browser or a service.
     """
     e2e = item.get_closest_marker("e2e") is not None
     shared = item.get_closest_marker("shared_data") is not None
-    if not (e2e or shared):
+    service = item.get_closest_marker("service") is not None
+    if not (e2e or shared or service):
         return True
-    return _fresh_pass() and shared and "Chromium" not in reason
+    return _fresh_pass() and shared and not service and "Chromium" not in reason
 
 
 @pytest.hookimpl(wrapper=True)
@@ -85,12 +95,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         reason = reason.removeprefix("Skipped: ")
         if not skip_is_allowed(item, reason):
-            kind = "a browser test" if item.get_closest_marker("e2e") else "a shared-data test"
+            if item.get_closest_marker("e2e"):
+                kind = "a browser test"
+            elif item.get_closest_marker("service"):
+                kind = "a service test"
+            else:
+                kind = "a shared-data test"
             rep.outcome = "failed"
             rep.longrepr = (
                 f"CI=true and {kind} skipped ({reason}). In CI it must run: install what "
-                "it names (./dev test installs Chromium; the shared data sits in "
-                "../shared/data), or run outside CI, where skips stay skips."
+                "it names (./dev test installs Chromium and redis-server; the shared data "
+                "sits in ../shared/data), or run outside CI, where skips stay skips."
             )
     return rep
 
@@ -264,6 +279,53 @@ def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         t.extractall(root / "cifar10-jpeg", filter="data")
     _unpack_fashion_mnist(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    """Debian's redis-server; skips (a failure under CI=true: marker service) without it."""
+    from .redistools import find_redis_server
+
+    exe = find_redis_server()
+    if exe is None:
+        pytest.skip(
+            "no redis-server found (/usr/bin/redis-server or PATH): install Debian's "
+            "redis-server package (./dev test does)"
+        )
+    return exe
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory):
+    """One real redis-server for the whole session, on a free loopback port; tests keep
+    apart by key prefix (see ``class_store``)."""
+    from .redistools import RedisServer
+
+    server = RedisServer(redis_binary, tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("redis", marks=pytest.mark.service)],
+)
+def class_store(request: pytest.FixtureRequest):
+    """Each class-store test twice: on the in-process store and on a real redis-server
+    (its keys under a prefix of their own, so tests never see each other's classes)."""
+    if request.param == "memory":
+        from convae.classroom.memory_store import MemoryStore
+
+        yield MemoryStore()
+        return
+    import uuid
+
+    from convae.classroom.redis_store import RedisStore
+
+    server = request.getfixturevalue("redis_server")
+    store = RedisStore(server.url, prefix=f"test:{uuid.uuid4().hex[:8]}")
+    yield store
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The suite's skip rules (tests/conftest.py), run on a small test folder in a separate
-pytest process: outside CI skips stay skips; under CI=true a skipped browser or
-shared-data test fails with a reason saying why; the fresh-machine pass allows only the
-shared-data skips; a browser-test folder skipped as a whole fails the session."""
+pytest process: outside CI skips stay skips; under CI=true a skipped browser, shared-data
+or service (redis-server) test fails with a reason saying why; the fresh-machine pass
+allows only the shared-data skips; a browser-test folder skipped as a whole fails the
+session."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ import pytest
 @pytest.fixture
 def browser():
     pytest.skip("no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH)")
+
+@pytest.fixture(scope="session")
+def redis_binary():
+    pytest.skip("no redis-server found (/usr/bin/redis-server or PATH)")
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.service)])
+def store(request):
+    if request.param == "redis":
+        pytest.skip("no redis-server found")
+    return request.param
 """
 
 TESTS = """
@@ -52,6 +63,16 @@ def test_marked_shared_skip():
 @pytest.mark.xfail(reason="known")
 def test_xfail():
     assert False
+
+def test_service_by_fixture(redis_server):
+    pass
+
+@pytest.mark.service
+def test_marked_service_skip():
+    pytest.skip("no redis-server found")
+
+def test_service_by_param(store):
+    pass
 """
 
 WHOLE_FOLDER = """
@@ -112,7 +133,13 @@ def cases(tmp_path: Path) -> Path:
     return tmp_path
 
 
-ALWAYS = {"test_plain_skip": "skipped", "test_runs": "passed", "test_xfail": "skipped"}
+ALWAYS = {
+    "test_plain_skip": "skipped",
+    "test_runs": "passed",
+    "test_xfail": "skipped",
+    "test_service_by_param[memory]": "passed",
+}
+SERVICE = ("test_service_by_fixture", "test_marked_service_skip", "test_service_by_param[redis]")
 
 
 def test_outside_ci_skips_stay_skips(cases):
@@ -125,6 +152,7 @@ def test_outside_ci_skips_stay_skips(cases):
         "test_shared_by_fixture": "skipped",
         "test_cifar_by_fixture": "skipped",
         "test_marked_shared_skip": "skipped",
+        **dict.fromkeys(SERVICE, "skipped"),
     }
 
 
@@ -138,10 +166,14 @@ def test_under_ci_browser_and_shared_data_skips_fail(cases):
         "test_shared_by_fixture": "failed",  # marked shared_data by its fixture
         "test_cifar_by_fixture": "failed",  # ... also through another fixture
         "test_marked_shared_skip": "failed",
+        # a real redis-server: marked by the fixture (through redis_server), by hand, or
+        # by the parameter of a fixture that runs a test on several stores
+        **dict.fromkeys(SERVICE, "failed"),
     }
     # the reason says what happened and what to do
     assert "CI=true and a browser test skipped (no Chromium found" in out
     assert "CI=true and a shared-data test skipped (the shared data copy is missing" in out
+    assert "CI=true and a service test skipped (no redis-server found" in out
 
 
 def test_the_fresh_machine_pass_allows_only_shared_data_skips(cases):
@@ -154,6 +186,7 @@ def test_the_fresh_machine_pass_allows_only_shared_data_skips(cases):
         "test_shared_by_fixture": "skipped",
         "test_cifar_by_fixture": "skipped",
         "test_marked_shared_skip": "skipped",
+        **dict.fromkeys(SERVICE, "failed"),  # ./dev test installs redis-server
     }
 
 
