@@ -14,6 +14,10 @@ steps through Layers), then:
   beforehand with no session), Locust's p50 / p95 of a click (send to the run's
   ``script_finished``), the server's RSS / PSS / USS with the N sessions open, and
   Locust's own CPU (in the window, and in all, opening the sessions included).
+  ``--trainings 0,2`` runs every size once with no training and once while 2 sessions
+  (simulated too) train on the Train page; there "less idle" takes off the server's rate
+  with the trainings running and nobody clicking (10 s before the sizes), a rough figure
+  since a training's CPU varies.
 - ``--validate``: 5 real Chromium sessions (bench/students/chromium.py: Playwright,
   /usr/bin/chromium, tests/e2e's args, niced like Locust) do the same clicks on the same
   schedule, then 5 simulated students; ``--rounds`` times each, alternating. The server's
@@ -27,13 +31,14 @@ session for a reconnect), and a probe session opened and closed after that makes
 expire them (the TTL cache drops expired entries when next written).
 
 Results: ``bench/results/capacity-validate.json`` / ``capacity-layers.json`` (with the date,
-load averages, versions and command line), Locust's CSV beside them, and a markdown table
-on stdout.
+load averages, versions and command line), Locust's CSV of each size beside them
+(``capacity-layers-n10_stats.csv``, ...), and a markdown table on stdout.
 
 Usage::
 
     python bench/capacity.py --validate
     python bench/capacity.py --students 10,20,40 --window 60
+    python bench/capacity.py --students 10,20,40 --trainings 0,2
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -56,7 +63,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.classroom import Server  # noqa: E402
 from bench.students.meter import cpu_s, memory_mb  # noqa: E402
-from bench.students.protocol import StreamlitSession  # noqa: E402
+from bench.students.protocol import (  # noqa: E402
+    RunTimeout,
+    SessionClosed,
+    StreamlitSession,
+)
 
 RESULTS = ROOT / "bench" / "results"
 LOCUSTFILE = ROOT / "bench" / "students" / "locustfile.py"
@@ -102,6 +113,32 @@ def drop_closed_sessions(url: str) -> None:
     probe.connect().wait(120)
     probe.close()
     time.sleep(2)
+
+
+@contextmanager
+def trainings(url: str, n: int, epochs: int = 30) -> Iterator[list[StreamlitSession]]:
+    """``n`` sessions training on the Train page (every training picture, ``epochs``
+    epochs: longer than the measurement), each a simulated student too; stopped with
+    Stop at the end. With the server's training queue (convae/queue.py, one training per
+    two cores unless $CONVAE_MAX_TRAININGS says otherwise) some may wait their turn."""
+    sessions: list[StreamlitSession] = []
+    try:
+        for _ in range(n):
+            s = StreamlitSession(url, "training")
+            sessions.append(s)
+            s.connect().wait(300)
+            s.set_value("train_limit", int(s.widget("train_limit").proto.max)).wait(300)
+            s.set_value("train_epochs", epochs).wait(300)
+            s.click("train_start")  # its run lasts as long as the training: not awaited
+        time.sleep(5)  # past the set-up, into the steps (or into the queue)
+        yield sessions
+    finally:
+        for s in sessions:
+            try:
+                s.click("train_stop").wait(300)
+            except (SessionClosed, RunTimeout, LookupError) as exc:
+                print(f"(stopping a training: {exc})", flush=True)
+            s.close()
 
 
 def idle_ms_per_s(pid: int, seconds: float = 5.0) -> float:
@@ -201,7 +238,8 @@ def run_chromium(server: Server, sessions: int, window: float, tag: str, work: P
 
 
 def with_idle(result: dict, idle: float) -> dict:
-    """Add the server CPU per click less the idle server's rate over the window."""
+    """Add the server CPU per click less the server's rate with nobody clicking (idle,
+    or the trainings' when some run) over the window."""
     busy = result["server_cpu_s"] - idle / 1000 * result["window_s"]
     result["server_cpu_ms_per_click_net"] = 1000 * max(0.0, busy) / max(1, result["clicks"])
     return result
@@ -252,18 +290,21 @@ def compare_first_next(url: str, browser_frames: list[str]) -> dict:
 
 # ------------------------------------------------------------------ main
 def _row(r: dict) -> str:
-    req = next(iter(r["requests"].values()), {})
+    req = r["clicks_ms"]
     return (
-        f"| {r['users']} | {r['clicks']} | {r['server_cpu_ms_per_click']:.1f} ms "
-        f"({r['server_cpu_ms_per_click_net']:.1f}) | {req.get('p50_ms', 0):.0f} / "
-        f"{req.get('p95_ms', 0):.0f} ms | {r['server_memory_mb_end']['rss']:.0f} MB | "
-        f"{r['generator_cpu_ms_per_click']:.1f} ms ({100 * r['generator_cpu_share']:.1f} %) |"
+        f"| {r['users']} | {r.get('trainings', 0)} | {r['clicks']} | "
+        f"{r['server_cpu_ms_per_click']:.1f} ms "
+        f"({r['server_cpu_ms_per_click_net']:.1f}) | {req['p50_ms']:.0f} / "
+        f"{req['p95_ms']:.0f} ms | {r['server_memory_mb_end']['rss']:.0f} MB | "
+        f"{r['generator_cpu_ms_per_click']:.1f} ms ({100 * r['generator_cpu_share']:.1f} %) | "
+        f"{r.get('generator_lag_ms', {}).get('p95', float('nan')):.0f} ms |"
     )
 
 
 HEADER = (
-    "| sessions | clicks | server CPU per click (less idle) | click p50 / p95 | server RSS "
-    "| generator CPU per click (share of a core) |\n| --- | --- | --- | --- | --- | --- |"
+    "| sessions | trainings | clicks | server CPU per click (less idle) | click p50 / p95 "
+    "| server RSS | generator CPU per click (share of a core) | generator lag p95 |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -274,10 +315,17 @@ def main() -> None:
     ap.add_argument("--validate", action="store_true", help="Chromium vs simulated, 5 each")
     ap.add_argument("--sessions", type=int, default=5, help="--validate: sessions (default 5)")
     ap.add_argument("--rounds", type=int, default=2, help="--validate: rounds (default 2)")
+    ap.add_argument(
+        "--trainings",
+        default="0",
+        help="sessions training meanwhile; a list runs every size with each (default 0)",
+    )
     ap.add_argument("--out", default="", help="results file (default bench/results/capacity-*)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.students.split(",") if x.strip()]
+    train_counts = [int(x) for x in args.trainings.split(",") if x.strip()]
     out = Path(args.out or RESULTS / f"capacity-{'validate' if args.validate else 'layers'}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="convae-capacity-"))
     env, source = server_env(work)
     result: dict = {
@@ -320,20 +368,26 @@ def main() -> None:
                 result[f"median_ratio_{key}"] = statistics.median(p[f"ratio_{key}"] for p in rounds)
         else:
             result["sizes"] = []
-            for n in sizes:
-                r = with_idle(run_locust(server, n, args.window, f"layers-n{n}", work), idle)
-                r["load_average_after"] = os.getloadavg()
-                csv = Path(r["locust_csv"])
-                kept = RESULTS / f"capacity-layers-n{n}_stats.csv"
-                shutil.copy2(csv, kept)
-                r["locust_csv"] = str(kept.relative_to(ROOT))
-                result["sizes"].append(r)
-                print(_row(r), flush=True)
-                drop_closed_sessions(server.url)
+            for k in train_counts:
+                with trainings(server.url, k):
+                    # What the server spends with no student clicking (the trainings'
+                    # CPU when there are some): "less idle" takes this rate off.
+                    base = idle_ms_per_s(server.proc.pid, 10) if k else idle
+                    result.setdefault("server_baseline_cpu_ms_per_s", {})[k] = base
+                    for n in sizes:
+                        suffix = f"n{n}" + (f"-t{k}" if k else "")
+                        r = with_idle(run_locust(server, n, args.window, suffix, work), base)
+                        r["trainings"] = k
+                        r["load_average_after"] = os.getloadavg()
+                        kept = out.with_name(f"{out.stem}-{suffix}_stats.csv")  # Locust's
+                        shutil.copy2(r["locust_csv"], kept)
+                        r["locust_csv"] = os.path.relpath(kept, ROOT)
+                        result["sizes"].append(r)
+                        print(_row(r), flush=True)
+                        drop_closed_sessions(server.url)
     finally:
         server.stop()
     result["load_average_after"] = os.getloadavg()
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print("\n" + HEADER)
     if args.validate:

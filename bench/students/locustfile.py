@@ -37,7 +37,8 @@ Measurement window (``bench/capacity.py`` sets these environment variables): wit
 ``STUDENTS_SERVER_PID``, once every user has opened its session, Locust's statistics are
 reset, the server's and this process's CPU time are read (meter.py), and after
 ``STUDENTS_WINDOW_S`` seconds they are read again and written as JSON to
-``STUDENTS_RESULT``, and Locust stops.
+``STUDENTS_RESULT`` with the window's percentiles and the generator's own wake-up lag,
+and Locust stops.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pathlib import Path
 import gevent
 from locust import User, between, events, task
 from locust.env import Environment
+from locust.stats import StatsEntry
 
 # Locust puts this file's folder on sys.path, not the repo's root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -66,6 +68,7 @@ from bench.students.protocol import (  # noqa: E402
 
 RUN_TIMEOUT_S = 120.0  # one run on a loaded 2-core server; past it the click failed
 SETTLE_S = 2.0  # after the last session opened, before the window: its first run's tail
+LAG_TICK_S = 0.05  # the generator's wake-up lag is sampled this often in the window
 
 
 class StreamlitUser(User):
@@ -169,28 +172,49 @@ class _Meter:
         gevent.sleep(SETTLE_S)
         env.runner.stats.reset_all()
         self.window.start()
+        lags: list[float] = []
+        watch = gevent.spawn(self._lag, lags)
         gevent.sleep(self.seconds)
+        watch.kill()
         stats = env.runner.stats
-        clicks = sum(
-            e.num_requests for e in stats.entries.values() if not e.name.startswith("open ")
-        )
-        result = self.window.stop(clicks)
+        clicks = StatsEntry(stats, "clicks", "st")  # every request but sessions opening
+        for e in stats.entries.values():
+            if not e.name.startswith("open "):
+                clicks.extend(e)
+        result = self.window.stop(clicks.num_requests)
         result["users"] = env.runner.user_count
-        result["requests"] = {
-            e.name: {
-                "count": e.num_requests,
-                "failures": e.num_failures,
-                "p50_ms": e.get_response_time_percentile(0.5),
-                "p95_ms": e.get_response_time_percentile(0.95),
-                "max_ms": e.max_response_time,
-            }
-            for e in stats.entries.values()
-            if e.num_requests
-        }
+        result["clicks_ms"] = _summary(clicks)
+        result["requests"] = {e.name: _summary(e) for e in stats.entries.values() if e.num_requests}
         result["failures"] = {str(k): v.occurrences for k, v in stats.errors.items()}
+        lags.sort()
+        result["generator_lag_ms"] = {
+            "p50": 1000 * lags[len(lags) // 2],
+            "p95": 1000 * lags[int(0.95 * (len(lags) - 1))],
+            "max": 1000 * lags[-1],
+        }
         if self.out:
             Path(self.out).write_text(json.dumps(result, indent=1) + "\n")
         env.runner.quit()
+
+    @staticmethod
+    def _lag(lags: list[float]) -> None:
+        """How late this process wakes up (a 50 ms sleep's overshoot): a click's latency
+        includes it, so on a loaded machine (Locust runs niced) it says how much of a
+        latency is the generator's own waiting rather than the server's."""
+        while True:
+            t = time.perf_counter()
+            gevent.sleep(LAG_TICK_S)
+            lags.append(time.perf_counter() - t - LAG_TICK_S)
+
+
+def _summary(e: StatsEntry) -> dict:
+    return {
+        "count": e.num_requests,
+        "failures": e.num_failures,
+        "p50_ms": e.get_response_time_percentile(0.5),
+        "p95_ms": e.get_response_time_percentile(0.95),
+        "max_ms": e.max_response_time,
+    }
 
 
 METER = _Meter()
