@@ -80,14 +80,25 @@ class StreamlitUser(User):
 
     def on_start(self) -> None:
         self.session = StreamlitSession(self.host, self.page, self.query)
-        if self.act(f"open {self.page or '/'}", self.session.connect) is not None:
+        opened = self.act(f"open {self.page or '/'}", self.session.connect, reconnect=False)
+        if opened is not None:
             METER.opened(self.environment)
 
     def on_stop(self) -> None:
         self.session.close()
 
+    def is_open(self) -> bool:
+        """Whether the session is usable; when its opening failed, try once more now."""
+        if self.session.closed.is_set():
+            self.on_start()
+        return not self.session.closed.is_set()
+
     def act(
-        self, name: str, send: Callable[[], Request], check: Callable[[], None] | None = None
+        self,
+        name: str,
+        send: Callable[[], Request],
+        check: Callable[[], None] | None = None,
+        reconnect: bool = True,
     ) -> Request | None:
         """Send one request, wait for its run, report it to Locust.
 
@@ -95,6 +106,8 @@ class StreamlitUser(User):
             name: the request's name in Locust's statistics.
             send: sends it (a session method returning its Request).
             check: called after the run; an AssertionError it raises is a failure.
+            reconnect: when the socket closed, open a new session (as the browser
+                reconnects); off for the opening itself, which the next task retries.
 
         Returns:
             The finished request, or None when it failed (reported as a failure).
@@ -110,7 +123,7 @@ class StreamlitUser(User):
             error = exc
         took = req.latency if req is not None and req.finished else time.perf_counter() - t0
         self.report(name, took, req.bytes_received if req else 0, error)
-        if isinstance(error, SessionClosed):
+        if reconnect and isinstance(error, SessionClosed):
             self.session.close()
             self.on_start()  # the browser reconnects too (a new session here)
         return None if error else req
@@ -136,6 +149,8 @@ class LayersStudent(StreamlitUser):
 
     @task
     def step(self) -> None:
+        if not self.is_open():
+            return
         steps = self.session.widget("layers_step").options
         before = self.session.value("layers_step")[0]
         i = steps.index(before)
