@@ -1,0 +1,411 @@
+"""Capacity of one app server, measured without browsers on the server: simulated students
+that speak Streamlit's websocket protocol (bench/students), driven by Locust.
+
+Starts the app as ``./dev app`` does (serve.py, one process) on a free loopback port with
+a copy of the shipped checkpoints and the CIFAR-10 copy in data/ when it is there (else
+the embedded sample on an empty data root, as on a fresh machine), warms it (one session
+steps through Layers), then:
+
+- ``--students 10,20,40``: for each class size N, Locust (niced, its own process) runs N
+  :class:`~bench.students.locustfile.LayersStudent` users, each pressing Layers' Next
+  every 2-4 s. Once all N sessions are open, a window of ``--window`` seconds measures
+  (bench/students/meter.py): the server process's CPU time from /proc over the clicks
+  that finished in it (server CPU per click; also less the idle server's rate, measured
+  beforehand with no session), Locust's p50 / p95 of a click (send to the run's
+  ``script_finished``), the server's RSS / PSS / USS with the N sessions open, and
+  Locust's own CPU (in the window, and in all, opening the sessions included).
+  ``--trainings 0,2`` runs every size once with no training and once while 2 sessions
+  (simulated too) train on the Train page; there "less idle" takes off the server's rate
+  with the trainings running and nobody clicking (10 s before the sizes), a rough figure
+  since a training's CPU varies.
+- ``--validate``: 5 real Chromium sessions (bench/students/chromium.py: Playwright,
+  /usr/bin/chromium, tests/e2e's args, niced like Locust) do the same clicks on the same
+  schedule, then 5 simulated students; ``--rounds`` times each, alternating. The server's
+  CPU per click of both and their ratio (the simulation is good when they agree within
+  30 %); and the ``rerun_script`` a browser sent for its first Next against the simulated
+  student's, widget by widget.
+
+Between runs the server drops the closed sessions: it is started with
+``server.disconnectedSessionTTL`` = 10 s (Streamlit's default 120 s keeps a closed tab's
+session for a reconnect), and a probe session opened and closed after that makes it
+expire them (the TTL cache drops expired entries when next written).
+
+Results: ``bench/results/capacity-validate.json`` / ``capacity-layers.json`` (with the date,
+load averages, versions and command line), Locust's CSV of each size beside them
+(``capacity-layers-n10_stats.csv``, ...), and a markdown table on stdout.
+
+Usage::
+
+    python bench/capacity.py --validate
+    python bench/capacity.py --students 10,20,40 --window 60
+    python bench/capacity.py --students 10,20,40 --trainings 0,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.classroom import Server  # noqa: E402
+from bench.students.meter import cpu_s, memory_mb  # noqa: E402
+from bench.students.protocol import (  # noqa: E402
+    RunTimeout,
+    SessionClosed,
+    StreamlitSession,
+)
+
+RESULTS = ROOT / "bench" / "results"
+LOCUSTFILE = ROOT / "bench" / "students" / "locustfile.py"
+SESSION_TTL_S = 10
+NICE = ["nice", "-n", "10"]  # the generators yield to the server on the shared cores
+
+
+# ------------------------------------------------------------------ the server
+def server_env(tmp: Path) -> tuple[dict[str, str], str]:
+    """Environment for the server (a copy of the shipped checkpoints, the data set) and
+    the data set's name: the CIFAR-10 copy in data/ when there, else the sample."""
+    ck = tmp / "checkpoints"
+    ck.mkdir()
+    for p in sorted((ROOT / "checkpoints").glob("*.pt")):
+        shutil.copy2(p, ck / p.name)
+    env = {"CONVAE_CHECKPOINTS": str(ck), "CONVAE_OFFLINE": "1"}
+    data = Path(os.environ.get("CONVAE_DATA") or ROOT / "data")
+    if (data / "cifar10-jpeg" / "test").is_dir() or (data / "cifar-10-batches-py").is_dir():
+        env.update(CONVAE_DATA=str(data), CONVAE_SOURCE="cifar10")
+        return env, "cifar10"
+    empty = tmp / "empty_root"
+    empty.mkdir()
+    env["CONVAE_DATA"] = str(empty)
+    return env, "cifar10-sample"
+
+
+def warm(url: str) -> None:
+    """One session steps through every step of Layers and back: the digest-keyed caches
+    (traces, maps, strips) are filled before anything is measured."""
+    s = StreamlitSession(url, "layer-by-layer")
+    s.connect().wait(300)
+    steps = s.widget("layers_step").options
+    for key in ["layers_next"] * (len(steps) - 2) + ["layers_prev"] * (len(steps) - 2):
+        s.click(key).wait(120)
+    s.close()
+
+
+def drop_closed_sessions(url: str) -> None:
+    """Wait out the closed sessions' TTL, then open and close a probe session: its
+    disconnect makes Streamlit drop the expired ones."""
+    time.sleep(SESSION_TTL_S + 2)
+    probe = StreamlitSession(url, "layer-by-layer")
+    probe.connect().wait(120)
+    probe.close()
+    time.sleep(2)
+
+
+@contextmanager
+def trainings(url: str, n: int, epochs: int = 30) -> Iterator[list[StreamlitSession]]:
+    """``n`` sessions training on the Train page (every training picture, ``epochs``
+    epochs: longer than the measurement), each a simulated student too; stopped with
+    Stop at the end. With the server's training queue (convae/queue.py, one training per
+    two cores unless $CONVAE_MAX_TRAININGS says otherwise) some may wait their turn."""
+    sessions: list[StreamlitSession] = []
+    try:
+        for _ in range(n):
+            s = StreamlitSession(url, "training")
+            sessions.append(s)
+            s.connect().wait(300)
+            s.set_value("train_limit", int(s.widget("train_limit").proto.max)).wait(300)
+            s.set_value("train_epochs", epochs).wait(300)
+            s.click("train_start")  # its run lasts as long as the training: not awaited
+        time.sleep(5)  # past the set-up, into the steps (or into the queue)
+        yield sessions
+    finally:
+        for s in sessions:
+            try:
+                s.click("train_stop").wait(300)
+            except (SessionClosed, RunTimeout, LookupError) as exc:
+                print(f"(stopping a training: {exc})", flush=True)
+            s.close()
+
+
+def idle_ms_per_s(pid: int, seconds: float = 5.0) -> float:
+    """The server's CPU rate with nothing to do (ms of CPU per second)."""
+    c0, t0 = cpu_s(pid), time.perf_counter()
+    time.sleep(seconds)
+    return 1000 * (cpu_s(pid) - c0) / (time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------ the generators
+def _run_niced(cmd: list[str], env: dict[str, str], log: Path, limit_s: float) -> float:
+    """Run ``cmd`` niced; return its CPU seconds (with its children) from wait4."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*NICE, *cmd], cwd=ROOT, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + limit_s
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.5)
+    if os.waitstatus_to_exitcode(status) not in (0, 1):  # Locust exits 1 on failures
+        raise RuntimeError(f"{cmd[:4]} failed (status {status}); see {log}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_locust(server: Server, users: int, window: float, tag: str, work: Path) -> dict:
+    """N simulated students on Layers; the window's figures plus Locust's CSV."""
+    out = work / f"{tag}.json"
+    csv = work / tag
+    env = {
+        **os.environ,
+        "STUDENTS_SERVER_PID": str(server.proc.pid),
+        "STUDENTS_WINDOW_S": str(window),
+        "STUDENTS_RESULT": str(out),
+        "PYTHONPATH": str(ROOT),
+    }
+    rate = min(users, 4)  # sessions opened per second: a first run is a full app run
+    limit = users / rate + 120 + window  # opening on a busy machine, then the window
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "LayersStudent",
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(rate),
+        "-t",
+        f"{int(limit)}s",
+        "--host",
+        server.url,
+        "--csv",
+        str(csv),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+    total_cpu = _run_niced(cmd, env, work / f"{tag}.log", limit + 60)
+    result = json.loads(out.read_text())
+    if "error" in result:
+        raise RuntimeError(f"locust {tag}: {result['error']}; see {work / (tag + '.log')}")
+    result["generator_cpu_total_s"] = total_cpu  # opening the sessions included
+    result["generator"] = "locust (bench/students/locustfile.py LayersStudent)"
+    result["locust_csv"] = f"{csv}_stats.csv"
+    return result
+
+
+def run_chromium(server: Server, sessions: int, window: float, tag: str, work: Path) -> dict:
+    """N real Chromium sessions on Layers, the same clicks (bench/students/chromium.py)."""
+    out = work / f"{tag}.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.students.chromium",
+        server.url,
+        "--sessions",
+        str(sessions),
+        "--seconds",
+        str(window),
+        "--server-pid",
+        str(server.proc.pid),
+        "--out",
+        str(out),
+    ]
+    total_cpu = _run_niced(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, work / f"{tag}.log", 600)
+    result = json.loads(out.read_text())
+    result["generator_cpu_total_s"] = total_cpu  # the driver; Chromium is in the window's
+    result["generator"] = "chromium (bench/students/chromium.py)"
+    return result
+
+
+def with_idle(result: dict, idle: float) -> dict:
+    """Add the server CPU per click less the server's rate with nobody clicking (idle,
+    or the trainings' when some run) over the window."""
+    busy = result["server_cpu_s"] - idle / 1000 * result["window_s"]
+    result["server_cpu_ms_per_click_net"] = 1000 * max(0.0, busy) / max(1, result["clicks"])
+    return result
+
+
+# ------------------------------------------------------------------ what was sent
+def _states(payload: bytes) -> dict:
+    from google.protobuf import text_format
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    msg = BackMsg()
+    msg.ParseFromString(payload)
+    cs = msg.rerun_script
+    return {
+        "query_string": cs.query_string,
+        "page_script_hash": cs.page_script_hash,
+        "page_name": cs.page_name,
+        "fragment_id": cs.fragment_id,
+        "widgets": {
+            w.id: text_format.MessageToString(w, as_one_line=True).split(" ", 2)[-1]
+            for w in cs.widget_states.widgets
+        },
+    }
+
+
+def compare_first_next(url: str, browser_frames: list[str]) -> dict:
+    """The rerun_script of a browser's first Next against a simulated student's."""
+    sent: list[bytes] = []
+    s = StreamlitSession(url, "layer-by-layer")
+    s.connect().wait(120)
+    s.on_send = sent.append
+    s.click("layers_next").wait(120)
+    s.close()
+    ours = _states(sent[0])
+    theirs = _states(bytes.fromhex(browser_frames[0])) if browser_frames else {"widgets": {}}
+    a, b = theirs["widgets"], ours["widgets"]
+    fields = ("query_string", "page_script_hash", "page_name", "fragment_id")
+    return {
+        "identical": a == b and all(theirs.get(f) == ours.get(f) for f in fields),
+        "fields": {f: {"chromium": theirs.get(f), "protocol": ours.get(f)} for f in fields},
+        "widgets_chromium": len(a),
+        "widgets_protocol": len(b),
+        "only_chromium": sorted(set(a) - set(b)),
+        "only_protocol": sorted(set(b) - set(a)),
+        "different": {k: [a[k], b[k]] for k in sorted(set(a) & set(b)) if a[k] != b[k]},
+    }
+
+
+# ------------------------------------------------------------------ main
+def _row(r: dict) -> str:
+    req = r["clicks_ms"]
+    return (
+        f"| {r['users']} | {r.get('trainings', 0)} | {r['clicks']} | "
+        f"{r['server_cpu_ms_per_click']:.1f} ms "
+        f"({r['server_cpu_ms_per_click_net']:.1f}) | {req['p50_ms']:.0f} / "
+        f"{req['p95_ms']:.0f} ms | {r['server_memory_mb_end']['rss']:.0f} MB | "
+        f"{r['generator_cpu_ms_per_click']:.1f} ms ({100 * r['generator_cpu_share']:.1f} %) | "
+        f"{r.get('generator_lag_ms', {}).get('p95', float('nan')):.0f} ms |"
+    )
+
+
+HEADER = (
+    "| sessions | trainings | clicks | server CPU per click (less idle) | click p50 / p95 "
+    "| server RSS | generator CPU per click (share of a core) | generator lag p95 |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--students", default="10,20,40", help="class sizes (default 10,20,40)")
+    ap.add_argument("--window", type=float, default=60, help="seconds measured (default 60)")
+    ap.add_argument("--validate", action="store_true", help="Chromium vs simulated, 5 each")
+    ap.add_argument("--sessions", type=int, default=5, help="--validate: sessions (default 5)")
+    ap.add_argument("--rounds", type=int, default=2, help="--validate: rounds (default 2)")
+    ap.add_argument(
+        "--trainings",
+        default="0",
+        help="sessions training meanwhile; a list runs every size with each (default 0)",
+    )
+    ap.add_argument("--out", default="", help="results file (default bench/results/capacity-*)")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.students.split(",") if x.strip()]
+    train_counts = [int(x) for x in args.trainings.split(",") if x.strip()]
+    out = Path(args.out or RESULTS / f"capacity-{'validate' if args.validate else 'layers'}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="convae-capacity-"))
+    env, source = server_env(work)
+    result: dict = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_before": os.getloadavg(),
+        "versions": {p: version(p) for p in ("torch", "streamlit", "locust", "websocket-client")},
+        "data": source,
+        "page": "Layers (layer-by-layer): Next every 2-4 s, Prev back from the last step",
+        "window_s": args.window,
+        "server_args": [f"--server.disconnectedSessionTTL={SESSION_TTL_S}"],
+    }
+    server = Server(result["server_args"], env, work / "server.log")
+    try:
+        warm(server.url)
+        drop_closed_sessions(server.url)
+        idle = idle_ms_per_s(server.proc.pid)
+        result["server_idle_cpu_ms_per_s"] = idle
+        result["server_memory_mb_warm"] = memory_mb(server.proc.pid)
+        if args.validate:
+            rounds = []
+            for k in range(args.rounds):
+                pair = {}
+                for kind, fn in (("chromium", run_chromium), ("protocol", run_locust)):
+                    r = fn(server, args.sessions, args.window, f"{kind}-{k}", work)
+                    r["load_average_after"] = os.getloadavg()
+                    pair[kind] = with_idle(r, idle)
+                    print(f"round {k} {kind}: {_row(pair[kind])}", flush=True)
+                    drop_closed_sessions(server.url)
+                for key in ("server_cpu_ms_per_click", "server_cpu_ms_per_click_net"):
+                    pair[f"ratio_{key}"] = pair["protocol"][key] / pair["chromium"][key]
+                rounds.append(pair)
+            result["rounds"] = rounds
+            frames = rounds[0]["chromium"].pop("first_next_backmsg", [])
+            for pair in rounds[1:]:
+                pair["chromium"].pop("first_next_backmsg", None)
+            result["first_next_rerun_script"] = compare_first_next(server.url, frames)
+            for key in ("server_cpu_ms_per_click", "server_cpu_ms_per_click_net"):
+                result[f"median_ratio_{key}"] = statistics.median(p[f"ratio_{key}"] for p in rounds)
+        else:
+            result["sizes"] = []
+            for k in train_counts:
+                with trainings(server.url, k):
+                    # What the server spends with no student clicking (the trainings'
+                    # CPU when there are some): "less idle" takes this rate off.
+                    base = idle_ms_per_s(server.proc.pid, 10) if k else idle
+                    result.setdefault("server_baseline_cpu_ms_per_s", {})[k] = base
+                    for n in sizes:
+                        suffix = f"n{n}" + (f"-t{k}" if k else "")
+                        r = with_idle(run_locust(server, n, args.window, suffix, work), base)
+                        r["trainings"] = k
+                        r["load_average_after"] = os.getloadavg()
+                        kept = out.with_name(f"{out.stem}-{suffix}_stats.csv")  # Locust's
+                        shutil.copy2(r["locust_csv"], kept)
+                        r["locust_csv"] = os.path.relpath(kept, ROOT)
+                        result["sizes"].append(r)
+                        print(_row(r), flush=True)
+                        drop_closed_sessions(server.url)
+    finally:
+        server.stop()
+    result["load_average_after"] = os.getloadavg()
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("\n" + HEADER)
+    if args.validate:
+        for k, pair in enumerate(result["rounds"]):
+            for kind in ("chromium", "protocol"):
+                print(_row(pair[kind]).replace("| ", f"| {kind} r{k}: ", 1))
+        print(
+            f"\nprotocol / chromium server CPU per click, median of {args.rounds} rounds: "
+            f"{result['median_ratio_server_cpu_ms_per_click']:.2f} "
+            f"(less idle: {result['median_ratio_server_cpu_ms_per_click_net']:.2f}); "
+            f"first Next's rerun_script identical: "
+            f"{result['first_next_rerun_script']['identical']}"
+        )
+    else:
+        for r in result["sizes"]:
+            print(_row(r))
+    print(f"\nwrote {out} (work files in {work}); load average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
