@@ -27,8 +27,6 @@ from .maps import (
     plotly_scale,
 )
 
-__all__ = ["COLOUR_MODES", "COLOUR_MODE_LABELS", "DIVERGING", "SEQUENTIAL"]
-
 # The colour maps and their tables live in .maps (one copy): viridis for values that
 # cannot be negative, cmocean's "balance" (blue < 0 < red, white at zero) for signed ones.
 PART_COLOURS = {"input": "#7f7f7f", "encoder": "#1f77b4", "code": "#d62728", "decoder": "#2ca02c"}
