@@ -62,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose --help states every option's default."""
-    return sub.add_parser(name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    return sub.add_parser(name, help=summary, formatter_class=formatter)
 
 
 def _data_and_classes(parser: argparse.ArgumentParser, default: str) -> None:
