@@ -31,9 +31,10 @@ from convae.baselines import (  # noqa: E402
     pca_baseline,
 )
 from convae.checkpoints import load_checkpoint, snapshot_models  # noqa: E402
-from convae.compare import ARTIFACTS, per_class_table, reconstruct, scores_over_training  # noqa: E402
+from convae.compare import ARTIFACTS, per_class_table, scores_over_training  # noqa: E402
 from convae.data import load_dataset  # noqa: E402
 from convae.metrics import block_steps  # noqa: E402
+from convae.recon import reconstruct  # noqa: E402
 from convae.train import configure_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

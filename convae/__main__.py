@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from .data import SOURCES, DataNotFoundError, load_dataset
 from .models import DECODERS, count_parameters
+from .recipes import cli_config, parse_classes
 from .train import LOSSES, TrainConfig, configure_threads, fit
 
 D = TrainConfig()  # defaults shown in --help come from the dataclass, stated once
@@ -41,75 +42,92 @@ def _workers(text: str) -> int:
     return n
 
 
+DATA_HELP = (
+    f"data source: {', '.join(SOURCES)} (in $CONVAE_DATA, default ./data) or "
+    "folder:PATH with PATH/train/<class>/* and PATH/test/<class>/*"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m convae",
         description="ConvAE Explorer: train and evaluate small convolutional autoencoders.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    data_help = (
-        f"data source: {', '.join(SOURCES)} (in $CONVAE_DATA, default ./data) or "
-        "folder:PATH with PATH/train/<class>/* and PATH/test/<class>/* "
-        "(default: %(default)s)"
-    )
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
+    i.add_argument("checkpoint")
+    _compare_parser(sub)
+    return p
 
-    t = sub.add_parser(
-        "train",
-        help="train a model and write a checkpoint",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    t.add_argument("--data", default="cifar10", help=data_help)
-    t.add_argument(
-        "--decoder",
+
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help states every option's default."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    return sub.add_parser(name, help=summary, formatter_class=formatter)
+
+
+def _data_and_classes(parser: argparse.ArgumentParser, default: str) -> None:
+    """--data (its default said in words) and --classes, as evaluate and compare take them."""
+    parser.add_argument("--data", default=None, help=f"{DATA_HELP} (default: {default})")
+    parser.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
+
+
+# The train command's recipe options (TrainConfig fields, convae.recipes.CLI_RECIPE, plus
+# --classes): flag -> add_argument's settings; the defaults are TrainConfig's.
+RECIPE_OPTIONS = {
+    "--decoder": dict(
         choices=DECODERS,
         default=D.decoder,
         help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3",
-    )
-    t.add_argument(
-        "--loss",
+    ),
+    "--loss": dict(
         choices=LOSSES,
         default=D.loss,
         help="reconstruction loss (bce as in the CIFAR assignment, mse as in the notes)",
-    )
-    t.add_argument("--epochs", type=int, default=D.epochs, help="passes over the training set")
-    t.add_argument(
-        "--batch-size",
+    ),
+    "--epochs": dict(type=int, default=D.epochs, help="passes over the training set"),
+    "--batch-size": dict(
         type=int,
         default=D.batch_size,
         help="images per step over all workers (each of N workers takes 1/N of them)",
-    )
-    t.add_argument(
-        "--lr", type=float, default=D.lr, help="Adam peak learning rate, for the --batch-size"
-    )
-    t.add_argument(
-        "--classes", default="", help="comma-separated class names to train on (empty: all classes)"
-    )
-    t.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        help="use only the first N training images (default: all)",
-    )
-    t.add_argument(
-        "--noise",
+    ),
+    "--lr": dict(type=float, default=D.lr, help="Adam peak learning rate, for the --batch-size"),
+    "--classes": dict(
+        default="", help="comma-separated class names to train on (empty: all classes)"
+    ),
+    "--limit": dict(
+        type=int, default=None, help="use only the first N training images (default: all)"
+    ),
+    "--noise": dict(
         type=float,
         default=D.noise,
         help="std of Gaussian noise added to inputs (targets stay clean)",
-    )
-    t.add_argument(
-        "--corruption",
+    ),
+    "--corruption": dict(
         default=D.corruption,
         help="corrupt the inputs, targets clean: gauss:STD, saltpepper:FRACTION, "
         "mask:SIDE (A-B ranges allowed), grey, drop:r|g|b|any; several "
         "joined by commas pick one per image (default: none)",
-    )
-    t.add_argument("--seed", type=int, default=D.seed, help="random seed (same seed, same model)")
-    t.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default=D.device,
-        help="auto uses CUDA when present",
-    )
+    ),
+    "--seed": dict(type=int, default=D.seed, help="random seed (same seed, same model)"),
+    "--device": dict(
+        choices=("auto", "cpu", "cuda"), default=D.device, help="auto uses CUDA when present"
+    ),
+}
+
+
+def _train_parser(sub) -> None:
+    t = _command(sub, "train", "train a model and write a checkpoint")
+    t.add_argument("--data", default="cifar10", help=DATA_HELP)
+    for flag, settings in RECIPE_OPTIONS.items():
+        t.add_argument(flag, **settings)
+    _run_arguments(t)
+
+
+def _run_arguments(t: argparse.ArgumentParser) -> None:
+    """How ``train`` runs and what it writes (not part of the recipe)."""
     t.add_argument(
         "--threads",
         type=int,
@@ -139,29 +157,23 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint, to watch artifacts form over training (0: none)",
     )
 
-    e = sub.add_parser(
+
+def _evaluate_parser(sub) -> None:
+    e = _command(
+        sub,
         "evaluate",
-        help="test MSE, PSNR, SSIM and grid artifacts (tiles, checkerboard) of a checkpoint",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "test MSE, PSNR, SSIM and grid artifacts (tiles, checkerboard) of a checkpoint",
     )
     e.add_argument("checkpoint", help="path of a .pt checkpoint (or a bare state_dict)")
-    e.add_argument(
-        "--data",
-        default=None,
-        help=data_help.replace(
-            "(default: %(default)s)", "(default: the source the checkpoint was trained on)"
-        ),
-    )
-    e.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
+    _data_and_classes(e, "the source the checkpoint was trained on")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
-    i.add_argument("checkpoint")
 
-    c = sub.add_parser(
+def _compare_parser(sub) -> None:
+    c = _command(
+        sub,
         "compare",
-        help="per-class PSNR, SSIM and grid artifacts of two checkpoints on one test split",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "per-class PSNR, SSIM and grid artifacts of two checkpoints on one test split",
     )
     c.add_argument(
         "checkpoints",
@@ -169,14 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         help="two .pt checkpoints, e.g. the transpose and the upsample model",
     )
-    c.add_argument(
-        "--data",
-        default=None,
-        help=data_help.replace(
-            "(default: %(default)s)", "(default: the first checkpoint's source)"
-        ),
-    )
-    c.add_argument("--classes", default="", help="comma-separated classes (empty: all)")
+    _data_and_classes(c, "the first checkpoint's source")
     c.add_argument(
         "--baselines",
         action="store_true",
@@ -184,11 +189,6 @@ def _parser() -> argparse.ArgumentParser:
         "code (PCA is fitted on the training split once and cached in <data root>/cache)",
     )
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return p
-
-
-def _classes(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
 
 
 def _progress_bar():
@@ -220,20 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "leave --workers out and set the number with torchrun's --nproc-per-node"
         )
     workers = max(world, args.workers)
-    cfg = TrainConfig(
-        decoder=args.decoder,
-        loss=args.loss,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        classes=tuple(_classes(args.classes)),
-        limit=args.limit,
-        noise=args.noise,
-        seed=args.seed,
-        device=args.device,
-        corruption=args.corruption,
-        workers=workers,
-    )
+    cfg = cli_config(args, workers)
     default_name = Path(args.data.removeprefix("folder:")).name or "data"
     out = Path(args.out or f"checkpoints/{default_name}-{args.decoder}.pt")
     if world > 1:
@@ -297,16 +284,7 @@ def _save_result(args, cfg: TrainConfig, data, result, out: Path, how: str) -> i
     if result.epochs_done == 0:
         print("error: no epoch finished, so no checkpoint was written", file=sys.stderr)
         return 1
-    save_checkpoint(
-        out,
-        result.model,
-        cfg.to_dict(),
-        result.history,
-        result.test_metrics,
-        data.fingerprint,
-        args.data,
-        snapshots=result.snapshots or None,
-    )
+    Checkpoint.from_training(result, args.data).save(out)
     m = result.test_metrics
     print(
         f"wrote {out}: test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
@@ -403,7 +381,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ck = load_checkpoint(args.checkpoint)
     source = args.data or ck.data_source or "cifar10"
     data = load_dataset(source, progress=_progress_bar())
-    test = data.test.filter(_classes(args.classes))
+    test = data.test.filter(parse_classes(args.classes))
     if len(test) == 0:
         raise ValueError("no test images of the chosen classes: pick classes that have images")
     scores = {"model": score_images(ck.model, test)}
@@ -475,7 +453,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         names = [f"{names[0]} (A)", f"{names[1]} (B)"]
     source = args.data or cks[0].data_source or "cifar10"
     data = load_dataset(source, progress=_progress_bar())
-    test = data.test.filter(_classes(args.classes))
+    test = data.test.filter(parse_classes(args.classes))
     if len(test) == 0:
         raise ValueError("no test images of the chosen classes: pick classes that have images")
     models = dict(zip(names, (ck.model for ck in cks), strict=True))

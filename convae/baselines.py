@@ -26,9 +26,8 @@ root's cache folder, keyed by the data set's fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import write_atomic
 from .data import DataSet, ImageSet, data_root
 
 KINDS = ("pca", "downsample")
@@ -352,19 +352,10 @@ def _write_pca(path: Path, pca: PCABaseline) -> None:
         "total_variance": pca.total_variance,
         "fit_seconds": pca.fit_seconds,
     }
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared like the data cache
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError):
-        # Read-only data root or a full disk: the fit is in memory, only the next start
-        # pays for it again. torch.save raises RuntimeError for some write failures.
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    # Read-only data root or a full disk: the fit is in memory, only the next start pays
+    # for it again. torch.save raises RuntimeError for some write failures.
+    with contextlib.suppress(OSError, RuntimeError):
+        write_atomic(path, lambda f: torch.save(blob, f))
 
 
 def baselines_for(data: DataSet, root: Path | str | None = None) -> dict[str, Baseline]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -430,43 +431,37 @@ def _weights(model: ConvAutoencoder, name: str) -> tuple[torch.Tensor, torch.Ten
     return layer.weight.detach().double().cpu(), layer.bias.detach().double().cpu()
 
 
-def _transpose_unit(
-    layer: str,
-    inp: torch.Tensor,
-    src: str,
-    w: torch.Tensor,
-    b: torch.Tensor,
-    ch: int,
-    r: int,
-    c: int,
-    act: str,
-) -> Unit:
+class _Layer(NamedTuple):
+    """A decoder layer worked out by hand: its name, its input (named ``src`` in the
+    sums), its float64 weights and bias, and the activation after it."""
+
+    name: str
+    inp: torch.Tensor
+    src: str
+    w: torch.Tensor
+    b: torch.Tensor
+    act: str
+
+
+def _transpose_unit(layer: _Layer, ch: int, r: int, c: int) -> Unit:
     """Output (ch, r, c) of a kernel-2, stride-2 ConvTranspose2d: one input position
     (r // 2, c // 2), one kernel tap (r % 2, c % 2), every input channel."""
+    _, inp, src, w, b, act = layer
     i, j, p, q = r // 2, c // 2, r % 2, c % 2
     terms = [
         Term(f"{src}[{k}, {i}, {j}]", float(inp[k, i, j]), float(w[k, ch, p, q]), ((p, q),))
         for k in range(inp.shape[0])
     ]
-    return Unit(layer, ch, r, c, terms, float(b[ch]), act)
+    return Unit(layer.name, ch, r, c, terms, float(b[ch]), act)
 
 
-def _conv_after_upsample_unit(
-    layer: str,
-    inp: torch.Tensor,
-    src: str,
-    w: torch.Tensor,
-    b: torch.Tensor,
-    ch: int,
-    r: int,
-    c: int,
-    act: str,
-) -> Unit:
+def _conv_after_upsample_unit(layer: _Layer, ch: int, r: int, c: int) -> Unit:
     """Output (ch, r, c) of a 3x3, padding-1 Conv2d applied to ``inp`` upsampled x2 by
     nearest neighbour. The 3x3 window at full size reads the upsampled value at (r+dy,
     c+dx), which is ``inp`` at ((r+dy) // 2, (c+dx) // 2): taps that read the same
     ``inp`` value are one term, with their weights summed. Taps off the image read the
     zero padding and are left out."""
+    _, inp, src, w, b, act = layer
     size = inp.shape[-1] * 2
     groups: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
     for dy in (-1, 0, 1):
@@ -484,7 +479,7 @@ def _conv_after_upsample_unit(
         )
         for (k, i, j), taps in sorted(groups.items())
     ]
-    return Unit(layer, ch, r, c, terms, float(b[ch]), act)
+    return Unit(layer.name, ch, r, c, terms, float(b[ch]), act)
 
 
 @torch.no_grad()
@@ -530,26 +525,23 @@ def pixel_arithmetic(
             f"({' and '.join(SEED_DECODERS)}), not for {cfg.decoder}"
         )
     z = _as_code(model, code)[0].double().cpu()
+    F = torch.nn.functional
     if cfg.decoder == "transpose":
         w1, b1 = _weights(model, "t_conv1")
         w2, b2 = _weights(model, "t_conv2")
-        hidden = torch.relu(torch.nn.functional.conv_transpose2d(z[None], w1, b1, stride=2))[0]
-        out = _transpose_unit("t_conv2", hidden, "t_conv1", w2, b2, ch, R, C, "sigmoid")
-
-        def make(k: int, i: int, j: int) -> Unit:
-            return _transpose_unit("t_conv1", z, "code", w1, b1, k, i, j, "relu")
+        hidden = torch.relu(F.conv_transpose2d(z[None], w1, b1, stride=2))[0]
+        unit = _transpose_unit
+        first = _Layer("t_conv1", z, "code", w1, b1, "relu")
+        last = _Layer("t_conv2", hidden, "t_conv1", w2, b2, "sigmoid")
     else:
         w4, b4 = _weights(model, "conv4")
         w5, b5 = _weights(model, "conv5")
-        up = torch.nn.functional.interpolate(z[None], scale_factor=2, mode="nearest")
-        hidden = torch.relu(torch.nn.functional.conv2d(up, w4, b4, padding=1))[0]
-        out = _conv_after_upsample_unit("conv5", hidden, "conv4", w5, b5, ch, R, C, "sigmoid")
-
-        def make(k: int, i: int, j: int) -> Unit:
-            return _conv_after_upsample_unit("conv4", z, "code", w4, b4, k, i, j, "relu")
-
-    units = {}
-    for t in out.terms:
-        unit = make(*_parse_cell(t.source))
-        units[unit.name] = unit
+        up = F.interpolate(z[None], scale_factor=2, mode="nearest")
+        hidden = torch.relu(F.conv2d(up, w4, b4, padding=1))[0]
+        unit = _conv_after_upsample_unit
+        first = _Layer("conv4", z, "code", w4, b4, "relu")
+        last = _Layer("conv5", hidden, "conv4", w5, b5, "sigmoid")
+    out = unit(last, ch, R, C)
+    hidden_units = (unit(first, *_parse_cell(t.source)) for t in out.terms)
+    units = {u.name: u for u in hidden_units}
     return PixelArithmetic(cfg.decoder, (R, C, ch), out, units)

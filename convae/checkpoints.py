@@ -15,34 +15,22 @@ from the course notebooks loads too; its architecture is inferred from its keys.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import math
 import os
 import pickle
-import re
-import stat
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict, Unpack
 
 import torch
 
-try:  # POSIX; elsewhere orphaned temp files are simply left (see _remove_orphans)
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
-
+from .atomic import write_atomic
 from .models import AEConfig, ConvAutoencoder, infer_config
 
 FORMAT = "convae-checkpoint"
 FORMAT_VERSION = 1
-# The temp files save_checkpoint writes: ".<name>." + mkstemp's 8 random characters
-# (a-z, 0-9, _) + ".tmp". Only files of exactly this form are ever cleaned up.
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
 class CheckpointError(ValueError):
@@ -83,129 +71,64 @@ class Checkpoint:
             snapshots=result.snapshots,
         )
 
+    def _meta(self) -> CheckpointMeta:
+        """The rest of this checkpoint, for :func:`save_checkpoint` / :func:`checkpoint_bytes`."""
+        return {k: getattr(self, k) for k in CheckpointMeta.__annotations__}  # type: ignore[return-value]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this checkpoint to ``path`` atomically (see :func:`save_checkpoint`).
+
+        Returns:
+            ``path`` as a Path.
+        """
+        return save_checkpoint(path, self.model, **self._meta())
+
+    def to_bytes(self) -> bytes:
+        """This checkpoint as the bytes of a ``.pt`` file, e.g. for a download button."""
+        return checkpoint_bytes(self.model, **self._meta())
+
+
+class CheckpointMeta(TypedDict, total=False):
+    """What a checkpoint holds besides the weights (each optional)."""
+
+    train_config: dict | None  # TrainConfig.to_dict() of the run
+    history: list[dict] | None  # fit()'s per-epoch dicts
+    test_metrics: dict | None  # the final test scores
+    data_fingerprint: str  # DataSet.fingerprint of the training data
+    data_source: str  # e.g. "cifar10"
+    snapshots: list[dict] | None  # TrainResult.snapshots, stored under "snapshots"
+
 
 def save_checkpoint(
-    path: str | os.PathLike,
-    model: ConvAutoencoder,
-    train_config: dict | None = None,
-    history: list[dict] | None = None,
-    test_metrics: dict | None = None,
-    data_fingerprint: str = "",
-    data_source: str = "",
-    snapshots: list[dict] | None = None,
+    path: str | os.PathLike, model: ConvAutoencoder, **meta: Unpack[CheckpointMeta]
 ) -> Path:
-    """Write a checkpoint atomically: a temp file in the same folder, then os.replace.
+    """Write a checkpoint atomically (:func:`convae.atomic.write_atomic`).
 
     A crash or kill mid-write leaves the previous file at ``path`` untouched; the temp
     file it orphans is removed by the next save into the same folder (never one that a
     live writer, in any process, is still writing). The folder is fsynced after the
-    rename. ``snapshots`` (``TrainResult.snapshots``) are stored under "snapshots".
+    rename.
+
+    Args:
+        path: the .pt file to write.
+        model: the autoencoder whose weights are saved.
+        meta: the rest of the checkpoint (:class:`CheckpointMeta`).
 
     Returns:
         ``path`` as a Path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = checkpoint_dict(
-        model, train_config, history, test_metrics, data_fingerprint, data_source, snapshots
-    )
-    _remove_orphans(path.parent)
-    fd, tmp = _locked_temp_file(path)
-    f = os.fdopen(fd, "wb")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
-        torch.save(blob, f)
-        f.flush()
-        os.fsync(f.fileno())
-        # Renamed while the lock is still held: until then a cleaner must see it as live.
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        f.close()  # releases the lock
-    _fsync_folder(path.parent)
+    blob = checkpoint_dict(model, **meta)
+    write_atomic(path, lambda f: torch.save(blob, f))
     return path
 
 
-def _locked_temp_file(path: Path) -> tuple[int, str]:
-    """A new temp file beside ``path``, open and exclusively locked (flock) by this writer.
-
-    The lock tells other savers the file is being written; the kernel drops it when the
-    process dies, however it dies, so an unlocked temp file is an orphan. Between mkstemp
-    and flock a cleaner may have taken the lock and removed the file: the name then no
-    longer leads to our file, and we start again with a new one.
-    """
-    while True:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        if fcntl is None:
-            return fd, tmp
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner is looking at it
-        try:
-            if os.path.samestat(os.stat(tmp), os.fstat(fd)):
-                return fd, tmp
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-def _remove_orphans(folder: Path) -> None:
-    """Remove temp files of earlier saves in ``folder`` whose writer is gone (killed).
-
-    A live writer, in this process or another, holds an exclusive flock on its temp file
-    until it has renamed it, so a file we can lock without waiting has no writer. The
-    name is checked again under the lock: a writer may have renamed the file in between,
-    and then the name leads elsewhere (or nowhere) and nothing is removed.
-    """
-    if fcntl is None:
-        return
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        if not _TEMP_NAME.fullmatch(entry.name):
-            continue
-        try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:  # gone already, a link, or not ours to read
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if stat.S_ISREG(os.fstat(fd).st_mode) and os.path.samestat(
-                os.stat(entry.path, follow_symlinks=False), os.fstat(fd)
-            ):
-                os.unlink(entry.path)
-        except OSError:  # BlockingIOError: a live writer holds it; or it went meanwhile
-            pass
-        finally:
-            os.close(fd)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush the folder's entries: os.replace changed only the directory, and without
-    this a power cut may bring back the old entry though the new file's data is synced."""
-    # Some file systems (and all of Windows) cannot open or fsync a directory; the file
-    # itself is synced already, so that only loses the rename's durability there.
-    with contextlib.suppress(OSError):
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def checkpoint_dict(
-    model,
-    train_config=None,
-    history=None,
-    test_metrics=None,
-    data_fingerprint="",
-    data_source="",
-    snapshots=None,
-) -> dict:
+def checkpoint_dict(model: ConvAutoencoder, **meta: Unpack[CheckpointMeta]) -> dict:
+    """The plain dict a checkpoint file holds (the layout in this module's docstring):
+    CPU tensors in the default layout and plain values only, for weights-only loading."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     extra = {}
+    snapshots = meta.get("snapshots")
     if snapshots:  # an optional key: format version 1 readers simply ignore it
         extra["snapshots"] = [
             {
@@ -221,19 +144,19 @@ def checkpoint_dict(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_config": model.config.to_dict(),
-        "train_config": train_config,
+        "train_config": meta.get("train_config"),
         "state_dict": state,
-        "history": list(history or []),
-        "test_metrics": dict(test_metrics or {}),
-        "data_fingerprint": data_fingerprint,
-        "data_source": data_source,
+        "history": list(meta.get("history") or []),
+        "test_metrics": dict(meta.get("test_metrics") or {}),
+        "data_fingerprint": meta.get("data_fingerprint", ""),
+        "data_source": meta.get("data_source", ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
 
 
-def checkpoint_bytes(model: ConvAutoencoder, **meta) -> bytes:
-    """The checkpoint as bytes, for a download button."""
+def checkpoint_bytes(model: ConvAutoencoder, **meta: Unpack[CheckpointMeta]) -> bytes:
+    """The checkpoint as the bytes of a .pt file, for a download button."""
     buf = io.BytesIO()
     torch.save(checkpoint_dict(model, **meta), buf)
     return buf.getvalue()
@@ -424,7 +347,3 @@ def snapshot_models(
             ) from None
         out.append(Snapshot(int(snap["step"]), int(snap.get("epoch", 0)), model.eval()))
     return out
-
-
-def is_finite_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -1,8 +1,8 @@
 """Side-by-side measurements of two (or more) autoencoders, or baselines, on the same images.
 
 The Compare page is built on these functions; they hold the maths, the page only
-draws. Everything runs under ``torch.no_grad()`` on a private evaluation-mode copy
-of each model (on the model's device), never on the model itself, because one
+draws. Every model runs through :class:`convae.recon.EvalCopy`: a private
+evaluation-mode copy under ``torch.no_grad()``, never the model itself, because one
 cached model is shared by many Streamlit sessions.
 
 * :func:`score_images` - per-image MSE, PSNR, SSIM and the grid-artifact measures
@@ -29,7 +29,6 @@ fixed pattern from error.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,14 +49,12 @@ from .metrics import (
     ssim,
 )
 from .models import ConvAutoencoder
+from .recon import BATCH_SIZE, EvalCopy, as_float_images, model_name
 
 Reconstructor = ConvAutoencoder | Baseline
 # The grid-artifact measures, in grey levels; each has a floor named "<measure>_floor".
 ARTIFACTS = ("blockiness4", "blockiness2", "checkerboard")
 METRICS = ("mse", "psnr", "ssim", *ARTIFACTS, *(f"{a}_floor" for a in ARTIFACTS))
-# 1,000 images a batch: a few tens of MB of activations for these models, and large
-# enough that per-call overhead is negligible on CPU.
-BATCH_SIZE = 1000
 
 
 @dataclass
@@ -168,50 +165,6 @@ def measure(recon: torch.Tensor, target: torch.Tensor, generator: torch.Generato
     )
 
 
-def as_float_images(images: torch.Tensor | ImageSet) -> torch.Tensor:
-    """Images as float (N, C, H, W) in [0, 1] on the CPU, from uint8, float or an ImageSet."""
-    x = images.images if isinstance(images, ImageSet) else images
-    if x.dim() == 3:
-        x = x[None]
-    if x.dim() != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}")
-    return x.float().div(255) if x.dtype == torch.uint8 else x.float()
-
-
-def model_name(model: Reconstructor) -> str:
-    """A model's default label: its decoder ("transpose", "upsample") or a baseline's
-    label ("PCA 256", "downsample 9x9x3")."""
-    if isinstance(model, Baseline):
-        return model.config.label
-    return model.config.decoder
-
-
-def _check_fits(model: Reconstructor, x: torch.Tensor, name: str) -> None:
-    cfg = model.config
-    if x.shape[1] != cfg.in_channels:
-        raise ValueError(
-            f"model {name} takes {cfg.in_channels}-channel images but these have "
-            f"{x.shape[1]} channels: pick a model trained on this data set"
-        )
-    if isinstance(model, Baseline) and x.shape[-2:] != (cfg.image_size,) * 2:
-        raise ValueError(
-            f"{name} was made for {cfg.image_size}x{cfg.image_size} images but these are "
-            f"{x.shape[-2]}x{x.shape[-1]}: pick a baseline made for this data set"
-        )
-    if x.shape[-1] % 4 or x.shape[-2] % 4:
-        raise ValueError(
-            f"image size {tuple(x.shape[-2:])} is not a multiple of 4, which the "
-            "two 2x2 pools of the encoder need"
-        )
-
-
-def _device(model: nn.Module) -> torch.device:
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
 def _run(
     model: Reconstructor,
     images: torch.Tensor | ImageSet,
@@ -220,29 +173,11 @@ def _run(
     name: str = "",
 ) -> tuple[ImageScores, torch.Tensor | None]:
     """One pass of ``model`` over ``images`` in batches; recon kept on CPU when asked."""
-    src = images.images if isinstance(images, ImageSet) else images
-    if src.dim() == 3:
-        src = src[None]
-    if len(src) == 0:
-        raise ValueError("no images to score: choose at least one image")
-    _check_fits(model, src, name or model_name(model))
-    device = _device(model)
-    if isinstance(model, ConvAutoencoder):
-        # A private channels_last copy in eval mode: oneDNN runs these convolutions (and
-        # SSIM's) ~2-3x faster in NHWC on CPU, and the caller's shared model is never
-        # touched, not even its train/eval flag. The copy is ~2,000 parameters.
-        net: nn.Module = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
-    else:
-        net = model  # a baseline has no train mode and no parameters: read-only as it is
+    net = EvalCopy(model, name)
     # One seeded generator for the whole pass: the floors' shuffles are reproducible.
     gen = torch.Generator().manual_seed(0)
     parts, recons = [], []
-    for i in range(0, len(src), batch_size):
-        x = (
-            as_float_images(src[i : i + batch_size])
-            .to(device)
-            .contiguous(memory_format=torch.channels_last)
-        )
+    for x in net.batches(images, batch_size):
         y = net(x)
         parts.append(measure(y, x, gen))
         if keep_recon:
@@ -265,23 +200,6 @@ def score_images(
         An :class:`ImageScores` with one value per image; ``.mean()`` gives the set's.
     """
     return _run(model, images, batch_size, keep_recon=False)[0]
-
-
-def reconstruct(
-    model: Reconstructor, images: torch.Tensor | ImageSet, batch_size: int = BATCH_SIZE
-) -> torch.Tensor:
-    """Reconstructions of ``images`` by an autoencoder or a baseline, float in [0, 1] on the
-    CPU (the model is not modified)."""
-    src = as_float_images(images)
-    if len(src) == 0:
-        raise ValueError("no images to reconstruct: choose at least one image")
-    _check_fits(model, src, model_name(model))
-    device = _device(model)
-    net = copy.deepcopy(model).eval() if isinstance(model, ConvAutoencoder) else model
-    with torch.no_grad():
-        return torch.cat(
-            [net(src[i : i + batch_size].to(device)).cpu() for i in range(0, len(src), batch_size)]
-        )
 
 
 @dataclass

@@ -15,13 +15,11 @@ The data root is ``$CONVAE_DATA``, else ``./data``. Decoded tensors are cached i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import struct
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .atomic import write_atomic
 
 # The embedded samples (convae/sample_data/, rebuilt by its build.py): the first 300 train
 # and 100 test images of every class, with the full sets' classes and order.
@@ -559,32 +559,21 @@ def _read_cache(path: Path) -> dict | None:
 def _write_cache(
     path: Path, train: ImageSet, test: ImageSet, fingerprint: str, skipped: list[str]
 ) -> str:
-    """Write the decoded splits to ``path`` through a temp file in the same folder.
+    """Write the decoded splits to ``path`` atomically (:func:`convae.atomic.write_atomic`).
 
     Returns:
         "" when written, else a one-line notice saying the cache could not be written
         (the caller keeps the data in memory: a cache only saves the next start's decode).
     """
-    tmp = None
+    blob = {"fingerprint": fingerprint, "skipped": list(skipped)}
+    for split, s in (("train", train), ("test", test)):
+        blob[split] = {"images": s.images, "labels": s.labels, "classes": s.classes}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A unique name per writer: two sessions of one server may decode the same source
-        # at once, in the same process (so a pid alone would collide).
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a data root may be shared by users
-        blob = {"fingerprint": fingerprint, "skipped": list(skipped)}
-        for split, s in (("train", train), ("test", test)):
-            blob[split] = {"images": s.images, "labels": s.labels, "classes": s.classes}
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        write_atomic(path, lambda f: torch.save(blob, f))
         return ""
     # torch.save reports a full disk or a file it cannot open as RuntimeError (its C++
     # zip writer), not OSError; either way the data itself is fine.
     except (OSError, RuntimeError) as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # half a cache file would only fill the disk further
         why = " ".join(str(exc).split())[:160]
         return (
             f"The data cache could not be written to {path.parent} ({type(exc).__name__}: "

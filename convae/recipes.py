@@ -1,24 +1,54 @@
-"""Training recipes the app and the command line share, so no page builds a TrainConfig.
+"""Training recipes: every :class:`~convae.train.TrainConfig` the app and the command line
+put together, in one place.
 
-- :func:`classroom_config`: the Train page's run, with a warm-up that suits a short run;
-- :func:`snapshot_pair`: Compare's quick pair of both decoders with snapshots.
+* :func:`classroom_config` - the Train page's run: a few epochs on a few thousand
+  pictures, with :func:`classroom_warmup` (a short warm-up, so the learning rate reaches
+  its peak within a short run).
+* :data:`QUICK_PAIR` - the Compare page's "train a small pair with snapshots": both
+  decoders, same seed and data order, weights kept at 8 points of the run.
+* :func:`cli_config` - ``python -m convae train``'s arguments.
+
+The library's own defaults (``TrainConfig()``) are the full recipe of the shipped models;
+what a recipe here changes, and why, is said where it changes it.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from .data import DataSet
 from .models import SEED_DECODERS
 from .train import TrainConfig
 
-# The trainer's default warm-up (500 steps) is tuned for full runs; a short classroom run
-# gets a tenth of its steps, so that the learning rate reaches its peak.
-FULL_WARMUP = 500
+# The library's warm-up (500 steps) is tuned for full runs of 12 epochs; a classroom run
+# of a few hundred steps would spend most of itself warming up.
+MAX_WARMUP = 500
+WARMUP_SHARE = 10  # a classroom run warms up over a tenth of its steps
 
 
-def warmup_for(total_steps: int) -> int:
-    """Warm-up steps for a run of ``total_steps``: a tenth of it, at most 500, at least 1."""
-    return min(FULL_WARMUP, max(1, total_steps // 10))
+def steps_in_run(epochs: int, limit: int, batch_size: int) -> int:
+    """Optimizer steps of a run of ``epochs`` over ``limit`` pictures in batches of
+    ``batch_size`` (the last batch of an epoch may be short)."""
+    return int(epochs) * math.ceil(int(limit) / int(batch_size))
+
+
+def classroom_warmup(steps_total: int) -> int:
+    """Warm-up steps for a short run: a tenth of its steps, at least 1, at most 500.
+
+    Args:
+        steps_total: the run's optimizer steps (:func:`steps_in_run`).
+    """
+    return min(MAX_WARMUP, max(1, steps_total // WARMUP_SHARE))
+
+
+def class_filter(picked: Sequence[str], available: Sequence[str]) -> tuple[str, ...]:
+    """The ``TrainConfig.classes`` for the picked classes: () when every class is picked
+    (a recipe then reads "all classes", and stays valid if the set gains one)."""
+    return () if set(picked) >= set(available) else tuple(picked)
 
 
 def classroom_config(
@@ -28,51 +58,121 @@ def classroom_config(
     limit: int,
     batch_size: int,
     lr: float,
-    loss: str = "mse",
-    seed: int = 0,
-    noise: float = 0.0,
-    classes: tuple[str, ...] = (),
-    device: str = "auto",
+    loss: str,
+    seed: int,
+    noise: float,
+    classes: Sequence[str],
+    all_classes: Sequence[str],
+    device: str,
 ) -> TrainConfig:
-    """The Train page's recipe: the settings a person chose, with :func:`warmup_for`.
+    """The Train page's recipe from its settings.
+
+    Args:
+        decoder: one of ``convae.models.DECODERS``.
+        epochs, limit, batch_size, lr, loss, seed, noise: as in :class:`TrainConfig`.
+        classes: the classes picked in the sidebar.
+        all_classes: the data set's classes (all picked: no class filter).
+        device: "cpu" or "cuda".
 
     Raises:
-        ValueError: a setting TrainConfig refuses (e.g. a batch size under 1).
+        ValueError: a setting :class:`TrainConfig` refuses, with its message.
     """
-    steps = epochs * math.ceil(limit / max(batch_size, 1))
+    warmup = classroom_warmup(steps_in_run(epochs, limit, batch_size))
     return TrainConfig(
         decoder=decoder,
         loss=loss,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_steps=warmup_for(steps),
-        classes=classes,
-        limit=limit,
-        noise=noise,
-        seed=seed,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        warmup_steps=warmup,
+        classes=class_filter(classes, all_classes),
+        limit=int(limit),
+        noise=float(noise),
+        seed=int(seed),
         device=device,
     )
 
 
-# Compare's quick pair: both decoders, same seed and data order, a few thousand pictures,
-# snapshots along the way (about a minute on a 2-core CPU).
-PAIR_EPOCHS, PAIR_LIMIT, PAIR_BATCH, PAIR_WARMUP = 3, 4000, 64, 20
-PAIR_TEST_IMAGES = 1000  # scored per epoch (not all 10,000)
+@dataclass(frozen=True)
+class QuickPair:
+    """Both decoders trained alike with snapshots, small enough to wait for (about a
+    minute on a 2-core CPU): the Compare page's "over training" view when the picked
+    models carry no snapshots.
+
+    Attributes:
+        epochs, limit, batch_size, seed: the run (batch 64: fewer, cheaper steps).
+        warmup_steps: 20 of the run's 189 steps.
+        snapshots: weights kept at step 0 and this many evenly spaced steps.
+        test_images: fit() scores each epoch on the first this-many test pictures
+            (not 10,000: the page waits for it).
+    """
+
+    epochs: int = 3
+    limit: int = 4000
+    batch_size: int = 64
+    seed: int = 0
+    warmup_steps: int = 20
+    snapshots: int = 8
+    test_images: int = 1000
+
+    def configs(
+        self, classes: Sequence[str], all_classes: Sequence[str], device: str
+    ) -> list[TrainConfig]:
+        """One recipe per decoder of the course (``convae.models.SEED_DECODERS``), the same
+        but for it."""
+        return [
+            TrainConfig(
+                decoder=d,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                limit=self.limit,
+                seed=self.seed,
+                classes=class_filter(classes, all_classes),
+                warmup_steps=self.warmup_steps,
+                device=device,
+            )
+            for d in SEED_DECODERS
+        ]
+
+    def data(self, data: DataSet) -> DataSet:
+        """``data`` with its test split cut to the first ``test_images`` pictures."""
+        return dataclasses.replace(data, test=data.test.head(self.test_images))
+
+    def name(self, cfg: TrainConfig) -> str:
+        """The name a trained model of the pair is listed under."""
+        return f"{cfg.decoder}-snap{self.snapshots}-seed{cfg.seed}"
 
 
-def snapshot_pair(classes: tuple[str, ...] = (), device: str = "auto") -> list[TrainConfig]:
-    """Compare's quick pair of recipes, one per seed decoder."""
-    return [
-        TrainConfig(
-            decoder=d,
-            epochs=PAIR_EPOCHS,
-            batch_size=PAIR_BATCH,
-            limit=PAIR_LIMIT,
-            seed=0,
-            classes=classes,
-            warmup_steps=PAIR_WARMUP,
-            device=device,
-        )
-        for d in SEED_DECODERS
-    ]
+QUICK_PAIR = QuickPair()
+
+
+# The train command's arguments that are TrainConfig fields as they are.
+CLI_RECIPE = (
+    "decoder",
+    "loss",
+    "epochs",
+    "batch_size",
+    "lr",
+    "limit",
+    "noise",
+    "seed",
+    "device",
+    "corruption",
+)
+
+
+def parse_classes(text: str) -> list[str]:
+    """Class names from a comma-separated list ("cat, dog" -> ["cat", "dog"])."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def cli_config(args: argparse.Namespace, workers: int) -> TrainConfig:
+    """``python -m convae train``'s recipe from its parsed arguments.
+
+    Args:
+        args: the train command's arguments (decoder, loss, epochs, batch_size, lr,
+            classes, limit, noise, seed, device, corruption).
+        workers: the data-parallel processes that will train (``--workers`` or torchrun's).
+    """
+    recipe = {name: getattr(args, name) for name in CLI_RECIPE}
+    return TrainConfig(**recipe, classes=tuple(parse_classes(args.classes)), workers=workers)

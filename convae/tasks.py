@@ -17,6 +17,7 @@ from .corrupt import corrupt, gaussian_noise, parse_corruption, salt_and_pepper
 from .data import ImageSet
 from .metrics import mse, psnr_from_mse, ssim
 from .models import ConvAutoencoder
+from .recon import EvalCopy, reconstruct
 
 TASKS = ("plain", "denoise", "inpaint", "colorize")
 TASK_OF_KIND = {
@@ -84,7 +85,6 @@ def region_psnr(y: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> 
     return psnr_from_mse(region_mse(y, target, region))
 
 
-@torch.no_grad()
 def evaluate_corrupted(
     model: ConvAutoencoder,
     images: ImageSet | torch.Tensor,
@@ -93,7 +93,7 @@ def evaluate_corrupted(
     batch_size: int = 1000,
     with_ssim: bool = True,
 ) -> dict:
-    """How well ``model`` restores ``images`` corrupted as ``spec`` says.
+    """How well ``model`` (not modified) restores ``images`` corrupted as ``spec`` says.
 
     The corruption is drawn from ``seed``, so every model sees the same inputs.
 
@@ -102,33 +102,27 @@ def evaluate_corrupted(
         "input_region_psnr"}: the output and the corrupted input against the clean
         image; PSNR of the mean MSE as everywhere in ConvAE Explorer.
     """
-    x_all = images.images if isinstance(images, ImageSet) else images
-    if len(x_all) == 0:
+    if len(images) == 0:
         raise ValueError("cannot evaluate on zero images")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    net = EvalCopy(model)
     gen = torch.Generator().manual_seed(seed)
     out_m, out_r, in_m, in_r, ssims = [], [], [], [], []
-    for i in range(0, len(x_all), batch_size):
-        x = x_all[i : i + batch_size].to(device)
-        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+    for x in net.batches(images, batch_size):
         xc, region = corrupt(x, spec, gen)
-        y = model(xc)
+        y = net(xc)
         out_m.append(mse(y, x).cpu())
         out_r.append(region_mse(y, x, region).cpu())
         in_m.append(mse(xc, x).cpu())
         in_r.append(region_mse(xc, x, region).cpu())
         if with_ssim:
             ssims.append(ssim(y, x).cpu())
-    model.train(was_training)
 
     def db(parts: list[torch.Tensor]) -> float:
         m = torch.cat(parts)
         return float(psnr_from_mse(m[~m.isnan()].mean()))
 
     out = {
-        "n": len(x_all),
+        "n": len(images),
         "spec": spec,
         "mse": float(torch.cat(out_m).mean()),
         "psnr": db(out_m),
@@ -152,7 +146,6 @@ def noisy(x: torch.Tensor, kind: str, strength: float, seed: int = EVAL_SEED) ->
     raise ValueError(f"noise kind must be gauss or saltpepper, got {kind!r}")
 
 
-@torch.no_grad()
 def psnr_curve(
     models: dict[str, ConvAutoencoder],
     x: torch.Tensor,
@@ -168,11 +161,10 @@ def psnr_curve(
         xn = noisy(x, kind, s, seed)
         curves["noisy input"].append(float(psnr_from_mse(mse(xn, x).mean())))
         for name, model in models.items():
-            curves[name].append(float(psnr_from_mse(mse(model(xn), x).mean())))
+            curves[name].append(float(psnr_from_mse(mse(reconstruct(model, xn), x).mean())))
     return curves
 
 
-@torch.no_grad()
 def repair_scores(
     models: dict[str, ConvAutoencoder], x: torch.Tensor, xc: torch.Tensor, region: torch.Tensor
 ) -> list[dict]:
@@ -190,7 +182,8 @@ def repair_scores(
     """
     region = region.expand(len(x), 1, *x.shape[2:])
     rows = []
-    for name, y in [("corrupted input", xc)] + [(n, m(xc)) for n, m in models.items()]:
+    outputs = [("corrupted input", xc)] + [(n, reconstruct(m, xc)) for n, m in models.items()]
+    for name, y in outputs:
         rows.append(
             {
                 "output": name,

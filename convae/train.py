@@ -1,6 +1,9 @@
 """Training and evaluation, reporting through a callback (the minGPT trainer seam).
 
-``fit()`` reads batches straight from the uint8 tensors of a :class:`DataSet`:
+:class:`Trainer` is one run: ``run()`` loops over epochs and steps, and the step itself
+(a strategy object from :mod:`convae.steps`), the end of an epoch, the events, stopping
+and snapshots are its methods and small helpers; :func:`fit` is the one-line way to use
+it. ``fit()`` reads batches straight from the uint8 tensors of a :class:`DataSet`:
 one index gather and one ``.float() / 255`` per batch, no PIL, no per-sample
 transforms, no DataLoader workers. The caller's callback sees every step and
 every epoch and can stop the run; the model then holds the weights of the last
@@ -22,13 +25,14 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .corrupt import corrupt, parse_corruption
 from .data import DataSet, ImageSet, add_gaussian_noise
 from .metrics import mse, psnr_from_mse, ssim
 from .models import AEConfig, ConvAutoencoder
+from .recon import BATCH_SIZE, EvalCopy
+from .steps import LocalStep, TeamStep, TrainStep
+from .tasks import evaluate_corrupted
 
 if TYPE_CHECKING:
     from .distributed import Team
@@ -178,60 +182,6 @@ def configure_threads(n: int | None = None, processes: int = 1) -> int:
     return n
 
 
-def reconstruction_loss(
-    model: ConvAutoencoder, x: torch.Tensor, target: torch.Tensor, loss: str
-) -> torch.Tensor:
-    z = model.encode(x)
-    if loss == "bce":
-        # BCE on logits: same value as BCE(sigmoid(.)) but stable and one op cheaper.
-        return F.binary_cross_entropy_with_logits(model.decode_logits(z), target)
-    return F.mse_loss(model.decode(z), target)
-
-
-class ShardLoss(nn.Module):
-    """The loss of one worker's share of a batch, for DistributedDataParallel.
-
-    DDP averages the gradients of the N workers. Each worker returns
-    ``N * (sum of its per-value losses) / (values in the whole batch)``, so that average
-    is the gradient of the whole batch's mean loss, exactly what one process computes
-    on that batch, however unevenly the last batch of an epoch splits (a share may even
-    be empty). DDP hooks in through ``forward``, so the loss is computed there.
-
-    Every rank also needs the whole batch's loss (to report it, and to stop at the same
-    step when it turns NaN) and rank 0's stop request. Rather than a second collective
-    call per step, they ride along with the gradients: ``report`` is a zero parameter
-    (not in the optimizer) whose gradient is (this share's loss, stop), so after DDP's
-    average its gradient holds (the batch's mean loss, stop requests / N) on every rank.
-    Its value being zero, the loss and the model's gradients are unchanged.
-    """
-
-    def __init__(self, model: ConvAutoencoder, loss: str) -> None:
-        super().__init__()
-        self.model = model
-        self.loss = loss
-        self.report = nn.Parameter(torch.zeros(2))
-
-    def forward(
-        self, x: torch.Tensor, target: torch.Tensor, scale: float, stop: bool
-    ) -> torch.Tensor:
-        z = self.model.encode(x)
-        if self.loss == "bce":
-            out = self.model.decode_logits(z)
-            total = F.binary_cross_entropy_with_logits(out, target, reduction="sum")
-        else:
-            total = F.mse_loss(self.model.decode(z), target, reduction="sum")
-        mine = total * scale
-        carried = torch.stack([mine.detach(), mine.new_tensor(float(stop))])
-        return mine + (self.report * carried).sum()
-
-    def shared(self) -> tuple[float, bool]:
-        """After a backward through DDP: (the whole batch's loss, whether rank 0 asked
-        to stop); clears the carrier for the next step."""
-        loss, stop = self.report.grad.tolist()
-        self.report.grad = None
-        return loss, stop > 0
-
-
 def training_split(data: DataSet, cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
     """The train and test images a config asks for (class filter, then limit)."""
     train = data.train.filter(list(cfg.classes)).head(cfg.limit)
@@ -273,6 +223,301 @@ def training_inputs(
     return x
 
 
+class _Stop(Exception):
+    """Ends a run inside an epoch (a stop request, a divergence): the trainer rolls the
+    model back to the last finished epoch. Raised only once a run, so it costs nothing."""
+
+
+class Snapshots:
+    """``fit(snapshots=K)``: CPU copies of the weights at step 0 (before any update) and
+    after K evenly spaced steps, the last being the final step (issue 4's "artifacts over
+    training"). K is capped at the number of steps.
+
+    Attributes:
+        at: the steps after which a copy is taken.
+        kept: [{"step", "epoch", "state_dict"}], in step order.
+    """
+
+    def __init__(self, k: int, total_steps: int) -> None:
+        if k < 0:
+            raise ValueError(f"snapshots must be >= 0, got {k}")
+        self.at = snapshot_steps(k, total_steps)
+        self.kept: list[dict] = []
+
+    def take(self, model: ConvAutoencoder, step: int, epoch: int) -> None:
+        """Copy the weights as they are after ``step`` optimizer steps."""
+        self.kept.append(_snapshot(model, step, epoch))
+
+    def up_to(self, model: ConvAutoencoder, last_step: int, epochs_done: int) -> list[dict]:
+        """The copies on the way to the returned model, ending with that model: after a
+        stop or a divergence, copies past the kept epoch are dropped and the kept model is
+        added as the last one."""
+        kept = [s for s in self.kept if s["step"] <= last_step]
+        if kept and kept[-1]["step"] != last_step:
+            kept.append(_snapshot(model, last_step, epochs_done))
+        return kept
+
+
+class Trainer:
+    """One training run, in the manner of minGPT's Trainer: set up here, looped by run().
+
+    The pieces a run is made of are methods: :meth:`make_step` (the optimiser step, a
+    strategy object from :mod:`convae.steps`, chosen once: alone or one share of a DDP
+    team), :meth:`train_epoch` and :meth:`train_step`, :meth:`score_epoch`,
+    :meth:`end_epoch` (history, rollback point, event), :meth:`emit` (the caller's
+    callback) and :meth:`finish` (final scores). See :func:`fit` for the arguments.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: DataSet,
+        *,
+        model: ConvAutoencoder | None = None,
+        team: Team | None = None,
+        callback: Callback | None = None,
+        snapshots: int = 0,
+    ) -> None:
+        world = team.world if team is not None else 1
+        if cfg.workers != world:
+            raise ValueError(
+                f"the recipe asks for {cfg.workers} workers but {world} process(es) are "
+                "training: start N workers with 'python -m convae train --workers N' or torchrun"
+            )
+        self.cfg, self.callback, self.team = cfg, callback, team
+        self.device = team.device if team is not None else resolve_device(cfg.device)
+        self.main = team is None or team.rank == 0  # rank 0 alone reports and scores
+        self.train_set, self.test_set = training_split(data, cfg)
+        self.model = self._start_model(model)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        # The epoch orders come from this generator on every rank alike. Alone, noise and
+        # corruption draw from it too (as always); in a team each rank draws from its own,
+        # since a share's draws would otherwise put the ranks' orders out of step.
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.draws = self.gen if team is None else team.generator(cfg.seed)
+        # On a GPU the whole uint8 training set (150 MB for CIFAR-10) lives there, so a
+        # batch is one gather on the device instead of a copy from host memory every step.
+        train = self.train_set.images
+        self.images = train.to(self.device) if self.device.type == "cuda" else train
+        self.batch = batch_images(cfg, len(self.train_set))
+        self.steps_per_epoch = math.ceil(len(self.train_set) / self.batch)
+        total = cfg.epochs * self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, cfg.warmup_steps, total)
+        )
+        self.step_fn = self.make_step()
+        self.result = TrainResult(self.model, cfg, data_fingerprint=data.fingerprint)
+        self.good_state = copy.deepcopy(self.model.state_dict())  # the last finished epoch
+        self.snapshots = Snapshots(snapshots, total)
+        if snapshots > 0:
+            self.snapshots.take(self.model, 0, 0)
+        self.step = 0  # optimizer steps done
+        self.epoch = 0
+        self.pending_stop = False  # a team's rank 0 was asked to stop; the others learn it next
+        self.t_start = time.perf_counter()
+
+    def _start_model(self, model: ConvAutoencoder | None) -> ConvAutoencoder:
+        """A fresh model from the seed, or a copy of ``model`` (never trained in place),
+        on the device in channels-last memory: oneDNN's convolutions and pooling run
+        ~1.3-2x faster in NHWC on CPU."""
+        torch.manual_seed(self.cfg.seed)
+        if model is None:
+            train = self.train_set
+            model = ConvAutoencoder(AEConfig(train.channels, train.image_size, self.cfg.decoder))
+        else:
+            model = copy.deepcopy(model)
+        return model.to(self.device, memory_format=torch.channels_last).train()
+
+    def make_step(self) -> TrainStep:
+        """The optimiser step, chosen once for the run: alone, or this rank's share of
+        every batch under DDP. Override it (or swap ``step_fn``) to train another way."""
+        if self.team is None:
+            return LocalStep(self.model, self.cfg.loss, self.opt, self.sched)
+        values = self.train_set.channels * self.train_set.image_size**2
+        return TeamStep(self.model, self.cfg.loss, self.opt, self.sched, self.team, values)
+
+    def run(self) -> TrainResult:
+        """Train for ``cfg.epochs`` epochs, or until a stop or a divergence (the model
+        then goes back to the last finished epoch); then score the model.
+
+        Returns:
+            The :class:`TrainResult` (see :func:`fit`).
+        """
+        self.t_start = time.perf_counter()
+        for epoch in range(1, self.cfg.epochs + 1):
+            self.epoch = epoch
+            try:
+                seen, loss_sum, train_s = self.train_epoch()
+                metrics = self.score_epoch()
+            except _Stop:
+                self.model.load_state_dict(self.good_state)  # back to the last finished epoch
+                break
+            if self.end_epoch(seen, loss_sum, train_s, metrics):
+                break
+        return self.finish()
+
+    def train_epoch(self) -> tuple[int, float, float]:
+        """The optimizer steps of one epoch, in a fresh random order.
+
+        Returns:
+            (images trained on, the sum of their losses, seconds).
+
+        Raises:
+            _Stop: the callback asked to stop, or the loss became NaN or infinite.
+        """
+        order = torch.randperm(len(self.train_set), generator=self.gen)
+        t_epoch, seen, loss_sum = time.perf_counter(), 0, 0.0
+        bs, at = self.batch, self.snapshots.at
+        for i in range(self.steps_per_epoch):
+            idx = order[i * bs : (i + 1) * bs]
+            value = self.train_step(idx)
+            seen += len(idx)
+            loss_sum += value * len(idx)
+            if self.step in at:
+                self.snapshots.take(self.model, self.step, self.epoch)
+            if self.callback is not None and self.main:
+                now = time.perf_counter()
+                self.emit("step", value, seen / (now - t_epoch), now - self.t_start)
+        return seen, loss_sum, time.perf_counter() - t_epoch
+
+    def train_step(self, idx: torch.Tensor) -> float:
+        """One optimizer step on the images ``idx`` (this rank's share of them).
+
+        Returns:
+            The whole batch's loss.
+
+        Raises:
+            _Stop: rank 0 asked the team to stop, or the loss is not finite.
+        """
+        mine = idx if self.team is None else self.team.share(idx)
+        target = (
+            self.images[mine.to(self.images.device)]
+            .to(self.device)
+            .float()
+            .div_(255)
+            .contiguous(memory_format=torch.channels_last)
+        )
+        x = training_inputs(target, self.cfg, self.draws)
+        value, asked = self.step_fn(x, target, len(idx), self.pending_stop)
+        self.step += 1
+        if asked:
+            self.result.stopped = True
+            raise _Stop
+        if not math.isfinite(value):
+            self.result.diverged = self._divergence(value)
+            raise _Stop
+        return value
+
+    def _divergence(self, value: float) -> str:
+        kept = (
+            f"Kept the last finished epoch ({self.result.epochs_done})."
+            if self.result.epochs_done
+            else "No epoch had finished, so no model was kept."
+        )
+        lr = self.cfg.lr
+        return (
+            f"loss became {value} at step {self.step} (epoch {self.epoch}); the learning "
+            f"rate {lr} is probably too high: try {lr / 10:g}. {kept}"
+        )
+
+    def score_epoch(self) -> dict:
+        """The test MSE and PSNR after an epoch. A team scores in shares and, in the same
+        collective call, learns whether rank 0 was asked to stop in the epoch's last step.
+
+        Raises:
+            _Stop: that stop request.
+        """
+        if self.team is None:
+            return evaluate(self.model, self.test_set, with_ssim=False)
+        metrics, votes = _team_evaluate(self.model, self.test_set, self.team, self.pending_stop)
+        if votes > 0:
+            self.result.stopped = True
+            raise _Stop
+        return metrics
+
+    def end_epoch(self, seen: int, loss_sum: float, train_s: float, metrics: dict) -> bool:
+        """Record a finished epoch (history, the rollback point) and tell the callback.
+
+        Returns:
+            True when the run ends here (the callback asked to stop, alone); a team's
+            members stop one step later, with this epoch's model.
+        """
+        self.good_state = copy.deepcopy(self.model.state_dict())
+        self.result.epochs_done = self.epoch
+        row = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": loss_sum / seen,
+            "test_mse": metrics["mse"],
+            "test_psnr": metrics["psnr"],
+            "images_per_s": seen / train_s,
+            "elapsed_s": time.perf_counter() - self.t_start,
+        }
+        self.result.history.append(row)
+        if self.callback is None or not self.main:
+            return False
+        speed = (row["images_per_s"], row["elapsed_s"])
+        if not self.emit("epoch", row["train_loss"], *speed, metrics):
+            return False
+        self.result.stopped = True
+        if self.team is None:
+            return True
+        self.pending_stop = True  # the others stop at the next step, rolled back to here
+        return False
+
+    def emit(
+        self,
+        kind: str,
+        loss: float,
+        images_per_s: float,
+        elapsed_s: float,
+        metrics: dict | None = None,
+    ) -> bool:
+        """Call the callback with a :class:`TrainEvent`; True when it asks to stop.
+
+        A stop asked at a step ends the run at once when alone (:class:`_Stop`); in a
+        team it rides along with the next step's gradients to the other ranks.
+        """
+        ev = TrainEvent(
+            kind=kind,
+            step=self.step,
+            epoch=self.epoch,
+            epochs=self.cfg.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            loss=loss,
+            images_per_s=images_per_s,
+            test_mse=metrics["mse"] if metrics else None,
+            test_psnr=metrics["psnr"] if metrics else None,
+            elapsed_s=elapsed_s,
+            model=self.model,
+        )
+        if not self.callback(ev):
+            return False
+        if kind == "step":
+            if self.team is not None:
+                self.pending_stop = True
+            else:
+                self.result.stopped = True
+                raise _Stop
+        return True
+
+    def finish(self) -> TrainResult:
+        """The kept model on the CPU in eval mode, its snapshots, and (rank 0) its final
+        test scores with SSIM, and for a task model its score on corrupted inputs."""
+        result, model = self.result, self.model
+        model.eval().to("cpu", memory_format=torch.contiguous_format)
+        last_step = result.history[-1]["step"] if result.history else 0
+        result.snapshots = self.snapshots.up_to(model, last_step, result.epochs_done)
+        result.seconds = time.perf_counter() - self.t_start
+        if result.epochs_done > 0 and self.main:
+            result.test_metrics = evaluate(model, self.test_set)
+            if self.cfg.corruption:  # the task's own score: clean targets from corrupted inputs
+                result.test_metrics["task"] = evaluate_corrupted(
+                    model, self.test_set, self.cfg.corruption
+                )
+        return result
+
+
 def fit(
     cfg: TrainConfig,
     data: DataSet,
@@ -282,7 +527,7 @@ def fit(
     *,
     team: Team | None = None,
 ) -> TrainResult:
-    """Train an autoencoder on ``data`` as ``cfg`` says.
+    """Train an autoencoder on ``data`` as ``cfg`` says (a :class:`Trainer` run).
 
     Args:
         cfg: the training recipe.
@@ -307,172 +552,8 @@ def fit(
         The trained model (on CPU, eval mode), per-epoch history and final test metrics
         (``test_metrics`` empty on ranks other than 0).
     """
-    world = team.world if team is not None else 1
-    if cfg.workers != world:
-        raise ValueError(
-            f"the recipe asks for {cfg.workers} workers but {world} process(es) are training: "
-            "start N workers with 'python -m convae train --workers N' or torchrun"
-        )
-    device = team.device if team is not None else resolve_device(cfg.device)
-    main = team is None or team.rank == 0
-    train, test = training_split(data, cfg)
-    torch.manual_seed(cfg.seed)
-    if model is None:
-        model = ConvAutoencoder(AEConfig(train.channels, train.image_size, cfg.decoder))
-    else:
-        model = copy.deepcopy(model)
-    # channels_last: oneDNN's convolutions and pooling run ~1.3-2x faster in NHWC on CPU.
-    model.to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    # The epoch orders come from this generator on every rank alike. Alone, noise and
-    # corruption draw from it too (as always); in a team each rank draws from its own,
-    # since a share's draws would otherwise put the ranks' orders out of step.
-    gen = torch.Generator().manual_seed(cfg.seed)
-    draws = gen if team is None else team.generator(cfg.seed)
-    # On a GPU the whole uint8 training set (150 MB for CIFAR-10) lives there, so a batch
-    # is one gather on the device instead of a copy from host memory every step.
-    images = train.images.to(device) if device.type == "cuda" else train.images
-    n = len(train)
-    bs = batch_images(cfg, n)
-    steps_per_epoch = math.ceil(n / bs)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
-    )
-    if team is None:
-        step_loss = lambda x, t, _: reconstruction_loss(model, x, t, cfg.loss)  # noqa: E731
-    else:
-        shard = ShardLoss(model, cfg.loss).to(device)
-        ddp = team.wrap(shard)
-        values_per_image = train.channels * train.image_size**2
-        step_loss = lambda x, t, b: ddp(x, t, world / (b * values_per_image), pending_stop)  # noqa: E731
-    result = TrainResult(model, cfg, data_fingerprint=data.fingerprint)
-    good_state = copy.deepcopy(model.state_dict())
-    step = 0
-    if snapshots < 0:
-        raise ValueError(f"snapshots must be >= 0, got {snapshots}")
-    snap_at = snapshot_steps(snapshots, cfg.epochs * steps_per_epoch)
-    if snapshots > 0:
-        result.snapshots.append(_snapshot(model, 0, 0))
-    pending_stop = False  # a team's rank 0 was asked to stop; the others learn it next
-    t_start = time.perf_counter()
-
-    for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(n, generator=gen)
-        t_epoch, seen, loss_sum = time.perf_counter(), 0, 0.0
-        stop = False
-        for i in range(steps_per_epoch):
-            idx = order[i * bs : (i + 1) * bs]
-            mine = idx if team is None else team.share(idx)
-            target = (
-                images[mine.to(images.device)]
-                .to(device)
-                .float()
-                .div_(255)
-                .contiguous(memory_format=torch.channels_last)
-            )
-            x = training_inputs(target, cfg, draws)
-            loss = step_loss(x, target, len(idx))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if team is None:
-                value = loss.item()
-            else:
-                # The whole batch's loss (the same number on every rank, so a divergence
-                # stops them all at the same step) and rank 0's stop request.
-                value, asked = shard.shared()
-                if asked:
-                    result.stopped = stop = True
-                    break
-            if not math.isfinite(value):
-                kept = (
-                    f"Kept the last finished epoch ({result.epochs_done})."
-                    if result.epochs_done
-                    else "No epoch had finished, so no model was kept."
-                )
-                result.diverged = (
-                    f"loss became {value} at step {step} (epoch {epoch}); the learning rate "
-                    f"{cfg.lr} is probably too high: try {cfg.lr / 10:g}. {kept}"
-                )
-                stop = True
-                break
-            seen += len(idx)
-            loss_sum += value * len(idx)
-            if step in snap_at:
-                result.snapshots.append(_snapshot(model, step, epoch))
-            if callback is not None and main:
-                ev = TrainEvent(
-                    "step",
-                    step,
-                    epoch,
-                    cfg.epochs,
-                    steps_per_epoch,
-                    value,
-                    seen / (time.perf_counter() - t_epoch),
-                    elapsed_s=time.perf_counter() - t_start,
-                    model=model,
-                )
-                if callback(ev):
-                    if team is not None:
-                        pending_stop = True
-                    else:
-                        result.stopped = stop = True
-                        break
-        train_s = time.perf_counter() - t_epoch
-        if not stop and team is not None:
-            metrics, votes = _team_evaluate(model, test, team, pending_stop)
-            stop = result.stopped = votes > 0  # a stop asked for in the epoch's last step
-        if stop:
-            model.load_state_dict(good_state)  # back to the last finished epoch
-            break
-        if team is None:
-            metrics = evaluate(model, test, with_ssim=False)
-        model.train()
-        good_state = copy.deepcopy(model.state_dict())
-        result.epochs_done = epoch
-        row = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": loss_sum / seen,
-            "test_mse": metrics["mse"],
-            "test_psnr": metrics["psnr"],
-            "images_per_s": seen / train_s,
-            "elapsed_s": time.perf_counter() - t_start,
-        }
-        result.history.append(row)
-        if callback is not None and main:
-            ev = TrainEvent(
-                "epoch",
-                step,
-                epoch,
-                cfg.epochs,
-                steps_per_epoch,
-                row["train_loss"],
-                row["images_per_s"],
-                metrics["mse"],
-                metrics["psnr"],
-                row["elapsed_s"],
-                model=model,
-            )
-            if callback(ev):
-                result.stopped = True
-                if team is None:
-                    break
-                pending_stop = True  # the others stop at the next step, rolled back to here
-
-    model.eval().to("cpu", memory_format=torch.contiguous_format)
-    if result.snapshots:
-        _end_snapshots(result, model)
-    result.seconds = time.perf_counter() - t_start
-    if result.epochs_done > 0 and main:
-        result.test_metrics = evaluate(model, test)
-        if cfg.corruption:  # the task's own score: clean targets from corrupted inputs
-            from .tasks import evaluate_corrupted
-
-            result.test_metrics["task"] = evaluate_corrupted(model, test, cfg.corruption)
-    return result
+    trainer = Trainer(cfg, data, model=model, team=team, callback=callback, snapshots=snapshots)
+    return trainer.run()
 
 
 def _team_evaluate(
@@ -507,14 +588,6 @@ def _snapshot(model: ConvAutoencoder, step: int, epoch: int) -> dict:
     return {"step": step, "epoch": epoch, "state_dict": state}
 
 
-def _end_snapshots(result: TrainResult, model: ConvAutoencoder) -> None:
-    """Keep only snapshots on the way to the returned model, ending with that model."""
-    last_step = result.history[-1]["step"] if result.history else 0
-    result.snapshots = [s for s in result.snapshots if s["step"] <= last_step]
-    if result.snapshots[-1]["step"] != last_step:
-        result.snapshots.append(_snapshot(model, last_step, result.epochs_done))
-
-
 def lr_factor(step: int, warmup: int, total: int) -> float:
     """Multiplier of the peak lr at ``step``: linear warm-up, then cosine down to 0.05."""
     if step < warmup:
@@ -523,59 +596,52 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
 
 
-@torch.no_grad()
-def reconstruct(model: ConvAutoencoder, x: torch.Tensor) -> torch.Tensor:
-    """Reconstructions of float images in [0, 1] (no grad, model unchanged)."""
-    return model(x)
-
-
-@torch.no_grad()
 def evaluate(
     model: ConvAutoencoder,
     images: ImageSet,
-    batch_size: int = 1000,
+    batch_size: int = BATCH_SIZE,
     with_ssim: bool = True,
     per_class: bool = False,
 ) -> dict:
     """Test MSE, PSNR (of the mean MSE) and SSIM of ``model`` on ``images``.
+
+    The model runs through :class:`convae.recon.EvalCopy`: not modified, not even its
+    train/eval flag, so fit() scores the model it is training with it.
+
+    Args:
+        model: the autoencoder.
+        images: the split to score (e.g. the test split).
+        batch_size: images per forward pass.
+        with_ssim: also the mean SSIM (the slower measure; fit() leaves it out per epoch).
+        per_class: also the figures of each class.
 
     Returns:
         {"mse", "psnr", "ssim", "n"} and, with per_class, {"per_class": {name: {...}}}.
     """
     if len(images) == 0:
         raise ValueError("cannot evaluate on zero images")
-    if images.channels != model.config.in_channels:
-        raise ValueError(
-            f"the model takes {model.config.in_channels}-channel images but the data has "
-            f"{images.channels} channels: pick a model trained on this data set"
-        )
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    net = EvalCopy(model)
     mses, ssims = [], []
-    for i in range(0, len(images), batch_size):
-        x = images.images[i : i + batch_size].to(device).float().div_(255)
-        y = model(x)
+    for x in net.batches(images, batch_size):
+        y = net(x)
         mses.append(mse(y, x).cpu())
         if with_ssim:
             ssims.append(ssim(y, x).cpu())
-    model.train(was_training)
     m = torch.cat(mses)
-    out = {"n": len(images), "mse": float(m.mean()), "psnr": float(psnr_from_mse(m.mean()))}
     s = torch.cat(ssims) if with_ssim else None
+    out = _set_figures(m, s)
+    if per_class:
+        out["per_class"] = {
+            name: _set_figures(m[keep], None if s is None else s[keep])
+            for c, name in enumerate(images.classes)
+            if (keep := images.labels == c).any()
+        }
+    return out
+
+
+def _set_figures(m: torch.Tensor, s: torch.Tensor | None) -> dict:
+    """{"n", "mse", "psnr"[, "ssim"]} of per-image MSEs ``m`` and SSIMs ``s``."""
+    out = {"n": len(m), "mse": float(m.mean()), "psnr": float(psnr_from_mse(m.mean()))}
     if s is not None:
         out["ssim"] = float(s.mean())
-    if per_class:
-        out["per_class"] = {}
-        for c, name in enumerate(images.classes):
-            keep = images.labels == c
-            if keep.any():
-                row = {
-                    "n": int(keep.sum()),
-                    "mse": float(m[keep].mean()),
-                    "psnr": float(psnr_from_mse(m[keep].mean())),
-                }
-                if s is not None:
-                    row["ssim"] = float(s[keep].mean())
-                out["per_class"][name] = row
     return out

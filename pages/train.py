@@ -9,12 +9,12 @@ from __future__ import annotations
 import streamlit as st
 
 from convae.models import DECODER_LABELS, DECODERS, SEED_DECODERS
+from convae.progress import PROGRESS_IMAGES, PROGRESS_POINTS, SHOWN
 from convae.recipes import classroom_config
 from convae.train import TrainConfig
 from pages.glue import draw, training
 from pages.glue.state import device_name, require_data, selected_classes, source_label
 
-SHOWN = 8  # test pictures rebuilt live
 BATCHES = [16, 32, 64, 128, 256]
 
 st.title("Train")
@@ -132,7 +132,8 @@ def _config(dec: str) -> TrainConfig:
         loss=state.get("train_loss", defaults.loss),
         seed=int(state.get("train_seed", 0)),
         noise=float(state.get("train_noise", 0.0)),
-        classes=() if all_classes else tuple(classes),
+        classes=classes,
+        all_classes=data.classes,
         device=device_name(),
     )
 
@@ -151,11 +152,7 @@ st.caption(
     "steps, then cosine decay."
 )
 test_pool = data.test.filter(list(cfg.classes))
-shown = training.Shown(
-    test_pool.floats(slice(0, SHOWN)),
-    [test_pool.classes[i] for i in test_pool.labels[:SHOWN].tolist()],
-    test_pool.images[: training.PROGRESS_IMAGES],
-)
+shown = training.Shown(test_pool)
 
 
 def _keep(runs: list[dict]) -> None:
@@ -180,9 +177,9 @@ if not last:
     )
     draw.note(
         "While it trains, the model's copies of these test pictures appear under them, "
-        f"redrawn {training.PROGRESS_POINTS} times a run: blurry blobs first, then shapes "
+        f"redrawn {PROGRESS_POINTS} times a run: blurry blobs first, then shapes "
         "and colours."
     )
 else:
-    training.show_runs(last, shown, min(training.PROGRESS_IMAGES, len(test_pool)))
+    training.show_runs(last, shown, min(PROGRESS_IMAGES, len(test_pool)))
 training.keep_trained_model()

@@ -241,12 +241,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_models(tiny_data):
     """One model per decoder, trained for 2 epochs on the tiny set (real fit())."""
-    from convae.train import TrainConfig, fit
+    from tests.fixtures import train_tiny
 
-    return {
-        dec: fit(TrainConfig(decoder=dec, epochs=2, batch_size=16, warmup_steps=2), tiny_data)
-        for dec in ("transpose", "upsample")
-    }
+    return {dec: train_tiny(tiny_data, decoder=dec) for dec in ("transpose", "upsample")}
 
 
 def _unpack_fashion_mnist(root: Path) -> None:

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from convae.checkpoints import save_checkpoint
-
 from .apptools import (
     APP,
     TIMEOUT,
@@ -28,22 +26,13 @@ from .apptools import (
     png_bytes,
     start,
 )
+from .fixtures import save_tiny_models
 
 
 @pytest.fixture(scope="module")
 def app_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
     """Environment for the app: the tiny folder source and a checkpoints dir."""
-    ckdir = tmp_path_factory.mktemp("app_checkpoints")
-    for dec, res in tiny_models.items():
-        save_checkpoint(
-            ckdir / f"shapes-{dec}.pt",
-            res.model,
-            res.train_config.to_dict(),
-            res.history,
-            res.test_metrics,
-            res.data_fingerprint,
-            tiny_data.source,
-        )
+    ckdir = save_tiny_models(tmp_path_factory.mktemp("app_checkpoints"), tiny_models, tiny_data)
     return {
         "CONVAE_SOURCE": tiny_data.source,
         "CONVAE_CHECKPOINTS": str(ckdir),

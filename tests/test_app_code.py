@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from convae.checkpoints import save_checkpoint
 from convae.data import load_dataset
-from convae.train import TrainConfig, fit
 
 from .conftest import make_fashion_mnist_root
+from .fixtures import save_trained, train_tiny
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 90  # seconds per run: a first run imports torch and plotly on a busy 2-core box
@@ -24,17 +23,9 @@ def grey_env(tmp_path_factory) -> dict:
     root = make_fashion_mnist_root(tmp_path_factory.mktemp("grey_root"))
     data = load_dataset("fashion-mnist", root=root)
     assert data.train.images.shape[1:] == (1, 28, 28)
-    res = fit(TrainConfig(decoder="upsample", epochs=1, batch_size=16, warmup_steps=2), data)
+    res = train_tiny(data, decoder="upsample", epochs=1)
     ckdir = tmp_path_factory.mktemp("grey_checkpoints")
-    save_checkpoint(
-        ckdir / "grey-upsample.pt",
-        res.model,
-        res.train_config.to_dict(),
-        res.history,
-        res.test_metrics,
-        res.data_fingerprint,
-        data.source,
-    )
+    save_trained(ckdir / "grey-upsample.pt", res, data)
     return {
         "CONVAE_SOURCE": "fashion-mnist",
         "CONVAE_DATA": str(root),

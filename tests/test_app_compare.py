@@ -19,13 +19,13 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from convae.baselines import DownsampleBaseline, downsample_config
-from convae.checkpoints import load_checkpoint, save_checkpoint, snapshot_models
+from convae.checkpoints import load_checkpoint, snapshot_models
 from convae.figures import to_uint8
 from convae.metrics import GREY_LEVELS, blockiness, ssim
 from convae.models import trace
-from convae.train import TrainConfig, fit
 
 from .apptools import array, html_text, ok, open_page, pictures, plotly, start
+from .fixtures import save_tiny_models, save_trained, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN_KEYS = ["shipped:shapes-transpose.pt", "shipped:shapes-upsample.pt"]
@@ -35,33 +35,10 @@ DECODERS = ("transpose", "upsample")
 
 @pytest.fixture(scope="module")
 def compare_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
-    ckdir = tmp_path_factory.mktemp("compare_checkpoints")
-    for dec, res in tiny_models.items():
-        save_checkpoint(
-            ckdir / f"shapes-{dec}.pt",
-            res.model,
-            res.train_config.to_dict(),
-            res.history,
-            res.test_metrics,
-            res.data_fingerprint,
-            tiny_data.source,
-        )
+    ckdir = save_tiny_models(tmp_path_factory.mktemp("compare_checkpoints"), tiny_models, tiny_data)
     for dec in DECODERS:
-        res = fit(
-            TrainConfig(decoder=dec, epochs=2, batch_size=16, warmup_steps=2),
-            tiny_data,
-            snapshots=3,
-        )
-        save_checkpoint(
-            ckdir / f"snap-{dec}.pt",
-            res.model,
-            res.train_config.to_dict(),
-            res.history,
-            res.test_metrics,
-            res.data_fingerprint,
-            tiny_data.source,
-            snapshots=res.snapshots,
-        )
+        res = train_tiny(tiny_data, snapshots=3, decoder=dec)
+        save_trained(ckdir / f"snap-{dec}.pt", res, tiny_data)
     return {
         "CONVAE_SOURCE": tiny_data.source,
         "CONVAE_CHECKPOINTS": str(ckdir),

@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from convae.checkpoints import save_checkpoint
-from convae.train import TrainConfig, fit
-
 from .apptools import array, html_text, pictures, plotly
+from .fixtures import save_tiny_models, save_trained, train_tiny
 from .test_app import _open
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,33 +26,10 @@ TASKS = {
 @pytest.fixture(scope="module")
 def tasks_env(tiny_data, tiny_models, tmp_path_factory) -> dict:
     """Plain models for both decoders and one tiny task model per task (transpose)."""
-    ckdir = tmp_path_factory.mktemp("task_checkpoints")
-    for dec, res in tiny_models.items():
-        save_checkpoint(
-            ckdir / f"shapes-{dec}.pt",
-            res.model,
-            res.train_config.to_dict(),
-            res.history,
-            res.test_metrics,
-            res.data_fingerprint,
-            tiny_data.source,
-        )
+    ckdir = save_tiny_models(tmp_path_factory.mktemp("task_checkpoints"), tiny_models, tiny_data)
     for task, spec in TASKS.items():
-        res = fit(
-            TrainConfig(
-                decoder="transpose", epochs=1, batch_size=16, warmup_steps=2, corruption=spec
-            ),
-            tiny_data,
-        )
-        save_checkpoint(
-            ckdir / f"shapes-{task}-transpose.pt",
-            res.model,
-            res.train_config.to_dict(),
-            res.history,
-            res.test_metrics,
-            res.data_fingerprint,
-            tiny_data.source,
-        )
+        res = train_tiny(tiny_data, decoder="transpose", epochs=1, corruption=spec)
+        save_trained(ckdir / f"shapes-{task}-transpose.pt", res, tiny_data)
     return {
         "CONVAE_SOURCE": tiny_data.source,
         "CONVAE_CHECKPOINTS": str(ckdir),

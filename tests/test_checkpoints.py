@@ -22,7 +22,13 @@ from .test_models import CourseTransposeAE
 def test_round_trip(tmp_path):
     model = ConvAutoencoder(AEConfig(decoder="upsample"))
     path = save_checkpoint(
-        tmp_path / "m.pt", model, {"loss": "mse"}, [{"epoch": 1}], {"psnr": 22.0}, "abc", "cifar10"
+        tmp_path / "m.pt",
+        model,
+        train_config={"loss": "mse"},
+        history=[{"epoch": 1}],
+        test_metrics={"psnr": 22.0},
+        data_fingerprint="abc",
+        data_source="cifar10",
     )
     ck = load_checkpoint(path)
     assert ck.config == model.config

@@ -17,6 +17,9 @@ def run_cli(*args: str, data_root: Path) -> subprocess.CompletedProcess:
         "CONVAE_DATA": str(data_root),
         "CONVAE_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),
+        # One thread, as in this process (tests/conftest.py): on a busy 2-core machine two
+        # OpenMP threads wait at every barrier for the one that was descheduled.
+        "CONVAE_THREADS": os.environ.get("CONVAE_TEST_THREADS") or "1",
     }
     return subprocess.run(
         [sys.executable, "-m", "convae", *args],

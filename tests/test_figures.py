@@ -14,13 +14,12 @@ from convae.figures import (
     architecture_diagram,
     architecture_image,
     architecture_markdown,
-    grid_png,
-    image_list,
     rows_png,
     step_thumbnail,
     training_curves,
     upscale,
 )
+from convae.figures.maps import DIVERGING, plotly_scale, step_maps
 from convae.images import ImageDecodeError, image_to_input
 from convae.models import AEConfig, ConvAutoencoder, trace
 from convae.summary import architecture, channel_stats, compression, value_range
@@ -38,13 +37,6 @@ def test_upscale_repeats_pixels_without_blending():
     assert big.shape == (6, 6)
     assert set(np.unique(big)) == {0, 255}  # no in-between values: nothing was smoothed
     assert (big[:3, :3] == 0).all() and (big[:3, 3:] == 255).all()
-
-
-def test_image_list_enlarges_cifar_to_about_96_px():
-    imgs = image_list(torch.rand(2, 3, 32, 32))
-    assert [i.shape for i in imgs] == [(96, 96, 3), (96, 96, 3)]
-    grey = image_list(torch.rand(1, 1, 28, 28))
-    assert grey[0].shape == (84, 84)
 
 
 def test_architecture_matches_the_design_table(model):
@@ -100,11 +92,14 @@ def test_colour_modes_span_the_right_ranges(model):
     whole = activation_grid(relu1, "relu1", "model", (lo, hi)).data[0]
     assert whole.zmax == pytest.approx(max(-lo, hi) if lo < 0 < hi else hi)
     assert whole.zmax >= layer.zmax
-    # Signed maps get a diverging scale centred on zero.
+    # Signed maps get a diverging scale centred on zero: the same blue-white-red
+    # "balance" as the Layers page's pictures and their legend.
     conv1 = dict(acts)["conv1"]
     if float(conv1.min()) < 0 < float(conv1.max()):
         signed = activation_grid(conv1, "conv1", "layer").data[0]
         assert signed.zmid == 0 and signed.zmin == -signed.zmax
+        balance = [c for _, c in signed.colorscale]
+        assert balance[0] == plotly_scale(DIVERGING)[0] and len(balance) > 2
     with pytest.raises(ValueError):
         activation_grid(relu1, "relu1", "model")  # needs the model's range
 
@@ -116,6 +111,16 @@ def test_step_thumbnails_are_pictures_for_image_steps_and_tiles_otherwise(model)
         assert 60 <= thumb.shape[1] <= 140, name
 
 
+def test_thumbnails_and_channel_maps_share_one_colour_table(model):
+    """The overview strip's tiles are the Layers page's per-channel pictures, colour for
+    colour (one viridis table, not a copy of it per module)."""
+    acts = dict(trace(model, torch.rand(1, 3, 32, 32)))
+    thumb = step_thumbnail(acts["relu1"], "relu1", 3)  # 16 maps as 4x4 tiles, 1 px apart
+    maps = step_maps(acts["relu1"], "relu1", "channel").pictures
+    assert np.array_equal(thumb[:32, :32], maps[0])
+    assert np.array_equal(thumb[33:65, 33:65], maps[5])
+
+
 def test_training_curves_overlay_runs():
     runs = [
         {"label": d, "steps": [(1, 0.7), (2, 0.6)], "history": [{"epoch": 1, "test_psnr": 15.0}]}
@@ -124,23 +129,6 @@ def test_training_curves_overlay_runs():
     fig = training_curves(runs)
     assert len(fig.data) == 4
     assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis2.title.text == "PSNR (dB)"
-
-
-def test_grid_png_is_a_readable_png():
-    png = grid_png(
-        [("original", torch.rand(3, 3, 32, 32)), ("model", torch.rand(2, 3, 32, 32))],
-        [["a", "b", "c"], ["1 dB", "2 dB"]],
-    )
-    im = Image.open(io.BytesIO(png))
-    assert im.format == "PNG" and im.width > 3 * 96
-
-
-def test_grid_png_pixels_are_the_images_enlarged():
-    x = torch.rand(2, 3, 32, 32)
-    im = np.asarray(Image.open(io.BytesIO(grid_png([("", x)], target_px=64, gap=4))))
-    assert im.shape == (4 + 64 + 4, 4 + 2 * (64 + 4), 3)  # no label column, no captions
-    second = im[4:68, 4 + 68 : 4 + 68 + 64]
-    assert np.array_equal(second, upscale(image_list(x[1:], 32)[0], 2))
 
 
 def test_rows_png_keeps_each_picture_as_drawn():

@@ -12,9 +12,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from convae.checkpoints import save_checkpoint
 from convae.style import (
-    VGG19_FILE,
+    ENCODER_LAYERS,
     VGG19_LAYERS,
     EncoderFeatures,
     StyleConfig,
@@ -26,8 +25,11 @@ from convae.style import (
     style_loss,
     style_transfer,
     total_variation,
+    vgg19_file,
     vgg_weights_path,
 )
+
+from .fixtures import save_tiny_models
 
 
 def test_gram_matrix_by_hand():
@@ -97,12 +99,38 @@ def test_style_transfer_lowers_its_loss_and_reports_progress(tiny_models, tiny_d
 
 def test_vgg_is_offered_only_from_a_local_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert vgg19_file() == "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 file
     assert vgg_weights_path() is None  # nothing there, and nothing is downloaded
     assert not any(tmp_path.rglob("*"))
-    p = tmp_path / "hub" / "checkpoints" / VGG19_FILE
+    p = tmp_path / "hub" / "checkpoints" / vgg19_file()
     p.parent.mkdir(parents=True)
     p.write_bytes(b"x")
     assert vgg_weights_path() == p
+    # where torch hub itself would look: torch.hub.set_dir wins over $TORCH_HOME
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # set_dir's setting, undone after
+    torch.hub.set_dir(str(elsewhere))
+    assert vgg_weights_path() is None
+    (elsewhere / "checkpoints").mkdir(parents=True)
+    (elsewhere / "checkpoints" / vgg19_file()).write_bytes(b"x")
+    assert vgg_weights_path() == elsewhere / "checkpoints" / vgg19_file()
+
+
+def test_style_defaults_per_layer_for_both_extractors():
+    """What the Style page starts with comes from StyleConfig: the encoder's relu2 for
+    content and its two ReLUs for style; for VGG-19 relu4_2 and each block's first ReLU
+    (Gatys et al.); and the page's measured weights (bench/style_defaults.py)."""
+    enc = StyleConfig.for_layers(ENCODER_LAYERS)
+    assert enc.content_layer == "relu2"
+    assert {n for n, w in enc.style_weights.items() if w} == {"relu1", "relu2"}
+    assert set(enc.style_weights) == set(ENCODER_LAYERS)
+    vgg = StyleConfig.for_layers(list(VGG19_LAYERS), steps=50)
+    assert vgg.content_layer == "relu4_2" and vgg.steps == 50
+    on = {n for n, w in vgg.style_weights.items() if w}
+    assert on == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    d = StyleConfig()
+    assert (d.beta, d.tv, d.lr, d.steps, d.alpha) == (1000.0, 30.0, 0.02, 200, 1.0)
+    assert d.style_weights == {"relu1": 1.0, "relu2": 1.0}
 
 
 # ------------------------------------------------------------------------ VGG-19
@@ -131,7 +159,7 @@ def vgg_home(tmp_path_factory) -> Path:
         else:
             state[k] = (torch.randn(shape[-1:], generator=gen) * 0.01).expand(shape)
     home = tmp_path_factory.mktemp("torch_home")
-    path = home / "hub" / "checkpoints" / VGG19_FILE
+    path = home / "hub" / "checkpoints" / vgg19_file()
     path.parent.mkdir(parents=True)
     torch.save(state, path, _use_new_zipfile_serialization=False)
     return home
@@ -140,10 +168,13 @@ def vgg_home(tmp_path_factory) -> Path:
 def test_vgg19_style_transfer_end_to_end(vgg_home, monkeypatch, tiny_data):
     monkeypatch.setenv("TORCH_HOME", str(vgg_home))
     path = vgg_weights_path()
-    assert path == vgg_home / "hub" / "checkpoints" / VGG19_FILE
+    assert path == vgg_home / "hub" / "checkpoints" / vgg19_file()
     ex = VGGFeatures(path)
     saved = torch.load(path, weights_only=True)
     assert torch.equal(ex.features[0].weight, saved["features.0.weight"])  # its weights
+    # normalised as torchvision's weights were trained: the ImageNet mean and std
+    assert ex.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])
+    assert ex.std.flatten().tolist() == pytest.approx([0.229, 0.224, 0.225])
     content = tiny_data.test.floats()[:1]
     style = tiny_data.test.floats()[-1:].repeat(1, 1, 2, 2)  # 64x64
     feats = ex(content, list(VGG19_LAYERS))
@@ -166,7 +197,7 @@ def test_vgg19_style_transfer_end_to_end(vgg_home, monkeypatch, tiny_data):
 
 
 def test_unusable_vgg_files_get_a_clear_error(tmp_path):
-    bad = tmp_path / VGG19_FILE
+    bad = tmp_path / vgg19_file()
     bad.write_bytes(b"x")  # e.g. a broken copy
     with pytest.raises(VGGWeightsError, match="not a readable PyTorch file") as err:
         VGGFeatures(bad)
@@ -178,16 +209,8 @@ def test_unusable_vgg_files_get_a_clear_error(tmp_path):
 
 
 def _style_app(tiny_data, tiny_models, tmp_path, monkeypatch, torch_home: Path) -> AppTest:
-    ckdir = tmp_path / "checkpoints"
-    res = tiny_models["transpose"]
-    save_checkpoint(
-        ckdir / "shapes-transpose.pt",
-        res.model,
-        res.train_config.to_dict(),
-        res.history,
-        res.test_metrics,
-        res.data_fingerprint,
-        tiny_data.source,
+    ckdir = save_tiny_models(
+        tmp_path / "checkpoints", {"transpose": tiny_models["transpose"]}, tiny_data
     )
     for k, v in {
         "TORCH_HOME": str(torch_home),
@@ -228,7 +251,7 @@ def test_style_page_with_a_broken_vgg_file_says_so_and_keeps_the_encoder(
 ):
     home = tmp_path / "torch_home"
     (home / "hub" / "checkpoints").mkdir(parents=True)
-    (home / "hub" / "checkpoints" / VGG19_FILE).write_bytes(b"x")
+    (home / "hub" / "checkpoints" / vgg19_file()).write_bytes(b"x")
     at = _style_app(tiny_data, tiny_models, tmp_path, monkeypatch, home)
     at.radio(key="style_extractor").set_value("vgg19").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -72,19 +72,19 @@ def test_divergence_is_caught(tiny_data):
 
 def test_divergence_after_an_epoch_keeps_that_epoch(tiny_data, monkeypatch):
     """A loss that turns NaN two steps into epoch 2 rolls back to epoch 1's weights."""
-    import convae.train as train_mod
+    import convae.steps as steps_mod
 
     cfg = TrainConfig(epochs=3, batch_size=16)
     one = fit(cfg, tiny_data, lambda ev: ev.kind == "epoch")  # stopped after epoch 1
     steps_per_epoch = one.history[0]["step"]
-    real_loss, calls = train_mod.reconstruction_loss, [0]
+    real_loss, calls = steps_mod.reconstruction_loss, [0]
 
     def loss_turning_nan(*args, **kwargs):
         calls[0] += 1
         loss = real_loss(*args, **kwargs)
         return loss * float("nan") if calls[0] == steps_per_epoch + 2 else loss
 
-    monkeypatch.setattr(train_mod, "reconstruction_loss", loss_turning_nan)
+    monkeypatch.setattr(steps_mod, "reconstruction_loss", loss_turning_nan)
     r = fit(cfg, tiny_data)
     assert r.diverged and "Kept the last finished epoch (1)" in r.diverged
     assert f"step {steps_per_epoch + 2} (epoch 2)" in r.diverged

@@ -16,13 +16,19 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from PIL import Image, ImageDraw
-from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-COLOUR_MODES = ("channel", "layer", "model")
-COLOUR_MODE_LABELS = {"channel": "per channel", "layer": "per layer", "model": "whole model"}
-DIVERGING = "RdBu_r"  # signed maps (conv outputs): blue < 0 < red, white at zero
-SEQUENTIAL = "Viridis"  # non-negative maps (after ReLU, pools, sigmoid)
+from .maps import (
+    COLOUR_MODE_LABELS,
+    COLOUR_MODES,
+    DIVERGING,
+    SEQUENTIAL,
+    colour_table,
+    plotly_scale,
+)
+
+# The colour maps and their tables live in .maps (one copy): viridis for values that
+# cannot be negative, cmocean's "balance" (blue < 0 < red, white at zero) for signed ones.
 PART_COLOURS = {"input": "#7f7f7f", "encoder": "#1f77b4", "code": "#d62728", "decoder": "#2ca02c"}
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -47,42 +53,8 @@ def display_scale(image_size: int, target_px: int = 96) -> int:
     return max(1, round(target_px / image_size))
 
 
-def image_list(x: torch.Tensor, target_px: int = 96) -> list[np.ndarray]:
-    """A batch (N, C, H, W) in [0, 1] as uint8 images enlarged to about ``target_px``.
-
-    Shown with ``st.image(..., width="content")`` so the browser draws them 1:1.
-    """
-    f = display_scale(x.shape[-1], target_px)
-    return [upscale(to_uint8(img), f) for img in x]
-
-
 def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
-
-
-def grid_png(
-    rows: Sequence[tuple[str, torch.Tensor]],
-    captions: Sequence[Sequence[str]] | None = None,
-    target_px: int = 96,
-    gap: int = 4,
-    label_px: int = 150,
-) -> bytes:
-    """A labelled grid of image rows as PNG bytes (the Reconstructions download).
-
-    Args:
-        rows: (row label, images (N, C, H, W) in [0, 1]); rows may have different N.
-        captions: optional text under each image, one sequence per row.
-        target_px: about how wide each image is drawn (integer nearest upscaling).
-    """
-    f = display_scale(rows[0][1].shape[-1], target_px)
-    return rows_png(
-        [
-            (label, [upscale(to_uint8(img), f) for img in x], captions[r] if captions else None)
-            for r, (label, x) in enumerate(rows)
-        ],
-        gap,
-        label_px,
-    )
 
 
 def rows_png(
@@ -159,7 +131,9 @@ def activation_grid(
     """Every channel of one image's activation as a tiled heatmap with hover values.
 
     One heatmap trace holds all tiles (NaN gaps between them): one trace instead of 16
-    subplots keeps a layer step fast to build and to draw.
+    subplots keeps a layer step fast to build and to draw. (The pages draw channel maps
+    as pictures now, :func:`convae.figures.maps.step_maps`; bench/train_priority.py still
+    measures this plotly figure, which is what the Layers page used to send.)
 
     Args:
         activation: (C, H, W) or (1, C, H, W).
@@ -174,66 +148,18 @@ def activation_grid(
     a = (activation[0] if activation.ndim == 4 else activation).detach().float().cpu()
     c, h, w = a.shape
     rows, cols = grid_shape(c)
-    gap = max(2, h // 4)  # room for the "ch N" labels between rows
-    big_h, big_w = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
-    z = np.full((big_h, big_w), np.nan, dtype=np.float32)
-    # customdata per cell: channel, row, column, true value (z may be normalised).
-    cd = np.full((big_h, big_w, 4), np.nan, dtype=np.float32)
-    values = a.numpy()
-    if mode == "channel":
-        lo = values.reshape(c, -1).min(1)[:, None, None]
-        hi = values.reshape(c, -1).max(1)[:, None, None]
-        shown = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
-        zmin, zmax, scale, zmid = 0.0, 1.0, SEQUENTIAL, None
-        bar = dict(
-            title=dict(text="own range", side="right"),
-            tickvals=[0, 0.5, 1],
-            ticktext=["channel min", "mid", "channel max"],
-        )
-    else:
-        shown = values
-        zmin, zmax = colour_range(a, mode, model_range)
-        if zmin < 0 < zmax:  # signed: centre white on zero so sign reads at a glance
-            m = max(-zmin, zmax)
-            zmin, zmax, scale, zmid = -m, m, DIVERGING, 0.0
-        else:
-            scale, zmid = SEQUENTIAL, None
-        bar = dict(title=dict(text="value", side="right"))
-    yy, xx = np.mgrid[:h, :w]
-    annotations = []
-    for ch in range(c):
-        r, col = divmod(ch, cols)
-        top, left = r * (h + gap), col * (w + gap)
-        z[top : top + h, left : left + w] = shown[ch]
-        cd[top : top + h, left : left + w] = np.stack(
-            [np.full((h, w), ch), yy, xx, values[ch]], axis=-1
-        )
-        annotations.append(
-            dict(
-                x=left + w / 2 - 0.5,
-                y=top - 0.5,
-                text=f"ch {ch}",
-                showarrow=False,
-                yanchor="bottom",
-                font=dict(size=11),
-                xref="x",
-                yref="y",
-            )
-        )
+    shown, colours = _heatmap_colours(a, mode, model_range)
+    z, cd, annotations = _tiles(a.numpy(), shown, cols, gap=max(2, h // 4))
     fig = go.Figure(
         go.Heatmap(
             z=z,
             customdata=cd,
-            colorscale=scale,
-            zmin=zmin,
-            zmax=zmax,
-            zmid=zmid,
             hoverongaps=False,
-            colorbar=dict(thickness=14, len=1.0, **bar),
             hovertemplate=(
                 "channel %{customdata[0]}<br>row %{customdata[1]}, "
                 "col %{customdata[2]}<br>value %{customdata[3]:.4f}<extra></extra>"
             ),
+            **colours,
         )
     )
     fig.update_xaxes(visible=False, constrain="domain")
@@ -252,13 +178,53 @@ def activation_grid(
     return fig
 
 
-def _lut(scale: str = SEQUENTIAL) -> np.ndarray:
-    """A 256-entry uint8 RGB table of a plotly colour scale (for thumbnails)."""
-    cols = sample_colorscale(scale, list(np.linspace(0, 1, 256)), colortype="tuple")
-    return (np.array(cols) * 255).round().astype(np.uint8)
+def _heatmap_colours(
+    a: torch.Tensor, mode: str, model_range: tuple[float, float] | None
+) -> tuple[np.ndarray, dict]:
+    """The values as coloured (normalised per channel in "channel" mode) and the
+    heatmap's colour settings: viridis, or balance centred on zero for signed values."""
+    values = a.numpy()
+    bar = dict(thickness=14, len=1.0, title=dict(text="value", side="right"))
+    if mode == "channel":
+        flat = values.reshape(len(values), -1)
+        lo, hi = flat.min(1)[:, None, None], flat.max(1)[:, None, None]
+        shown = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
+        bar.update(
+            title=dict(text="own range", side="right"),
+            tickvals=[0, 0.5, 1],
+            ticktext=["channel min", "mid", "channel max"],
+        )
+        return shown, dict(colorscale=plotly_scale(SEQUENTIAL), zmin=0.0, zmax=1.0, colorbar=bar)
+    zmin, zmax = colour_range(a, mode, model_range)
+    if zmin < 0 < zmax:  # signed: centre white on zero so sign reads at a glance
+        m = max(-zmin, zmax)
+        scale = dict(colorscale=plotly_scale(DIVERGING), zmin=-m, zmax=m, zmid=0.0)
+    else:
+        scale = dict(colorscale=plotly_scale(SEQUENTIAL), zmin=zmin, zmax=zmax)
+    return values, {**scale, "colorbar": bar}
 
 
-_VIRIDIS = _lut()
+def _tiles(
+    values: np.ndarray, shown: np.ndarray, cols: int, gap: int
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The channel maps tiled ``cols`` to a row with NaN gaps: the coloured values, the
+    hover data per cell (channel, row, column, true value) and a "ch N" label per map."""
+    c, h, w = values.shape
+    rows = math.ceil(c / cols)
+    big_h, big_w = rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap
+    z = np.full((big_h, big_w), np.nan, dtype=np.float32)
+    cd = np.full((big_h, big_w, 4), np.nan, dtype=np.float32)
+    yy, xx = np.mgrid[:h, :w]
+    annotations = []
+    for ch in range(c):
+        r, col = divmod(ch, cols)
+        top, left = r * (h + gap), col * (w + gap)
+        z[top : top + h, left : left + w] = shown[ch]
+        cell = [np.full((h, w), ch), yy, xx, values[ch]]
+        cd[top : top + h, left : left + w] = np.stack(cell, axis=-1)
+        label = dict(x=left + w / 2 - 0.5, y=top - 0.5, text=f"ch {ch}", showarrow=False)
+        annotations.append(dict(**label, yanchor="bottom", font=dict(size=11), xref="x", yref="y"))
+    return z, cd, annotations
 
 
 def step_thumbnail(
@@ -283,13 +249,13 @@ def step_thumbnail(
     lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
     norm = ((a - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi))).numpy()
     gap = 1
+    viridis = colour_table(SEQUENTIAL)
     mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
     for ch in range(c):
         r, col = divmod(ch, cols)
         idx = (norm[ch] * 255).round().astype(np.int64)
-        mosaic[r * (h + gap) : r * (h + gap) + h, col * (w + gap) : col * (w + gap) + w] = _VIRIDIS[
-            idx
-        ]
+        top, left = r * (h + gap), col * (w + gap)
+        mosaic[top : top + h, left : left + w] = viridis[idx]
     return upscale(mosaic, display_scale(mosaic.shape[1], target_px))
 
 
@@ -312,40 +278,17 @@ def training_curves(runs: Sequence[dict]) -> go.Figure:
         subplot_titles=("Training loss per step", "Test PSNR during training"),
     )
     for i, run in enumerate(runs):
-        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        colour, label = RUN_COLOURS[i % len(RUN_COLOURS)], run["label"]
         steps = run.get("steps") or []
         if steps:
-            s, v = zip(*steps, strict=True)
-            fig.add_trace(
-                go.Scatter(
-                    x=s,
-                    y=v,
-                    mode="lines",
-                    name=run["label"],
-                    legendgroup=run["label"],
-                    line=dict(color=colour),
-                ),
-                row=1,
-                col=1,
-            )
+            fig.add_trace(run_line(*zip(*steps, strict=True), label, colour), row=1, col=1)
         points = run.get("psnr_points") or [
             (h.get("step", h["epoch"]), h["test_psnr"]) for h in run.get("history") or []
         ]
         if points:
             s, v = zip(*points, strict=True)
-            fig.add_trace(
-                go.Scatter(
-                    x=s,
-                    y=v,
-                    mode="lines+markers",
-                    name=run["label"],
-                    legendgroup=run["label"],
-                    showlegend=not steps,
-                    line=dict(color=colour),
-                ),
-                row=1,
-                col=2,
-            )
+            line = run_line(s, v, label, colour, "lines+markers", showlegend=not steps)
+            fig.add_trace(line, row=1, col=2)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="PSNR (dB)", row=1, col=2)
@@ -353,6 +296,37 @@ def training_curves(runs: Sequence[dict]) -> go.Figure:
         height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25)
     )
     return fig
+
+
+def run_line(
+    x: Sequence[float],
+    y: Sequence[float],
+    name: str,
+    colour: str,
+    mode: str = "lines",
+    showlegend: bool = True,
+    **line: object,
+) -> go.Scatter:
+    """One run's curve in its colour, grouped in the legend under its name (a click on
+    the name hides all of that run's curves).
+
+    Args:
+        x, y: the points.
+        name: the run's label.
+        colour: its colour (e.g. from RUN_COLOURS).
+        mode: plotly's "lines", "lines+markers", ...
+        showlegend: False for the second and later curves of a run.
+        line: more line settings, e.g. dash="dot", width=1.
+    """
+    return go.Scatter(
+        x=list(x),
+        y=list(y),
+        mode=mode,
+        name=name,
+        legendgroup=name,
+        showlegend=showlegend,
+        line=dict(color=colour, **line),
+    )
 
 
 # --------------------------------------------------------- architecture diagram

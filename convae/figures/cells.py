@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 
 from ..cells import Box, Footprint, PixelArithmetic, ReceptiveField
 from ..metrics import GREY_LEVELS
-from . import DIVERGING, RUN_COLOURS, SEQUENTIAL, to_uint8
+from . import DIVERGING, RUN_COLOURS, SEQUENTIAL, plotly_scale, to_uint8
 
 CELL_COLOUR = "#222222"  # outline of the code cell's own 4x4 block
 FIELD_COLOUR = "#2ca02c"  # outline of the box the cell can reach
@@ -164,7 +164,7 @@ def footprint_figure(footprints: Mapping[str, Footprint], height: int = 360) -> 
         fig.update_xaxes(visible=False, constrain="domain", row=1, col=i)
     fig.update_layout(
         coloraxis=dict(
-            colorscale=DIVERGING,
+            colorscale=plotly_scale(DIVERGING),
             cmin=-vmax,
             cmax=vmax,
             colorbar=dict(title=dict(text="grey levels", side="right"), thickness=12),

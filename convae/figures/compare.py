@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from ..metrics import GREY_LEVELS
 from ..models import step_role
-from . import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
+from . import RUN_COLOURS, display_scale, run_line, to_uint8, upscale
+from .maps import colour_table
 
 ERROR_SCALE = "Inferno"  # dark = no error, bright = large: errors pop out of a dark map
 INPUT_COLOUR = "#7f7f7f"
@@ -31,12 +31,7 @@ STRIPE_FREQ = 0.5  # period-2 stripes: (pi, 0) and (0, pi)
 CHECKER_FREQ = 0.5 * 2**0.5  # a 2-pixel checkerboard: (pi, pi), the spectrum's corner
 
 
-def _lut(scale: str) -> np.ndarray:
-    cols = sample_colorscale(scale, list(np.linspace(0, 1, 256)), colortype="tuple")
-    return (np.array(cols) * 255).round().astype(np.uint8)
-
-
-_ERROR_LUT = _lut(ERROR_SCALE)
+_ERROR_LUT = colour_table(ERROR_SCALE)
 
 
 def error_image(abs_error: torch.Tensor, vmax: float, target_px: int = 96) -> np.ndarray:
@@ -409,45 +404,15 @@ def snapshot_curves(
     for i, (name, pts) in enumerate(curves.items()):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         steps = [p["step"] for p in pts]
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=[p["psnr"] for p in pts],
-                mode="lines+markers",
-                name=name,
-                legendgroup=name,
-                line=dict(color=colour),
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=[p[measure] for p in pts],
-                mode="lines+markers",
-                name=name,
-                legendgroup=name,
-                showlegend=False,
-                line=dict(color=colour),
-            ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=[p[measure + "_floor"] for p in pts],
-                mode="lines",
-                name=f"{name}: floor",
-                legendgroup=name,
-                showlegend=False,
-                line=dict(color=colour, dash="dot", width=1),
-                hovertemplate="floor %{y:.3f}<extra>" + name + "</extra>",
-            ),
-            row=1,
-            col=2,
-        )
+        marked = "lines+markers"
+        psnr = run_line(steps, [p["psnr"] for p in pts], name, colour, marked)
+        fig.add_trace(psnr, row=1, col=1)
+        value = run_line(steps, [p[measure] for p in pts], name, colour, marked, False)
+        fig.add_trace(value, row=1, col=2)
+        floors = [p[measure + "_floor"] for p in pts]
+        floor = run_line(steps, floors, name, colour, showlegend=False, dash="dot", width=1)
+        floor.update(name=f"{name}: floor", hovertemplate=f"floor %{{y:.3f}}<extra>{name}</extra>")
+        fig.add_trace(floor, row=1, col=2)
     for s in dict.fromkeys(current_steps):
         for col in (1, 2):
             fig.add_vline(x=s, line=dict(color="#999999", dash="dot", width=1), row=1, col=col)
@@ -475,29 +440,6 @@ def matching_step(step: str, names: Sequence[str]) -> str:
         "shuffle2": "second",
     }.get(step, role)
     return next((n for n in names if step_role(n) == role), names[-1])
-
-
-def paired_activation_grids(
-    acts: Mapping[str, tuple[str, torch.Tensor]], tile_px: int = 80
-) -> list[go.Figure]:
-    """Activation maps of two (or more) models on one shared colour scale.
-
-    Args:
-        acts: model label -> (step name, activation (C, H, W) or (1, C, H, W)).
-
-    Returns:
-        One :func:`convae.figures.activation_grid` figure per model, all spanning the
-        joint min..max (centred on zero when the values have both signs).
-    """
-    lo = min(float(a.min()) for _, a in acts.values())
-    hi = max(float(a.max()) for _, a in acts.values())
-    figs = []
-    for label, (step, act) in acts.items():
-        fig = activation_grid(act, step, "model", (lo, hi), tile_px=tile_px)
-        # Half a page wide: the name and step only (the page says the scale is shared).
-        fig.update_layout(title=dict(text=f"{label}: {step}"))
-        figs.append(fig)
-    return figs
 
 
 def artifact_sentence(summary: Sequence[dict]) -> str:

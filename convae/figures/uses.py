@@ -14,6 +14,13 @@ from . import RUN_COLOURS
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
 
 
+def _titled(fig: go.Figure, title: str, height: int, **axes: str) -> go.Figure:
+    """``fig`` with its title, height and axis titles (e.g. yaxis_title=...), in the
+    layout these charts share (legend below)."""
+    fig.update_layout(title=dict(text=title, x=0), height=height, **axes, **_LAYOUT)
+    return fig
+
+
 def psnr_curve_figure(
     strengths: Sequence[float],
     curves: dict[str, list[float]],
@@ -44,13 +51,7 @@ def psnr_curve_figure(
         )
     if marker is not None:
         fig.add_vline(x=marker, line=dict(color="#d62728", width=1, dash="dot"))
-    fig.update_layout(
-        title=dict(text="PSNR against the clean image", x=0),
-        xaxis_title=x_title,
-        yaxis_title="PSNR (dB)",
-        height=380,
-        **_LAYOUT,
-    )
+    _titled(fig, "PSNR against the clean image", 380, xaxis_title=x_title, yaxis_title="PSNR (dB)")
     finite = [y for ys in curves.values() for y in ys if y < 99]
     if finite:
         fig.update_yaxes(range=[min(finite) - 1, max(finite) + 1])
@@ -144,39 +145,18 @@ def rate_distortion_figure(rd: dict, image_point: list[dict] | None = None) -> g
         annotation_position="top left",
     )
     fig.update_xaxes(type="log", title_text="bytes per image (log scale)")
-    fig.update_layout(
-        title=dict(text="Rate and distortion over test images", x=0),
-        yaxis_title="PSNR (dB)",
-        height=420,
-        **_LAYOUT,
-    )
-    return fig
+    return _titled(fig, "Rate and distortion over test images", 420, yaxis_title="PSNR (dB)")
 
 
 def loss_curve_figure(history: list[dict], alpha: float, beta: float) -> go.Figure:
     """Style-transfer losses per step (log scale): weighted content, weighted style, total."""
     steps = [h["step"] for h in history]
     fig = go.Figure()
-    fig.add_scatter(
-        x=steps, y=[h["total"] for h in history], name="total", line=dict(color="#000000")
-    )
-    fig.add_scatter(
-        x=steps,
-        y=[alpha * h["content"] for h in history],
-        name="alpha x content",
-        line=dict(color=RUN_COLOURS[0]),
-    )
-    fig.add_scatter(
-        x=steps,
-        y=[beta * h["style"] for h in history],
-        name="beta x style",
-        line=dict(color=RUN_COLOURS[1]),
-    )
+    for name, values, colour in (
+        ("total", [h["total"] for h in history], "#000000"),
+        ("alpha x content", [alpha * h["content"] for h in history], RUN_COLOURS[0]),
+        ("beta x style", [beta * h["style"] for h in history], RUN_COLOURS[1]),
+    ):
+        fig.add_scatter(x=steps, y=values, name=name, line=dict(color=colour))
     fig.update_yaxes(type="log", title_text="loss")
-    fig.update_layout(
-        title=dict(text="Loss while the image is optimised", x=0),
-        xaxis_title="step",
-        height=330,
-        **_LAYOUT,
-    )
-    return fig
+    return _titled(fig, "Loss while the image is optimised", 330, xaxis_title="step")

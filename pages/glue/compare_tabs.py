@@ -31,7 +31,7 @@ from convae.figures.compare import (
     swipe_image,
 )
 from convae.metrics import GREY_LEVELS, radial_power_spectrum
-from convae.recipes import PAIR_TEST_IMAGES, snapshot_pair
+from convae.recipes import QUICK_PAIR
 from convae.recon import Reconstruction
 from pages.glue import caches, draw, training
 from pages.glue.state import baselines, device_name
@@ -249,14 +249,13 @@ def per_class(p: Pair) -> None:
 
 def _train_pair(p: Pair) -> None:
     """Both seed decoders, same seed and data, with snapshots: they become A and B."""
-    every = len(p.classes) == len(p.data.classes)
     training.train_models(
-        snapshot_pair(() if every else tuple(p.classes), device_name()),
+        QUICK_PAIR.configs(p.classes, p.data.classes, device_name()),
         p.data,
-        lambda c, r: f"{c.decoder}-snap{training.SNAPSHOTS}-seed{c.seed}",
+        lambda c, r: QUICK_PAIR.name(c),
         lambda runs: None,
         first=True,
-        test_images=PAIR_TEST_IMAGES,
+        test_images=QUICK_PAIR.test_images,
     )
 
 

@@ -1,7 +1,8 @@
 """The Style page's settings panel, and the run's recipe read back from it.
 
 Every default comes from :class:`convae.style.StyleConfig` and
-:func:`convae.style.default_layers`, so the page and the library cannot disagree.
+:func:`convae.style.default_style_weight` / ``default_content_layer``, so the page and the
+library cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from convae.style import (
     StyleConfig,
     VGGFeatures,
     VGGWeightsError,
-    default_layers,
+    default_content_layer,
+    default_style_weight,
     vgg_weights_path,
 )
 from pages.glue import caches
@@ -112,11 +114,10 @@ def settings(model_name: str, extractor: str, layers: list[str], colour: bool) -
             persist_state="session",
         )
     with s3:
-        content, weights = default_layers(layers)
         st.selectbox(
             "Content layer",
             layers,
-            index=layers.index(content),
+            index=layers.index(default_content_layer(layers)),
             key=f"style_content_layer_{extractor}",
             persist_state="session",
         )
@@ -126,7 +127,7 @@ def settings(model_name: str, extractor: str, layers: list[str], colour: bool) -
                 n,
                 0.0,
                 1.0,
-                weights[n],
+                default_style_weight(n),
                 0.1,
                 key=f"style_w_{extractor}_{n}",
                 persist_state="session",
@@ -140,11 +141,11 @@ def size() -> int:
 def recipe(extractor: str, layers: list[str]) -> StyleConfig:
     """The run's recipe from the panel's widgets (their defaults while it was never open)."""
     state = st.session_state
-    content, weights = default_layers(layers)
-    return StyleConfig(
-        content_layer=state.get(f"style_content_layer_{extractor}", content),
+    return StyleConfig.for_layers(
+        layers,
+        content_layer=state.get(f"style_content_layer_{extractor}", default_content_layer(layers)),
         style_weights={
-            n: float(state.get(f"style_w_{extractor}_{n}", w)) for n, w in weights.items()
+            n: float(state.get(f"style_w_{extractor}_{n}", default_style_weight(n))) for n in layers
         },
         alpha=float(state.get("style_alpha", DEFAULTS.alpha)),
         beta=float(state.get("style_beta", _nearest(BETAS, DEFAULTS.beta))),

@@ -20,17 +20,18 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 import torch
 
 from convae import train as trainer  # trainer.fit: tests may wrap it
-from convae.checkpoints import Checkpoint, checkpoint_bytes, save_checkpoint
-from convae.data import DataSet
+from convae.checkpoints import Checkpoint
+from convae.data import DataSet, ImageSet
 from convae.figures import training_curves
-from convae.recon import reconstruct_scored
+from convae.progress import PROGRESS_POINTS, SHOWN, LivePoint, LiveRun
+from convae.recon import reconstruct
 from convae.train import TrainConfig, TrainEvent, TrainResult
 from convae.training_queue import env_nice, ordinal, training_queue, training_resources
 from pages.glue import draw
@@ -44,9 +45,6 @@ except ImportError:  # pragma: no cover - other Streamlit versions
     from streamlit.runtime.scriptrunner import StopException as Interrupt
 
 UI_EVERY_S = 0.25  # progress text; also how quickly a Stop click is noticed
-MAX_STEP_POINTS = 400  # thin the per-step loss curve to keep the chart light
-PROGRESS_POINTS = 10  # test PSNR and pictures measured this many times a run
-PROGRESS_IMAGES = 500  # ... on this many test pictures
 # Weights kept at step 0 and 8 points of every run (~2,000 parameters each), so the
 # Compare page can show artifacts forming over training.
 SNAPSHOTS = 8
@@ -102,22 +100,25 @@ def training_slot(what: str, where) -> Iterator[None]:
 class Shown:
     """Test pictures a run redraws while it trains (Train), or none (a bar only)."""
 
-    x: torch.Tensor  # (N, C, H, W) in [0, 1]
-    classes: list[str]
-    progress: torch.Tensor  # uint8 test pictures the live PSNR is measured on
+    test: ImageSet  # the test split the page shows (filtered to the picked classes)
 
     @property
-    def names(self) -> list[str]:
-        return draw.picture_names("test", range(len(self.classes)), self.classes)
+    def x(self) -> torch.Tensor:
+        return self.test.floats(slice(0, SHOWN))
+
+    @property
+    def classes(self) -> list[str]:
+        return [self.test.classes[i] for i in self.test.labels[:SHOWN].tolist()]
 
     def rows(self, recons: Sequence[tuple[str, torch.Tensor]]) -> list:
         """The pictures over each model's copies of them."""
-        indices = range(len(self.classes))
+        classes, indices = self.classes, range(len(self.classes))
+        names = draw.picture_names("test", indices, classes)
         top = draw.input_row(
-            "test pictures", self.x, self.classes, draw.input_alts("test", indices, self.classes)
+            "test pictures", self.x, classes, draw.input_alts("test", indices, classes)
         )
         return [top] + [
-            draw.row(label, r, None, [f"{n} rebuilt by {label}" for n in self.names])
+            draw.row(label, r, None, [f"{n} rebuilt by {label}" for n in names])
             for label, r in recons
         ]
 
@@ -126,23 +127,17 @@ class Shown:
 class Run:
     """What the page keeps of one run for redrawing after the rerun."""
 
-    label: str
-    steps: list = field(default_factory=list)  # (step, loss), thinned
-    psnr_points: list = field(default_factory=list)  # (step, test PSNR)
-    history: list = field(default_factory=list)
-    keep_every: int = 1
-    recon: torch.Tensor | None = None
+    live: LiveRun
     result: TrainResult | None = None
     key: str | None = None
     picked: bool = True
+    recon: torch.Tensor | None = None
 
     def summary(self) -> dict:
         r = self.result
         return {
-            "label": self.label,
-            "steps": self.steps,
-            "psnr_points": self.psnr_points,
-            "history": r.history if r else self.history,
+            **self.live.curve(),
+            "history": r.history if r else self.live.history,
             "stopped": bool(r and r.stopped),
             "diverged": r.diverged if r else None,
             "epochs_done": r.epochs_done if r else 0,
@@ -155,77 +150,48 @@ class Run:
 
 
 class LiveView:
-    """fit()'s callback for the runs of one click: a progress bar; with ``shown``, also the
-    test PSNR measured and the pictures redrawn at PROGRESS_POINTS steps, and the curves.
-    A Streamlit interrupt (Stop or any other click) becomes "stop"."""
+    """fit()'s callback for the runs of one click: a progress bar; with ``shown``, also
+    the test PSNR and the pictures redrawn as convae.progress measures them, and the
+    curves. A Streamlit interrupt (Stop or any other click) becomes "stop"."""
 
-    def __init__(self, n_runs: int, shown: Shown | None = None) -> None:
-        self.n_runs, self.shown = n_runs, shown
+    def __init__(self, n_runs: int, test: ImageSet, shown: Shown | None = None) -> None:
+        self.n_runs, self.test, self.shown = n_runs, test, shown
         self.runs: list[Run] = []
         self.interrupt: BaseException | None = None
+        self.last_ui = 0.0
         with st.status("Training...", expanded=True) if shown else contextlib.nullcontext():
             self.bar = st.progress(0.0, text="starting")
             self.pics = st.empty() if shown else None
             self.chart = st.empty() if shown else None
 
     def start(self, label: str) -> Callable[[TrainEvent], bool]:
-        self.runs.append(Run(label))
-        self.last_ui, self.draws, self.marks = 0.0, 0, set()
+        self.runs.append(Run(LiveRun(label, self.test, measure=self.shown is not None)))
         return self._event
 
-    def _measure(self, ev: TrainEvent) -> None:
-        run, shown = self.runs[-1], self.shown
-        with torch.no_grad():
-            net = ev.model
-            x = shown.progress.to(next(net.parameters()).device).float().div_(255)
-            psnr = reconstruct_scored(net, x).mean_psnr
-            recon = net(shown.x.to(x.device)).cpu()
-        run.psnr_points.append((ev.step, psnr))
-        self.draws += 1  # a fresh key: two equal figures in one run would clash
+    def _draw(self, point: LivePoint) -> None:
+        run = self.runs[-1]
         self.chart.plotly_chart(
-            training_curves([r.summary() for r in self.runs]),
-            key=f"train_live_{len(self.runs)}_{self.draws}",
+            training_curves([r.live.curve() for r in self.runs]),
+            key=f"train_live_{len(self.runs)}_{len(run.live.psnr_points)}",
         )
         with self.pics.container():
             draw.pictures(
-                shown.rows([(f"{run.label}, step {ev.step}", recon)]),
-                columns=len(shown.x),
+                self.shown.rows([(f"{run.live.label}, step {point.step}", point.pictures)]),
+                columns=SHOWN,
                 title="Test pictures and the model's copies so far",
             )
 
-    def _record(self, ev: TrainEvent) -> None:
-        run = self.runs[-1]
-        if ev.kind == "step":
-            if ev.step % run.keep_every == 0:
-                run.steps.append((ev.step, ev.loss))
-            if len(run.steps) > MAX_STEP_POINTS:  # halve the resolution
-                run.steps = run.steps[::2]
-                run.keep_every *= 2
-        else:
-            run.history.append({"epoch": ev.epoch, "test_psnr": ev.test_psnr})
-
     def _event(self, ev: TrainEvent) -> bool:
-        total = ev.epochs * ev.steps_per_epoch
-        if not self.marks:
-            self.marks = {1} | {
-                round(total * k / PROGRESS_POINTS) for k in range(1, PROGRESS_POINTS + 1)
-            }
-        self._record(ev)
+        live = self.runs[-1].live
+        point = live.update(ev)
         now = time.perf_counter()
         try:
-            if self.shown and ev.kind == "step" and ev.step in self.marks and ev.model:
-                self.marks.discard(ev.step)
-                self._measure(ev)
+            if point is not None:
+                self._draw(point)
             if ev.kind == "epoch" or now - self.last_ui > UI_EVERY_S:
                 self.last_ui = now
-                done = (len(self.runs) - 1 + ev.step / total) / self.n_runs
-                psnr = f", test PSNR {ev.test_psnr:.2f} dB" if ev.test_psnr else ""
-                self.bar.progress(
-                    min(done, 1.0),
-                    text=f"{self.runs[-1].label}: epoch {ev.epoch}/{ev.epochs}, step "
-                    f"{ev.step}/{total}, loss {ev.loss:.4f}{psnr}, "
-                    f"{ev.images_per_s:,.0f} pictures/s",
-                )
+                done, text = live.status(ev, len(self.runs) - 1, self.n_runs)
+                self.bar.progress(done, text=text)
         except Interrupt as exc:  # see the module docstring
             self.interrupt = exc
             return True
@@ -265,18 +231,19 @@ def train_models(
         data = dataclasses.replace(data, test=data.test.head(test_images))
     what = " and ".join(c.decoder for c in configs)
     with training_slot(f"train: {what}", st.empty()):
-        live = LiveView(len(configs), shown)
+        test = data.test.filter(list(configs[0].classes))
+        live = LiveView(len(configs), test, shown)
         for cfg in configs:
             result = trainer.fit(cfg, data, live.start(cfg.decoder), snapshots=SNAPSHOTS)
             run = live.runs[-1]
             run.result = result
             if result.epochs_done:
-                run.label = name(cfg, result)
+                run.live.label = name(cfg, result)
                 run.picked = first or will_be_picked()
                 ck = Checkpoint.from_training(result, data.source)
-                run.key = add_trained_model(ck, run.label, first=first).key
+                run.key = add_trained_model(ck, run.live.label, first=first).key
                 if shown is not None:
-                    run.recon = reconstruct_scored(result.model, shown.x).images
+                    run.recon = reconstruct(result.model, shown.x)
             if result.diverged or live.interrupt is not None:
                 break
     on_done([r.summary() for r in live.runs])
@@ -312,22 +279,10 @@ def save_into_server_folder(ck: Checkpoint, name: str, overwrite: bool) -> str |
     if target.exists() and not overwrite:
         return f"{target} already exists: tick 'Replace' or choose another name."
     try:
-        save_checkpoint(target, ck.model, **checkpoint_fields(ck))
+        ck.save(target)
     except OSError as exc:
         return f"Could not write {target}: {exc}"
     return None
-
-
-def checkpoint_fields(ck: Checkpoint) -> dict:
-    """Everything a checkpoint stores besides its model, to write it again."""
-    return dict(
-        train_config=ck.train_config,
-        history=ck.history,
-        snapshots=ck.snapshots,
-        test_metrics=ck.test_metrics,
-        data_fingerprint=ck.data_fingerprint,
-        data_source=ck.data_source,
-    )
 
 
 # ------------------------------------------------------------------ what it made
@@ -406,7 +361,7 @@ def keep_trained_model() -> None:
     chosen = trained[key]
     s2.download_button(
         "Download checkpoint (.pt)",
-        checkpoint_bytes(chosen.model, **checkpoint_fields(chosen.checkpoint)),
+        chosen.checkpoint.to_bytes(),
         file_name=f"{chosen.name}.pt",
         mime="application/octet-stream",
         key="train_download",

@@ -1,0 +1,169 @@
+"""One optimiser step of training: the part of a run that a faster recipe swaps.
+
+A step object takes one batch's model inputs and clean targets, computes the loss,
+backpropagates, and moves the optimiser and the learning-rate schedule on by one step.
+:class:`convae.train.Trainer` chooses one when a run starts (``Trainer.make_step``):
+
+* :class:`LocalStep`: one process trains on the whole batch;
+* :class:`TeamStep`: one of N DistributedDataParallel processes trains on its share of
+  the batch (convae/distributed.py), and learns the whole batch's loss and rank 0's stop
+  request from the same all-reduce as the gradients.
+
+Another way to take a step (mixed precision, a compiled model, ...) is another class with
+the same call: ``step(x, target, batch_images, stop) -> (loss, stop_asked)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import ConvAutoencoder
+
+if TYPE_CHECKING:
+    from .distributed import Team
+
+
+class TrainStep(Protocol):
+    """What the trainer calls once per optimiser step."""
+
+    def __call__(
+        self, x: torch.Tensor, target: torch.Tensor, batch_images: int, stop: bool
+    ) -> tuple[float, bool]:
+        """Train on one batch.
+
+        Args:
+            x: this process's model inputs (noise and corruption applied), on the device.
+            target: their clean images, same shape.
+            batch_images: images in the whole batch, over all processes.
+            stop: this process (rank 0) was asked to stop; a team passes it on.
+
+        Returns:
+            (the whole batch's loss, whether rank 0 asked to stop); alone, never a stop.
+        """
+        ...
+
+
+def reconstruction_loss(
+    model: ConvAutoencoder, x: torch.Tensor, target: torch.Tensor, loss: str
+) -> torch.Tensor:
+    """The mean loss of ``model``'s reconstructions of ``x`` against ``target``.
+
+    Args:
+        loss: "bce" (binary cross-entropy) or "mse".
+    """
+    z = model.encode(x)
+    if loss == "bce":
+        # BCE on logits: same value as BCE(sigmoid(.)) but stable and one op cheaper.
+        return F.binary_cross_entropy_with_logits(model.decode_logits(z), target)
+    return F.mse_loss(model.decode(z), target)
+
+
+def update(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+) -> None:
+    """Backpropagate ``loss`` and move the optimiser and the schedule on by one step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
+@dataclass(eq=False)
+class LocalStep:
+    """One process, the whole batch: loss, backward, optimiser step, schedule step.
+
+    Attributes:
+        model: the model being trained (on its device).
+        loss: "mse" or "bce".
+        opt, sched: the optimiser and its learning-rate schedule.
+    """
+
+    model: ConvAutoencoder
+    loss: str
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+
+    def __call__(
+        self, x: torch.Tensor, target: torch.Tensor, batch_images: int, stop: bool
+    ) -> tuple[float, bool]:
+        loss = reconstruction_loss(self.model, x, target, self.loss)
+        update(loss, self.opt, self.sched)
+        return loss.item(), False
+
+
+class ShardLoss(nn.Module):
+    """The loss of one worker's share of a batch, for DistributedDataParallel.
+
+    DDP averages the gradients of the N workers. Each worker returns
+    ``N * (sum of its per-value losses) / (values in the whole batch)``, so that average
+    is the gradient of the whole batch's mean loss, exactly what one process computes
+    on that batch, however unevenly the last batch of an epoch splits (a share may even
+    be empty). DDP hooks in through ``forward``, so the loss is computed there.
+
+    Every rank also needs the whole batch's loss (to report it, and to stop at the same
+    step when it turns NaN) and rank 0's stop request. Rather than a second collective
+    call per step, they ride along with the gradients: ``report`` is a zero parameter
+    (not in the optimizer) whose gradient is (this share's loss, stop), so after DDP's
+    average its gradient holds (the batch's mean loss, stop requests / N) on every rank.
+    Its value being zero, the loss and the model's gradients are unchanged.
+    """
+
+    def __init__(self, model: ConvAutoencoder, loss: str) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.report = nn.Parameter(torch.zeros(2))
+
+    def forward(
+        self, x: torch.Tensor, target: torch.Tensor, scale: float, stop: bool
+    ) -> torch.Tensor:
+        z = self.model.encode(x)
+        if self.loss == "bce":
+            out = self.model.decode_logits(z)
+            total = F.binary_cross_entropy_with_logits(out, target, reduction="sum")
+        else:
+            total = F.mse_loss(self.model.decode(z), target, reduction="sum")
+        mine = total * scale
+        carried = torch.stack([mine.detach(), mine.new_tensor(float(stop))])
+        return mine + (self.report * carried).sum()
+
+    def shared(self) -> tuple[float, bool]:
+        """After a backward through DDP: (the whole batch's loss, whether rank 0 asked
+        to stop); clears the carrier for the next step."""
+        loss, stop = self.report.grad.tolist()
+        self.report.grad = None
+        return loss, stop > 0
+
+
+@dataclass(eq=False)
+class TeamStep(LocalStep):
+    """One of a team's processes: its share of the batch through DDP (see ShardLoss).
+
+    Attributes:
+        team: this process's place in the team.
+        values_per_image: channels x height x width of the training images, to scale a
+            share's summed loss to the whole batch's mean.
+    """
+
+    team: Team | None = None
+    values_per_image: int = 0
+
+    def __post_init__(self) -> None:
+        self.shard = ShardLoss(self.model, self.loss).to(self.team.device)
+        self.ddp = self.team.wrap(self.shard)
+
+    def __call__(
+        self, x: torch.Tensor, target: torch.Tensor, batch_images: int, stop: bool
+    ) -> tuple[float, bool]:
+        scale = self.team.world / (batch_images * self.values_per_image)
+        update(self.ddp(x, target, scale, stop), self.opt, self.sched)
+        # The whole batch's loss (the same number on every rank, so a divergence stops
+        # them all at the same step) and rank 0's stop request.
+        return self.shard.shared()
