@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .codespace.cli import add_probe_parser, cmd_probe
 from .data import SOURCES, DataNotFoundError, load_dataset
 from .models import DECODERS, count_parameters
 from .train import LOSSES, TrainConfig, configure_threads, fit
@@ -184,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
         "code (PCA is fitted on the training split once and cached in <data root>/cache)",
     )
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_probe_parser(sub, data_help)  # python -m convae probe CKPT (convae/codespace/cli.py)
     return p
 
 
@@ -526,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "info": cmd_info,
             "compare": cmd_compare,
+            "probe": cmd_probe,
         }[args.command](args)
     # RuntimeError: what torch raises for a tensor on the wrong device, memory it cannot
     # get, a training worker that vanished, ...: one line too, not a traceback.
