@@ -332,6 +332,16 @@ def test_code_space_products_on_a_grey_model(grey_space):
     assert grey_space.is_cached("neighbours", k=3) and not grey_space.is_cached("neighbours")
 
 
+def test_a_tsne_map_is_cached_under_its_settings(grey_space):
+    settings = TSNESettings(perplexity=5, early_iters=20, main_iters=20)
+    m = grey_space.map("tsne", settings=settings)
+    assert m.method == "tsne" and m.coords.shape == (45, 2)
+    assert grey_space.is_cached("tsne", **settings.to_dict())
+    assert not grey_space.is_cached("tsne")  # the default recipe is another file
+    with pytest.raises(TooSmallError, match="too few for a t-SNE map"):
+        grey_space.map("tsne")  # perplexity 30 needs more than 45 pictures
+
+
 def test_code_space_says_when_the_split_is_too_small(tmp_path):
     torch.manual_seed(0)
     model = ConvAutoencoder(AEConfig())

@@ -229,7 +229,12 @@ class CodeSpace:
             "pixel-map": lambda: ("pixel-map", {"method": "pca"}, True),
             "scores": lambda: ("scores", {}, False),
             "neighbours": lambda: ("neighbours", k, False),
-            "pixel-neighbours": lambda: ("pixel-neighbours", {**k, "pca": c * h * w}, True),
+            # The PCA of the pixels is fitted on the training split: its fingerprint too.
+            "pixel-neighbours": lambda: (
+                "pixel-neighbours",
+                {**k, "pca": c * h * w, **train},
+                True,
+            ),
             "probe": lambda: ("probe", probe, False),
             "pixel-probe": lambda: ("pixel-probe", {**probe, "pca": c * h * w}, True),
             "channels": lambda: ("channels", train, False),
