@@ -22,11 +22,9 @@ There is no random step on full splits, so two runs give the same accuracy (up t
 order of float sums across threads); ``seed`` picks the training subset when one is
 asked for (:func:`training_subset`).
 
-Torch rather than scikit-learn's ``LogisticRegression``: the same optimum (on
-cifar10-transpose's code, trained on the 50,000 training pictures and tested on the
-10,000 test ones: 38.67 % against scikit-learn's 38.71 %; tests/test_codespace.py checks
-the two agree on small data), but the work runs on torch's threads, which the server's
-training queue already confines to the training thread
+Torch rather than scikit-learn's ``LogisticRegression``: the same optimum
+(tests/test_codespace.py checks that the two agree), but the work runs on torch's
+threads, which the server's training queue already confines to the training thread
 (:func:`convae.queue.training_resources`); scikit-learn's BLAS threads are process-wide.
 
 Chance level is the accuracy of always answering the training split's most frequent
@@ -44,9 +42,8 @@ import torch.nn.functional as F
 from ..data import ProgressFn
 from .features import TooSmallError, check_size
 
-# L-BFGS iterations: the codes' probe converges in ~200 (scikit-learn's lbfgs needed
-# 215 on cifar10-transpose's codes); the 3,072 raw pixels are stopped here, which the
-# result records (``converged``).
+# At most this many L-BFGS iterations, so that a probe's cost is bounded; a probe
+# stopped here says so (``converged``), and bench/results/codespace.json has each one's.
 MAX_ITER = 200
 GRAD_TOL = 1e-4
 

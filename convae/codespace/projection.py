@@ -6,18 +6,26 @@ Two projections:
   most. Linear, so distances along the axes mean something, and it needs no settings.
   For up to :data:`EXACT_MAX_DIM` numbers per row (every code: 256 for CIFAR-10) it is
   exact: the covariance matrix's eigenvectors (``torch.linalg.eigh`` in float64), a few
-  milliseconds. For the 3,072 raw pixel values the covariance alone is 190 GFLOP and its
-  eigendecomposition tens of seconds on 2 cores, so the top directions come from a
-  randomized SVD with power iterations (``torch.pca_lowrank``, Halko, Martinsson and Tropp
-  2011) instead: on the CIFAR-10 test split it agrees with the exact directions to a
-  cosine of 1 - 1e-8 (and ``tests/test_codespace.py`` checks the two agree), in about
-  a tenth of the time.
+  milliseconds. For the 3,072 raw pixel values the covariance alone is 190 GFLOP and the
+  eigendecomposition of a 3,072 x 3,072 matrix far more than "instant" on 2 cores, so the
+  top directions come from a randomized SVD with power iterations (``torch.pca_lowrank``,
+  Halko, Martinsson and Tropp 2011) instead, which finds the exact directions when the
+  top ones stand clear of the rest, as the pixels' do (``tests/test_codespace.py`` checks
+  it against the exact eigenvectors on such data); bench/results/codespace.json has its
+  time ("pixel_map").
 * **t-SNE** (:func:`tsne_map`; van der Maaten and Hinton 2008), with openTSNE (Policar,
   Strazar and Zupan 2024): neighbours stay neighbours, so classes that the code keeps
-  apart show as islands; distances between islands mean little. Chosen over UMAP
-  (umap-learn) by measuring both on the 10,000 CIFAR-10 test codes on this 2-core
-  machine (figures in :data:`CHOICE`): t-SNE kept neighbourhoods better (trustworthiness
-  and 10-NN class agreement) and its first run did not pay UMAP's numba compilation.
+  apart show as islands; distances between islands mean little.
+
+Why t-SNE and not UMAP (umap-learn 0.5.12): both were measured on the 10,000 CIFAR-10
+test codes of cifar10-transpose, 2 threads, each in a fresh process, on this 2-core
+machine (bench/codespace_choice.py, bench/results/codespace-choice.json). t-SNE kept
+neighbourhoods better: trustworthiness at 10 neighbours 0.936 against 0.852, and 23 % of
+each picture's 10 nearest on the map share its class against 18 % (25 % in the code
+itself). The first call cost about the same CPU (57 s against 60 s, UMAP's including
+numba compiling its kernels, which every server start pays); a second UMAP fit in the
+same process took 21 s. The map is there to show which pictures the code puts together,
+so the neighbourhoods decide; and UMAP would add numba and llvmlite to the app.
 
 Both take rows (N, D) of float numbers and return (N, 2) float32 coordinates.
 """
@@ -34,9 +42,6 @@ from .features import TooSmallError, check_size
 
 METHODS = ("pca", "tsne")
 EXACT_MAX_DIM = 512  # eigh of a D x D covariance: instant up to here, tens of s at 3,072
-# Measured on the 10,000 CIFAR-10 test codes of cifar10-transpose, 2 threads, 10-NN
-# (bench/results/codespace-choice.json): why t-SNE and not UMAP.
-CHOICE = "see bench/results/codespace-choice.json"
 
 
 @dataclass(frozen=True)
