@@ -8,21 +8,28 @@ map, the pixel and PCA neighbours and probes) are stored once per data set, not 
 model. The codes of a split are kept on the instance while it lives, so one job that asks
 for the probe and the channel report encodes the training split once.
 
-Cheap on a warm cache (file reads: the page's open), expensive the first time:
+Cheap on a warm cache (file reads: the page's open, 20 ms of CPU for both shipped
+models' maps and scores and the raw-pixel map), expensive the first time. CPU seconds of
+the first computation on the full CIFAR-10, 2 threads (bench/results/codespace.json,
+whose wall times are inflated by the shared machine's load):
 
-==================  ====================================  ==============================
-method              first time, CIFAR-10                  queue it?
-==================  ====================================  ==============================
-``map("pca")``      encode 10,000 pictures + PCA          no (seconds)
-``pixel_map()``     PCA of 10,000 x 3,072 (once per data) no (seconds)
-``scores()``        PSNR / tiles of 10,000 pictures       no (seconds)
-``map("tsne")``     t-SNE of 10,000 codes                 yes
-``neighbours()``    8-NN of 10,000 in three spaces        yes (pixels: once per data)
-``probe()``         encode 60,000, three probes           yes (pixels: once per data)
-``channels()``      encode 60,000, 5 decodes of 10,000    yes
-==================  ====================================  ==============================
+====================  =====================================  =============  ===========
+method                first time                             CPU s          queue it?
+====================  =====================================  =============  ===========
+``map("pca")``        encode 10,000 pictures + exact PCA     2.4-2.9        no
+``pixel_map()``       PCA of 10,000 x 3,072, once per data   2.0            no
+``scores()``          PSNR / tiles of 10,000 pictures        8.7-9.9        no
+``map("tsne")``       t-SNE of 10,000 codes                  70-73          yes
+``neighbours()``      8-NN of 10,000, three spaces           3.5 (+10 once  yes
+                                                             per data)
+``probe()``           encode 60,000, probe the code          21-30 (+110    yes
+                                                             once per data)
+``channels()``        encode 60,000, 5 decodes of 10,000     18-20          yes
+====================  =====================================  =============  ===========
 
-(bench/results/codespace.json has the measured times.) The page asks
+The "once per data" parts (the raw-pixel and PCA-256 neighbours and probes, and the
+PCA-256 fit itself, 38 s of CPU) are paid by the first model on a data set and read from
+the cache by every later one. The page asks
 :meth:`CodeSpace.is_cached` first and runs a missing expensive result inside the server's
 training queue, in the thread that waits for the ticket::
 

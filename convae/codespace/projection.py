@@ -165,6 +165,8 @@ def tsne_map(
     aff = affinity.PerplexityBasedNN(
         x, perplexity=s.perplexity, n_jobs=threads, random_state=s.seed, method="annoy"
     )
+    if progress:
+        progress(1, total, "t-SNE: finding each picture's neighbours")
     init = initialization.pca(x, random_state=s.seed)
     # openTSNE's TSNE().fit recipe, run phase by phase: momentum 0.8 in both phases,
     # learning rate N / exaggeration (Belkina et al. 2019), FFT gradients from 10,000
