@@ -18,11 +18,16 @@ model is shared by every session of the server and is never touched.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..data import DataSet, ImageSet, ProgressFn
 from ..models import ConvAutoencoder
+
+if TYPE_CHECKING:  # the module itself is imported late (see pixel_pca)
+    from ..baselines import PCABaseline
 
 # Pictures per forward pass: a few MB of activations, and per-call overhead negligible.
 BATCH = 1000
@@ -143,7 +148,9 @@ def pixel_rows(images: ImageSet) -> torch.Tensor:
     return images.floats().reshape(len(images), -1)
 
 
-def pixel_pca(data: DataSet, components: int, train: ImageSet | None = None, root=None):
+def pixel_pca(
+    data: DataSet, components: int, train: ImageSet | None = None, root: Path | str | None = None
+) -> PCABaseline:
     """The PCA of the pixels that the code is compared with, as many components as numbers.
 
     Args:
@@ -167,7 +174,7 @@ def pixel_pca(data: DataSet, components: int, train: ImageSet | None = None, roo
     return fit_pca(train, components)
 
 
-def pca_rows(pca, images: ImageSet) -> torch.Tensor:
+def pca_rows(pca: PCABaseline, images: ImageSet) -> torch.Tensor:
     """Pictures as their coordinates on a pixel PCA's components, (N, components) float32."""
     return torch.cat(
         [pca.encode(images.floats(slice(i, i + BATCH))) for i in range(0, len(images), BATCH)]

@@ -71,7 +71,7 @@ def _as_rows(rows: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 def principal_axes(
     rows: torch.Tensor | np.ndarray, k: int = 2
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The ``k`` directions of largest variance of the rows, and each one's variance.
 
     Args:
