@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
+from .codespace.cli import add_probe_parser, cmd_probe
 from .data import SOURCES, DataNotFoundError, load_dataset
 from .models import DECODERS, count_parameters
 from .recipes import cli_config, parse_classes
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
     i.add_argument("checkpoint")
     _compare_parser(sub)
+    add_probe_parser(sub, DATA_HELP)  # python -m convae probe CKPT (convae/codespace/cli.py)
     return p
 
 
@@ -504,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "info": cmd_info,
             "compare": cmd_compare,
+            "probe": cmd_probe,
         }[args.command](args)
     # RuntimeError: what torch raises for a tensor on the wrong device, memory it cannot
     # get, a training worker that vanished, ...: one line too, not a traceback.
