@@ -328,10 +328,15 @@ def _train_now(configs: list[TrainConfig]) -> None:
     """The runs themselves, once this session holds a training slot."""
     runs: list[dict] = []
     interrupt: BaseException | None = None
-    with st.status(f"Training {' and '.join(c.decoder for c in configs)}...", expanded=True):
-        bar = st.progress(0.0, text="starting")
-        pics = st.empty()
-        chart = st.empty()
+    # Filled through its methods, not `with st.status(...)`: leaving that block at once
+    # (the training runs after it) marked the box complete before anything had run, and
+    # Streamlit re-sends the box without its `expanded` flag 50 ms later; a browser that
+    # drew both messages together (a slow or busy one) showed the box closed, so the
+    # progress, pictures and chart were hidden for the whole run (issue 21).
+    status = st.status(f"Training {' and '.join(c.decoder for c in configs)}...", expanded=True)
+    bar = status.progress(0.0, text="starting")
+    pics = status.empty()
+    chart = status.empty()
     for i, cfg in enumerate(configs):
         runs.append(
             {"label": cfg.decoder, "steps": [], "history": [], "keep_every": 1, "psnr_points": []}

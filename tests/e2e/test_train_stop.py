@@ -146,3 +146,27 @@ def test_stop_mid_epoch_keeps_the_last_finished_epoch(app, app_data):
         f"probe: {probe!r}; run of {images} pictures: {seen!r}; kept epoch {kept}; "
         f"{epoch_s:.1f} s an epoch"
     )
+
+
+@pytest.mark.e2e
+def test_the_live_view_stays_open_in_a_slow_browser(app):
+    """While a model trains, its box is open and says it is running: the progress, live
+    pictures and curves are on screen, also in a browser too slow to draw each of the
+    server's messages on its own (Chromium's CPU throttled 6x). Issue 21: the page left
+    its ``with st.status(...)`` block at once, so the box showed a "complete" check
+    during the whole run, and a slow browser drew it closed, hiding the progress."""
+    app.open("training")
+    app.set_number("Epochs", 20)  # long enough to be seen running; Stop ends it
+    cdp = app.page.context.new_cdp_session(app.page)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})
+    runs = app.runs()
+    app.main.get_by_role("button", name="Train", exact=True).click()
+    box = app.main.get_by_test_id("stExpander").filter(has_text="Training transpose")
+    bar = box.get_by_test_id("stProgress")
+    # textContent: the server has sent the first step whether or not the box is open ...
+    expect(bar).to_contain_text(re.compile(r"epoch \d+/20, step \d+"))
+    # ... and the box shows it, still running (no check mark)
+    expect(bar).to_be_visible()
+    expect(box.get_by_test_id("stExpanderIconCheck")).to_have_count(0)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+    _stop(app, runs)
