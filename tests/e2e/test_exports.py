@@ -96,8 +96,9 @@ def in_fragment(action) -> None:
     """Do something that reruns only an st.fragment, without App.act: the caller waits
     for its outcome with expect(). A fragment's rerun takes a few ms on the server, and
     on a busy machine the browser can take its start and its end in one render, so the
-    app root's script state never reads "running" and App.act's counter never moves
-    (seen: the Layers switch toggled, its chart drawn, act still waiting 90 s later)."""
+    app root's script state never reads "running" and App.act's counter, when it
+    watched that state, never moved (seen: the Layers switch toggled, its chart drawn,
+    act still waiting 90 s later). It counts the websocket's messages since issue 21."""
     action()
 
 
