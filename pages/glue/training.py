@@ -154,15 +154,20 @@ class LiveView:
     the test PSNR and the pictures redrawn as convae.progress measures them, and the
     curves. A Streamlit interrupt (Stop or any other click) becomes "stop"."""
 
-    def __init__(self, n_runs: int, test: ImageSet, shown: Shown | None = None) -> None:
+    def __init__(self, what: str, n_runs: int, test: ImageSet, shown: Shown | None = None) -> None:
         self.n_runs, self.test, self.shown = n_runs, test, shown
         self.runs: list[Run] = []
         self.interrupt: BaseException | None = None
         self.last_ui = 0.0
-        with st.status("Training...", expanded=True) if shown else contextlib.nullcontext():
-            self.bar = st.progress(0.0, text="starting")
-            self.pics = st.empty() if shown else None
-            self.chart = st.empty() if shown else None
+        # Filled through its methods, not `with st.status(...)`: leaving that block at once
+        # (the training runs after it) marked the box complete before anything had run, and
+        # Streamlit re-sends the box without its `expanded` flag 50 ms later; a browser that
+        # drew both messages together (a slow or busy one) showed the box closed, so the
+        # progress, pictures and chart were hidden for the whole run (issue 21).
+        box = st.status(f"Training {what}...", expanded=True) if shown else st
+        self.bar = box.progress(0.0, text="starting")
+        self.pics = box.empty() if shown else None
+        self.chart = box.empty() if shown else None
 
     def start(self, label: str) -> Callable[[TrainEvent], bool]:
         self.runs.append(Run(LiveRun(label, self.test, measure=self.shown is not None)))
@@ -232,7 +237,7 @@ def train_models(
     what = " and ".join(c.decoder for c in configs)
     with training_slot(f"train: {what}", st.empty()):
         test = data.test.filter(list(configs[0].classes))
-        live = LiveView(len(configs), test, shown)
+        live = LiveView(what, len(configs), test, shown)
         for cfg in configs:
             result = trainer.fit(cfg, data, live.start(cfg.decoder), snapshots=SNAPSHOTS)
             run = live.runs[-1]

@@ -11,9 +11,11 @@ checkpoints/. On a failing test the page is saved as a screenshot in test-artifa
 Without Playwright this whole folder is skipped at collection (a skip that fails the run
 under CI=true, see tests/conftest.py); without Chromium every browser test skips (idem).
 
-Runs are awaited through the app root's ``data-test-script-state`` attribute: an init
-script counts every change to "notRunning", so an action waits for exactly the run it
-caused, never a fixed sleep.
+Runs are awaited by counting them where they cannot be missed: an init script counts the
+``script_finished`` messages the app's websocket receives (see ``_RUN_COUNTER``), and an
+action waits until the count has moved past its start and the app root's
+``data-test-script-state`` reads "notRunning", so it waits for exactly the run it caused,
+never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -45,16 +47,55 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN_TIMEOUT_MS = 90_000  # one script run, cold caches on a busy 2-core machine
 
-# Counts finished script runs (state -> notRunning) in window.__stRuns.
+# Counts finished script runs in window.__stRuns: every ForwardMsg whose script_finished
+# field (number 6, a varint) is set, except FINISHED_EARLY_FOR_RERUN (2: another run
+# follows at once), read from the app's websocket frames (one ForwardMsg each).
+# Not from the app root's data-test-script-state, as before (issue 21): the front end
+# handles messages in batches, and when the page's thread is busy for as long as a run
+# lasts (drawing a chart on a loaded machine) React draws the run's "running" and
+# "notRunning" in one render, so the attribute never changes and such a counter misses
+# the run, and act waits 90 s for a run that has come and gone (measured: 4 of 10 quick
+# runs missed with a 3 s long task in the page; seen unforced once in 419 traced runs;
+# the likely cause of the Keep-picker test's 90 s wait after "upsample" in issue 21).
+# The listener is added after the front end's own (a microtask later), so the count
+# moves once Streamlit has taken the message in.
 _RUN_COUNTER = """
 window.__stRuns = 0;
-new MutationObserver((records) => {
-  for (const r of records) {
-    if (r.target.getAttribute('data-test-script-state') === 'notRunning'
-        && r.oldValue !== 'notRunning') window.__stRuns += 1;
-  }
-}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                      attributeFilter: ['data-test-script-state']});
+(() => {
+  const FINISHED = 6, EARLY_FOR_RERUN = 2;
+  const finished = (data) => {  // the top-level fields of one ForwardMsg
+    const b = new Uint8Array(data);
+    let i = 0;
+    const varint = () => {
+      let x = 0, shift = 0, c;
+      do { c = b[i++]; x += (c & 127) * 2 ** shift; shift += 7; } while (c & 128);
+      return x;
+    };
+    while (i < b.length) {
+      const tag = varint(), field = Math.floor(tag / 8), wire = tag % 8;
+      if (wire === 0) {
+        const v = varint();
+        if (field === FINISHED) return v !== EARLY_FOR_RERUN;
+      } else if (wire === 2) {
+        const length = varint();  // read first: `i += varint()` adds to the old i
+        i += length;
+      }
+      else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else return false;
+    }
+    return false;
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      queueMicrotask(() => this.addEventListener('message', (e) => {
+        if (e.data instanceof ArrayBuffer && finished(e.data)) window.__stRuns += 1;
+      }));
+    }
+  };
+})();
 """
 
 
