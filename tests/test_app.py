@@ -386,7 +386,7 @@ def test_presentation_mode_from_a_link_hides_the_details(app_env, monkeypatch):
     assert "html {font-size: 22px;}" in css
     assert not at.main.expander  # advanced tables and charts are left out
     # The sidebar's pickers fold into one expander, so the sidebar does not scroll.
-    assert [e.label for e in at.sidebar.expander] == ["Class", "Data set, models, classes"]
+    assert [e.label for e in at.sidebar.expander] == ["Join a class", "Data set, models, classes"]
     assert at.sidebar.multiselect(key="sidebar_models").value  # still there, folded
     at.sidebar.toggle(key="ui_present").set_value(False).run()
     assert at.main.expander and "22px" not in " ".join(h.proto.body for h in at.get("html"))

@@ -524,7 +524,9 @@ def sidebar_box(where) -> None:
         return
     presenting = draw.presenting()
     if presenting:
-        where = where.expander("Class", icon=":material/groups:")
+        member = seat() or lead()
+        label = f"Class {member.info.code}" if member else "Join a class"
+        where = where.expander(label, icon=":material/groups:")
     with where:
         if seat() is not None:
             _student_box()

@@ -69,12 +69,16 @@ BASE = """
 .cae-join {display: flex; flex-wrap: wrap; gap: 1rem 2.5rem; align-items: center;
            margin: 0.5rem 0 1rem 0;}
 .cae-join-text {flex: 1 1 18rem; min-width: 0;}
-.cae-join-label {margin: 0; color: #31333f; font-size: 1.1rem;}
-.cae-code {font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-weight: 700;
-           font-size: 4.5rem; line-height: 1.1; letter-spacing: 0.08em; margin: 0.2rem 0;
-           color: #1f2330;}
-.cae-join-link {font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 1.2rem;
-                overflow-wrap: anywhere; margin: 0.2rem 0 0 0; color: #1f2330;}
+/* "p.cae-..." outranks presentation mode's rule for every paragraph of the page. */
+.stApp [data-testid="stMain"] p.cae-join-label {margin: 0; color: #31333f;
+                                                font-size: 1.1rem;}
+.stApp [data-testid="stMain"] p.cae-code {
+  font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-weight: 700;
+  font-size: 4.5rem; line-height: 1.1; letter-spacing: 0.08em; margin: 0.2rem 0;
+  color: #1f2330;}
+.stApp [data-testid="stMain"] p.cae-join-link {
+  font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 1.2rem;
+  overflow-wrap: anywhere; margin: 0.2rem 0 0 0; color: #1f2330;}
 .cae-qr {width: min(100%, 28rem); height: auto; image-rendering: pixelated;
          flex: 0 0 auto;}
 /* A question's pictures: cards that wrap (never narrower than 8rem), each picture

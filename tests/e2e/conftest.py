@@ -98,8 +98,10 @@ def server_data(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, 
 def app_data(request, tmp_path_factory) -> dict:
     """What the server runs on: ``env`` for it, and the data set's ``source``,
     ``classes``, ``n_train`` and ``n_test`` (image counts), ``test_counts`` (test images
-    per class), ``real`` (the real CIFAR-10) and ``checkpoints`` (its checkpoints folder,
-    a copy of the shipped ones)."""
+    per class), ``real`` (the real CIFAR-10), ``checkpoints`` (its checkpoints folder,
+    a copy of the shipped ones) and ``teacher_key`` (the server's, made for this run)."""
+    import secrets
+
     from convae.data import load_dataset
 
     ckdir = tmp_path_factory.mktemp("e2e_checkpoints")
@@ -109,7 +111,12 @@ def app_data(request, tmp_path_factory) -> dict:
     # Loaded here to read its classes and sizes; this also writes the data root's cache,
     # so the server's first page does not wait for the decode.
     data = load_dataset(source, root=root)
-    env = {"CONVAE_CHECKPOINTS": str(ckdir), "CONVAE_DATA": str(root)}
+    teacher_key = secrets.token_urlsafe(24)
+    env = {
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        "CONVAE_DATA": str(root),
+        "CONVAE_TEACHER_KEY": teacher_key,
+    }
     if source == "cifar10":
         env["CONVAE_SOURCE"] = source  # else the app picks the sample by itself
     return {
@@ -121,6 +128,7 @@ def app_data(request, tmp_path_factory) -> dict:
         "test_counts": data.test.class_counts(),
         "real": source == "cifar10",
         "checkpoints": ckdir,
+        "teacher_key": teacher_key,
     }
 
 
