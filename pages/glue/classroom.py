@@ -343,8 +343,8 @@ def _class_view() -> None:
     if lead() is not None:
         _publish(state[LEAD], view)
         return
-    if seat() is None or not state.get(FOLLOWING):
-        return
+    if seat() is None or not state.get(FOLLOWING) or state.get(OFFLINE):
+        return  # (while the class is away, a student's own clicks do not stop following)
     if state.get(IN_JUMP):
         state[MARK] = view  # what following showed; a later difference is the student's
         return

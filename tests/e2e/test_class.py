@@ -16,66 +16,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from ..streamclient import StreamSession, widget_ids
-from .conftest import _RUN_COUNTER, ARTIFACTS, App
+from .conftest import FOLLOW_MS, Person
 
-FOLLOW_MS = 60_000  # a poll every 1.5 s, a jump after 2 s, a page run on a busy 2-core box
 LESSON = "How an autoencoder squeezes an image"
-
-
-class Person(App):
-    """One browser context on the app, keeping every websocket frame it receives."""
-
-    def __init__(self, browser, base: str, width=1400, height=1000, touch=False) -> None:
-        self.context = browser.new_context(
-            viewport={"width": width, "height": height},
-            has_touch=touch,
-            is_mobile=touch,
-            accept_downloads=True,
-        )
-        self.context.add_init_script(_RUN_COUNTER)
-        page = self.context.new_page()
-        super().__init__(page, base)
-        self.frames: list[bytes] = []
-        self.documents: list[str] = []
-        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
-        page.on("response", self._response)
-
-    def _frame(self, payload) -> None:
-        self.frames.append(payload if isinstance(payload, bytes) else payload.encode())
-
-    def _response(self, response) -> None:
-        if "text/html" in (response.headers.get("content-type") or ""):
-            self.documents.append(response.text())
-
-    def messages(self) -> list[ForwardMsg]:
-        return [ForwardMsg.FromString(f) for f in self.frames]
-
-    def sees(self, text: str, timeout: int = FOLLOW_MS) -> None:
-        expect(self.page.get_by_text(text).first).to_be_visible(timeout=timeout)
-
-    def step_text(self) -> str:
-        return self.main.get_by_text(re.compile(r", step \d+ of \d+\)")).inner_text()
-
-
-@pytest.fixture
-def people(browser, server, request):
-    made: list[Person] = []
-
-    def make(**kw) -> Person:
-        made.append(Person(browser, server, **kw))
-        return made[-1]
-
-    yield make
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for i, p in enumerate(made):
-        if failed:
-            ARTIFACTS.mkdir(exist_ok=True)
-            p.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{i}.png"), full_page=True)
-        p.context.close()
 
 
 def _banner_step(p: Person, n: int) -> None:
