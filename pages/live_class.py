@@ -89,7 +89,23 @@ def ask_panel(lead) -> None:
 
 
 def teacher_class(lead) -> None:
-    classroom.join_card(lead.info)
+    try:
+        cs = svc.state(lead)
+    except ClassStoreUnavailable:
+        classroom.join_card(lead.info)
+        st.warning(classroom.OFFLINE_TEACHER, icon=":material/cloud_off:")
+        return
+    except ClassError as exc:
+        st.info(str(exc))
+        return
+    if cs.question is None:  # the join card in full: the code, the link, the QR code
+        classroom.join_card(lead.info)
+    else:  # the question takes the screen; the code stays in one line above it
+        classroom.join_line(lead.info)
+        cq.show_question(cs.question, data)
+        cq.live_tally()
+        cq.teacher_controls(lead, cs.question)
+        cq.show_reveal(cs.question)
     left, right = st.columns([3, 1], vertical_alignment="center")
     left.caption(
         "Your screen leads: every student who follows sees this page, the lesson and its "
@@ -98,24 +114,14 @@ def teacher_class(lead) -> None:
     if right.button("Keep it 1 hour longer", key="class_extend"):
         classroom.extend_class(1)
         st.rerun()
-    try:
-        cs = svc.state(lead)
-    except ClassStoreUnavailable:
-        st.warning(classroom.OFFLINE_TEACHER, icon=":material/cloud_off:")
-        return
-    except ClassError as exc:
-        st.info(str(exc))
-        return
-    if cs.question is not None:
-        cq.show_question(cs.question, data)
-        cq.live_tally()
-        cq.teacher_controls(lead, cs.question)
-        cq.show_reveal(cs.question)
     if data is None:
         st.info("The data set is missing here: picture questions cannot be asked.")
         return
     with st.expander("Ask a question", expanded=cs.question is None, icon=":material/quiz:"):
         ask_panel(lead)
+    if cs.question is not None:
+        with st.expander("The QR code", icon=":material/qr_code_2:"):
+            classroom.join_card(lead.info)
 
 
 def student(seat) -> None:

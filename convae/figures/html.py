@@ -137,7 +137,7 @@ def option_cards_html(cards: Sequence[OptionCard], title: str = "") -> str:
         title: an accessible name for the group.
     """
     parts = [
-        '<div class="cae-cards" role="group"'
+        f'<div class="cae-cards" role="group" style="--cae-n: {max(len(cards), 1)};"'
         + (f' aria-label="{html.escape(title)}"' if title else "")
         + ">"
     ]

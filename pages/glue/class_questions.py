@@ -193,7 +193,7 @@ def show_question(qs: QuestionState, data: DataSet | None) -> None:
     cards = []
     if prepared.input is not None:
         ref = qs.question.pictures[0]
-        cards.append(OptionCard("the test picture", to_uint8(prepared.input), f"test {ref}"))
+        cards.append(OptionCard("original", to_uint8(prepared.input), f"the test picture, {ref}"))
     revealed = qs.state == "revealed"
     shown = prepared.rebuilt if revealed and qs.question.kind == "worst" else prepared.pictures
     for letter in qs.question.options:

@@ -605,11 +605,26 @@ def app_base() -> str:
     return f"{parts.scheme}://{parts.netloc}{path}" if parts.netloc else ""
 
 
+def join_link(info: ClassInfo) -> str:
+    """The class's join link as the students open it (relative outside a browser)."""
+    base = app_base()
+    return f"{base}/{info.join_path}" if base else info.join_path
+
+
+def join_line(info: ClassInfo) -> None:
+    """The code and link in one line, above a question on the projector."""
+    draw.html(
+        '<p class="cae-join-line">Join with the code '
+        f'<span class="cae-code-inline">{info.code[:3]} {info.code[3:]}</span> at '
+        f"{html.escape(join_link(info).split('?')[0])}</p>"
+    )
+
+
 def join_card(info: ClassInfo) -> str:
     """The projector's join card: the code in large letters, the join link, and a QR code
     of the link at least 440 px wide. Returns the join link."""
     base = app_base()
-    link = f"{base}/{info.join_path}" if base else info.join_path
+    link = join_link(info)
     code = f"{info.code[:3]} {info.code[3:]}"
     qr = caches.qr_code(link)
     where = f"{base}/{JOIN_PAGE}" if base else f"the {JOIN_PAGE} page"

@@ -79,12 +79,18 @@ BASE = """
 .stApp [data-testid="stMain"] p.cae-join-link {
   font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 1.2rem;
   overflow-wrap: anywhere; margin: 0.2rem 0 0 0; color: #1f2330;}
+.stApp [data-testid="stMain"] p.cae-join-line {font-size: 1.2rem; margin: 0 0 0.5rem 0;
+                                               color: #1f2330;}
+.cae-code-inline {font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-weight: 700;
+                  font-size: 1.6em; letter-spacing: 0.06em;}
 .cae-qr {width: min(100%, 28rem); height: auto; image-rendering: pixelated;
          flex: 0 0 auto;}
-/* A question's pictures: cards that wrap (never narrower than 8rem), each picture
-   enlarged with nearest neighbour and once more at its true size. */
+/* A question's pictures: cards that share the row up to 14rem each and wrap (never
+   narrower than 6.5rem, so three fit across a phone), each picture enlarged with nearest
+   neighbour and once more at its true size. */
 .cae-cards {display: grid; gap: 0.75rem 1.25rem; margin: 0.25rem 0 0.75rem 0;
-            grid-template-columns: repeat(auto-fill, minmax(8rem, 14rem));}
+            grid-template-columns: repeat(auto-fit, minmax(6.5rem, 1fr));
+            max-width: calc(var(--cae-n, 4) * 14rem + (var(--cae-n, 4) - 1) * 1.25rem);}
 .cae-card {margin: 0; min-width: 0;}
 .cae-card-letter {font-weight: 700; font-size: 1.5rem; margin: 0 0 0.2rem 0; color: #1f2330;}
 .cae-card-big {width: 100%; height: auto; display: block; image-rendering: pixelated;
