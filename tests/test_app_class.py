@@ -261,3 +261,26 @@ def test_both_sides_say_when_redis_is_away_and_follow_again_when_it_is_back(
         assert s.session_state[classroom.PAGE] == "layer-by-layer"
     finally:
         server.stop()
+
+
+def test_the_built_in_and_the_teachers_own_questions(env):
+    t, code = _teacher_with_class()
+    t.selectbox(key="class_question_pick").set_value("builtin:worst")
+    t.button(key="class_ask").click().run()
+    s = _session({"join": code})
+    assert [a for a in _card_alts(s) if not a.endswith("enlarged")] == [
+        f"picture {x} at its true size, 32 by 32 pixels" for x in "ABCD"
+    ]
+    s.button(key="class_answer_3").click().run()
+    t.button(key="class_reveal").click().run()
+    s.run()
+    assert "is rebuilt worst: PSNR" in _texts(s) and " dB" in " ".join(_card_alts(s))
+    t.text_input(key="class_own_prompt").set_value("Is the code smaller than the picture?")
+    t.text_area(key="class_own_options").set_value("yes\nno\n")
+    t.text_input(key="class_own_answer").set_value("yes")
+    t.button(key="class_ask_own").click().run()
+    s.run()
+    assert [b.label for b in s.button if b.key.startswith("class_answer_")] == ["yes", "no"]
+    t.text_area(key="class_own_options").set_value("only one")
+    t.button(key="class_ask_own").click().run()
+    assert "needs 2 to 8 options, not 1" in " ".join(e.value for e in t.error)

@@ -67,10 +67,15 @@ def _pair(models: Mapping[str, ModelEntry]) -> tuple[str, str] | None:
 
 
 def _random_refs(data: DataSet, n: int) -> tuple[PictureRef, ...]:
+    """``n`` different test pictures, of different classes while there are enough."""
     rng = random.Random()
     counts = {c: k for c, k in data.test.class_counts().items() if k}
     classes = rng.sample(sorted(counts), min(n, len(counts)))
-    return tuple(PictureRef(c, rng.randrange(counts[c])) for c in classes)
+    picked = {PictureRef(c, rng.randrange(counts[c])) for c in classes}
+    pool = [PictureRef(c, i) for c, k in counts.items() for i in range(min(k, 100))]
+    while len(picked) < n:  # fewer classes than pictures wanted
+        picked.add(rng.choice(pool))
+    return tuple(sorted(picked, key=str))  # the question's seed shuffles them when asked
 
 
 def builtin(kind: str, data: DataSet) -> Question | None:
@@ -86,7 +91,7 @@ def builtin(kind: str, data: DataSet) -> Question | None:
             models=pair,
             pictures=_random_refs(data, 1),
         )
-    if kind == BUILTIN_WORST and models and len(data.test.class_counts()) >= 4:
+    if kind == BUILTIN_WORST and models and len(data.test) >= 4:
         return Question(
             "worst-of-four",
             "worst",
@@ -124,7 +129,7 @@ def catalogue(data: DataSet) -> tuple[dict[str, str], dict[str, Question], list[
         labels[q.id], found[q.id] = f"{q.prompt} ({q.id})", q
     if _pair(models):
         labels[BUILTIN_BLIND] = "Which decoder drew this? (blind quiz, a random test picture)"
-    if models:
+    if models and len(data.test) >= 4:
         labels[BUILTIN_WORST] = "Which of 4 random test pictures will the model rebuild worst?"
     return labels, found, skipped
 
@@ -197,10 +202,12 @@ def show_question(qs: QuestionState, data: DataSet | None) -> None:
     revealed = qs.state == "revealed"
     shown = prepared.rebuilt if revealed and qs.question.kind == "worst" else prepared.pictures
     for letter in qs.question.options:
-        alt = f"picture {letter}" + (" (rebuilt)" if shown is prepared.rebuilt and revealed else "")
+        # Before the reveal the alt text names the letter alone: it must not give it away.
+        caption = _caption(qs, letter)
+        alt = f"picture {letter}" + (f": {caption}" if caption else "")
         if revealed and qs.question.kind == "worst":
-            alt = f"picture {letter}, {qs.labels.get(letter, '')}, rebuilt"
-        cards.append(OptionCard(letter, to_uint8(shown[letter]), alt, _caption(qs, letter)))
+            alt += ", as the model rebuilt it"
+        cards.append(OptionCard(letter, to_uint8(shown[letter]), alt, caption))
     draw.html(option_cards_html(cards, title="The question's pictures"))
     if revealed and qs.question.kind == "worst":
         st.caption("Shown now: what the model rebuilt of each picture, with its PSNR.")
