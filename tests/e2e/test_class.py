@@ -155,7 +155,7 @@ def _crafted_student_cannot_lead(
     # teacher's page drawn afresh ("r" reruns it), and a student two polls later.
     teacher.act(lambda: teacher.page.keyboard.press("r"))
     expect(teacher.main.get_by_role("button", name="Reveal the answer")).to_be_enabled()
-    assert teacher.main.locator(".cae-code").inner_text().replace(" ", "") == code
+    assert teacher.main.locator(".cae-code-inline").inner_text().replace(" ", "") == code
     assert teacher.main.get_by_text("The right answer:").count() == 0
     runs = student.runs()
     student.page.wait_for_function("n => window.__stRuns >= n + 2", arg=runs, timeout=FOLLOW_MS)
