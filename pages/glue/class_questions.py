@@ -134,9 +134,11 @@ def catalogue(data: DataSet) -> tuple[dict[str, str], dict[str, Question], list[
     return labels, found, skipped
 
 
-def ask(the_lead: Lead, q: Question, data: DataSet) -> str | None:
+def ask(the_lead: Lead, q: Question | None, data: DataSet) -> str | None:
     """Measure a question (picture kinds) and put it on every screen; an error line or None."""
     svc = classroom.service()
+    if q is None:  # a built-in kind whose models this server does not have
+        return "This question needs models this server does not have."
     try:
         prepared = None
         if q.kind != "choice":
