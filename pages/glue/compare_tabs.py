@@ -33,7 +33,7 @@ from convae.figures.compare import (
 from convae.metrics import GREY_LEVELS, radial_power_spectrum
 from convae.recipes import QUICK_PAIR
 from convae.recon import Reconstruction
-from pages.glue import caches, draw, training
+from pages.glue import caches, classroom, draw, training
 from pages.glue.state import baselines, device_name
 
 CURVE_IMAGES = 200  # pictures scored at every snapshot: enough for a smooth curve, ~0.5 s
@@ -89,6 +89,8 @@ def close_up(p: Pair) -> None:
     w = p.x.shape[-1]
     cut = w if view == "A" else 0
     if view == "swipe":
+        if st.session_state.get("compare_swipe", 0) > w:  # a link's divider past the edge
+            st.session_state["compare_swipe"] = w
         cut = st.slider(
             "Divider (column)",
             0,
@@ -103,6 +105,7 @@ def close_up(p: Pair) -> None:
     caps = [what, f"input {n} ({p.labels[i]})"]
     alts = [f"{what}, picture {n}", f"input picture {n}, {p.labels[i]}"]
     draw.pictures([draw.PictureRow("", pics, caps, alts)], columns=2, max_px=320)
+    classroom.view_changed()  # the address bar and a class follow the close-up
 
 
 def side_by_side(p: Pair) -> None:

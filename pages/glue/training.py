@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,7 @@ from convae.progress import PROGRESS_POINTS, SHOWN, LivePoint, LiveRun
 from convae.recon import reconstruct
 from convae.train import TrainConfig, TrainEvent, TrainResult
 from convae.training_queue import env_nice, ordinal, training_queue, training_resources
-from pages.glue import draw
+from pages.glue import classroom, draw
 from pages.glue.state import add_trained_model, checkpoints_dir, will_be_picked
 
 try:  # where Streamlit 1.67 keeps its rerun / stop signals
@@ -261,9 +260,9 @@ def train_models(
 
 
 def may_save() -> bool:
-    """Saving into the server's checkpoints folder, which every student sees, is allowed
-    only when the server was started with ``CONVAE_TEACHER=1``."""
-    return os.environ.get("CONVAE_TEACHER", "").lower() in ("1", "true", "yes")
+    """Saving into the server's checkpoints folder, which every student sees, is the
+    teacher's alone: a session that proved the teacher key (pages/glue/classroom.py)."""
+    return classroom.is_teacher()
 
 
 def server_target(name: str) -> Path | None:
@@ -376,8 +375,8 @@ def keep_trained_model() -> None:
     if not may_save():
         st.caption(
             "Models you train live in your browser session only; download one to keep it. "
-            "(Saving into the server's shared checkpoints folder is for the teacher: start "
-            "the server with CONVAE_TEACHER=1.)"
+            "(Saving into the server's shared checkpoints folder is for the teacher: sign in "
+            "with the teacher key the server printed at start.)"
         )
     else:
         name = s1.text_input(

@@ -40,12 +40,15 @@ pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
 )
 
+from playwright.sync_api import expect  # noqa: E402
+
 from pages.glue.page_table import PAGES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN_TIMEOUT_MS = 90_000  # one script run, cold caches on a busy 2-core machine
+FOLLOW_MS = 60_000  # a class: a poll every 1.5 s, a jump after 2 s, a run on a busy box
 
 # Counts finished script runs in window.__stRuns: every ForwardMsg whose script_finished
 # field (number 6, a varint) is set, except FINISHED_EARLY_FOR_RERUN (2: another run
@@ -139,8 +142,10 @@ def server_data(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, 
 def app_data(request, tmp_path_factory) -> dict:
     """What the server runs on: ``env`` for it, and the data set's ``source``,
     ``classes``, ``n_train`` and ``n_test`` (image counts), ``test_counts`` (test images
-    per class), ``real`` (the real CIFAR-10) and ``checkpoints`` (its checkpoints folder,
-    a copy of the shipped ones)."""
+    per class), ``real`` (the real CIFAR-10), ``checkpoints`` (its checkpoints folder,
+    a copy of the shipped ones) and ``teacher_key`` (the server's, made for this run)."""
+    import secrets
+
     from convae.data import load_dataset
 
     ckdir = tmp_path_factory.mktemp("e2e_checkpoints")
@@ -150,7 +155,12 @@ def app_data(request, tmp_path_factory) -> dict:
     # Loaded here to read its classes and sizes; this also writes the data root's cache,
     # so the server's first page does not wait for the decode.
     data = load_dataset(source, root=root)
-    env = {"CONVAE_CHECKPOINTS": str(ckdir), "CONVAE_DATA": str(root)}
+    teacher_key = secrets.token_urlsafe(24)
+    env = {
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        "CONVAE_DATA": str(root),
+        "CONVAE_TEACHER_KEY": teacher_key,
+    }
     if source == "cifar10":
         env["CONVAE_SOURCE"] = source  # else the app picks the sample by itself
     return {
@@ -162,6 +172,7 @@ def app_data(request, tmp_path_factory) -> dict:
         "test_counts": data.test.class_counts(),
         "real": source == "cifar10",
         "checkpoints": ckdir,
+        "teacher_key": teacher_key,
     }
 
 
@@ -360,3 +371,68 @@ def app(browser, server, request) -> Iterator[App]:
 def app2(browser, server, request) -> Iterator[App]:
     """A second, independent browser context: another user."""
     yield from _new_app(browser, server, request, "b")
+
+
+class Person(App):
+    """One browser context on the app, keeping every websocket frame it receives."""
+
+    def __init__(self, browser, base: str, width=1400, height=1000, touch=False) -> None:
+        self.context = browser.new_context(
+            viewport={"width": width, "height": height},
+            has_touch=touch,
+            is_mobile=touch,
+            accept_downloads=True,
+        )
+        self.context.add_init_script(_RUN_COUNTER)
+        page = self.context.new_page()
+        super().__init__(page, base)
+        self.frames: list[bytes] = []
+        self.documents: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        page.on("response", self._response)
+
+    def _frame(self, payload) -> None:
+        self.frames.append(payload if isinstance(payload, bytes) else payload.encode())
+
+    def _response(self, response) -> None:
+        if "text/html" in (response.headers.get("content-type") or ""):
+            self.documents.append(response.text())
+
+    def messages(self) -> list:
+        """Every message received, as ``streamlit.proto`` ForwardMsg objects."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        return [ForwardMsg.FromString(f) for f in self.frames]
+
+    def sees(self, text: str, timeout: int = FOLLOW_MS) -> None:
+        expect(self.page.get_by_text(text).first).to_be_visible(timeout=timeout)
+
+    def step_text(self) -> str:
+        return self.main.get_by_text(re.compile(r", step \d+ of \d+\)")).inner_text()
+
+
+def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
+    """A maker of :class:`Person` contexts on ``base``; each is screenshotted (under
+    test-artifacts/) when the test failed, and closed."""
+    made: list[Person] = []
+
+    def make(**kw) -> Person:
+        made.append(Person(browser, base, **kw))
+        return made[-1]
+
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    for i, p in enumerate(made):
+        if rep is not None and rep.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{i}")
+            with contextlib.suppress(Exception):  # a crashed page: the error says more
+                p.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
+        p.context.close()
+
+
+@pytest.fixture
+def people(browser, server, request) -> Iterator[Callable[..., Person]]:
+    """``people()`` opens one more browser context (a person: teacher or student) on the
+    app; ``people(width=390, height=844, touch=True)`` a phone."""
+    yield from people_on(browser, server, request)
