@@ -20,6 +20,13 @@ import torch
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from ..family import (
+    CHECKER_FLOOR_TIMES,
+    CHECKER_VISIBLE,
+    TILES_VISIBLE,
+    draws_tiles,
+    shows_checkerboard,
+)
 from ..metrics import GREY_LEVELS
 from ..models import step_role
 from . import RUN_COLOURS, activation_grid, display_scale, to_uint8, upscale
@@ -525,24 +532,33 @@ def artifact_sentence(summary: Sequence[dict]) -> str:
     )
 
 
-# A tiling this many grey levels above its floor is called visible in the page's sentence:
-# the shipped transpose decoder is 9.5 above, the upsample decoder within 0.1.
-VISIBLE_TILES = 1.0
+# A tiling this many grey levels above its floor is called visible in the page's sentence
+# (convae.family.TILES_VISIBLE): the shipped transpose decoder is 9.5 above, the upsample
+# decoder within 0.1.
+VISIBLE_TILES = TILES_VISIBLE
 
 
 def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") -> str:
-    """What the Compare page found, in one plain sentence with its numbers (HTML <b>).
+    """What the Compare page found, in one plain sentence with its numbers (HTML <b>), for
+    any two models of the decoder family (or baselines).
+
+    The closer model, then the 4x4 tiles (every decoder of the family paints its picture
+    from a 4x4 grid of code cells; "draws tiles" when the step across that grid's edges is
+    :data:`VISIBLE_TILES` grey levels above its floor), then the period-2 checkerboard
+    (:func:`convae.family.shows_checkerboard`: at least half a grey level and twice its
+    floor). Only what the figures say: no decoder is assumed to have either.
 
     Args:
         summary: the two models' set-level rows, A then B (``Comparison.summary()``),
-            each with "model", "psnr", "blockiness4" and "blockiness4_floor".
+            each with "model", "psnr", "blockiness4", "checkerboard" and their floors.
         pictures: what was compared, e.g. "these 8 pictures".
 
     Returns:
         e.g. "<b>B (upsample)</b> rebuilds these 8 pictures 1.2 dB closer than <b>A
         (transpose)</b> (22.5 against 21.3 dB), and A draws tiles: its pictures step 9.1
-        grey levels more across the edges of its 4x4 tiles than inside them (B -0.4; error
-        without any grid scores about -0.3)."
+        grey levels more across the edges of the 4x4 grid of its code cells than inside
+        it (B -0.4; error without any grid scores about -0.3). Neither shows a period-2
+        checkerboard (A 0.31, B 0.20 grey levels; it counts from 0.5 and twice its floor)."
     """
     if len(summary) != 2:
         raise ValueError(f"give the two models' rows, got {len(summary)}")
@@ -555,29 +571,46 @@ def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") 
         f"than <b>{other} ({rows[other]['model']})</b> ({rows[best]['psnr']:.1f} against "
         f"{rows[other]['psnr']:.1f} dB)"
     )
-    tiled = [
-        t for t, r in rows.items() if r["blockiness4"] - r["blockiness4_floor"] > VISIBLE_TILES
-    ]
+    tiled = [t for t, r in rows.items() if draws_tiles(r, 4)]
     floor = (a["blockiness4_floor"] + b["blockiness4_floor"]) / 2
     if len(tiled) == 1:
         t = tiled[0]
         u = "B" if t == "A" else "A"
-        return (
-            f"{text}, and {t} draws tiles: its pictures step {rows[t]['blockiness4']:.1f} "
-            "grey levels more across the edges of its 4x4 tiles than inside them "
-            f"({u} {rows[u]['blockiness4']:.1f}; error without any grid scores about "
-            f"{floor:.1f})."
+        text += (
+            f", and {t} draws tiles: its pictures step {rows[t]['blockiness4']:.1f} "
+            "grey levels more across the edges of the 4x4 grid of its code cells than "
+            f"inside it ({u} {rows[u]['blockiness4']:.1f}; error without any grid scores "
+            f"about {floor:.1f})."
         )
-    if tiled:
-        return (
-            f"{text}; both draw tiles: {a['blockiness4']:.1f} and {b['blockiness4']:.1f} "
+    elif tiled:
+        text += (
+            f"; both draw tiles: {a['blockiness4']:.1f} and {b['blockiness4']:.1f} "
             "grey levels more across their 4x4 tile edges than inside (no grid: about "
             f"{floor:.1f})."
         )
+    else:
+        text += (
+            f"; neither draws visible tiles ({a['blockiness4']:.1f} and "
+            f"{b['blockiness4']:.1f} grey levels across 4x4 tile edges, about {floor:.1f} "
+            "for error without any grid)."
+        )
+    return f"{text} {_checker_finding(rows)}"
+
+
+def _checker_finding(rows: Mapping[str, Mapping]) -> str:
+    """The checkerboard half of :func:`finding_sentence`."""
+    shown = [t for t, r in rows.items() if shows_checkerboard(r)]
+    values = ", ".join(
+        f"{t} {r['checkerboard']:.2f} (floor {r['checkerboard_floor']:.2f})"
+        for t, r in rows.items()
+    )
+    if len(shown) == 1:
+        return f"{shown[0]} shows a period-2 checkerboard: {values} grey levels."
+    if shown:
+        return f"Both show a period-2 checkerboard: {values} grey levels."
     return (
-        f"{text}; neither draws visible tiles ({a['blockiness4']:.1f} and "
-        f"{b['blockiness4']:.1f} grey levels across 4x4 tile edges, about {floor:.1f} "
-        "for error without any grid)."
+        f"Neither shows a period-2 checkerboard ({values} grey levels; it counts from "
+        f"{CHECKER_VISIBLE} and {CHECKER_FLOOR_TIMES:.0f} times its floor)."
     )
 
 
