@@ -353,6 +353,15 @@ def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340
     return fig
 
 
+def pattern_image(pattern: torch.Tensor, size: int, gain: float) -> np.ndarray:
+    """A period-2 pattern (C, 2, 2) (:func:`convae.metrics.period2_pattern`) tiled over a
+    ``size`` x ``size`` picture around mid-grey, ``gain`` times stronger than it is, so
+    that a pattern of a grey level or two can be seen at all."""
+    c = pattern.shape[0]
+    tiled = pattern.float().repeat(1, size // 2, size // 2)[:, :size, :size]
+    return to_uint8((0.5 + gain * tiled).clamp(0, 1).reshape(c, size, size))
+
+
 def overlap_figure(
     counts: torch.Tensor, kernel_size: int, stride: int = 2, height: int = 420
 ) -> go.Figure:
@@ -635,8 +644,15 @@ def overlap_explanation(kernel: int, counts: torch.Tensor) -> tuple[str, str]:
         "- **k not a multiple of s (3): checkerboards.** The copies overlap unevenly, 1, 2 or "
         "4 taps from pixel to pixel, so even a flat input comes out as a checkerboard unless "
         "training balances the weights exactly.\n"
-        "- **Nearest upsampling, then a convolution** treats every position alike, which is "
-        "why the upsample decoder shows neither.\n\n"
+        "- **k a multiple of s (4): even overlap.** Every output pixel away from the border "
+        "gets 4 taps, 2 in each direction: no built-in checkerboard, and the copies blend "
+        "neighbouring cells, so no hard tile edges either.\n"
+        "- **Resize, then a convolution** (nearest or bilinear) treats every position "
+        "alike, which is why the upsample decoder shows neither.\n"
+        "- **Sub-pixel convolution** (a convolution to 4x the channels, then PixelShuffle) "
+        "has one kernel per position of each 2x2 block: nothing ties the four together, so "
+        "at random initialisation they differ (a checkerboard at step 0) unless ICNR "
+        "starts all four from one kernel (Aitken et al. 2017).\n\n"
         "(Odena, Dumoulin and Olah 2016, [Deconvolution and Checkerboard Artifacts]"
         "(https://distill.pub/2016/deconv-checkerboard/), Distill.)"
     )
