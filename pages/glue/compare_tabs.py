@@ -292,6 +292,17 @@ def over_training(p: Pair) -> None:
     )
     if st.session_state.get("compare_snapshot") not in range(count):
         st.session_state["compare_snapshot"] = count - 1
+    measure = st.segmented_control(
+        "Measure over training",
+        list(MEASURES),
+        key="compare_curve_measure",
+        default="blockiness4",
+        required=True,
+        persist_state="session",
+        format_func=lambda k: MEASURES[k][0].replace(" (grey levels)", ""),
+        help="Which grid artifact to follow over training, next to its floor: the 4x4 "
+        "tiles, the 2x2 blocks or the period-2 checkerboard.",
+    )
     g1, g2 = st.columns([2, 3], gap="large")
     with g1:
         idx = st.select_slider(
@@ -316,7 +327,7 @@ def over_training(p: Pair) -> None:
         draw.pictures([draw.PictureRow("", pics, caps, alts)], columns=3, max_px=200)
     with g2:
         draw.chart(
-            snapshot_curves(curves, [snaps[na][idx].step, snaps[nb][idx].step]),
+            snapshot_curves(curves, [snaps[na][idx].step, snaps[nb][idx].step], measure),
             key="compare_snapshot_curves",
             summary=f"Mean over the first {len(pool)} {p.split} pictures of the "
             "chosen classes, at every snapshot.",

@@ -16,6 +16,7 @@ import streamlit as st
 
 from convae.data import DataSet
 from convae.figures import COLOUR_MODES
+from convae.figures.compare import MEASURES
 from convae.models import DECODERS, AEConfig, ConvAutoencoder
 
 PRESENT_KEY = "ui_present"  # the presentation switch (pages/glue/draw.py reads it)
@@ -31,6 +32,7 @@ PARAMS = {
     "compare": "layers_compare",
     "present": PRESENT_KEY,
     "tab": "compare_tab_pick",
+    "measure": "compare_curve_measure",  # Compare's "Over training" measure
     "lesson": "lesson_id",
     "lstep": "lesson_step",
 }
@@ -78,6 +80,8 @@ def apply_params(q: dict[str, str], models: dict, data: DataSet | None) -> list[
         state["layers_compare"] = q["compare"] in TRUE
     if "present" in q:
         state[PRESENT_KEY] = q["present"] in TRUE
+    if "measure" in q and take("measure", [q["measure"]], MEASURES):
+        state["compare_curve_measure"] = q["measure"]
     if "tab" in q:
         state["compare_tab_pick"] = q["tab"]  # pages/compare.py checks it
     if "lesson" in q:
