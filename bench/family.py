@@ -97,10 +97,41 @@ def main() -> None:
                 for q in pts
             )
         )
+    print(markdown(out))
     out["load_average_end"] = os.getloadavg()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+def _cell(value: float, floor: float) -> str:
+    return f"{value:.2f} ({floor:.2f})"
+
+
+def markdown(out: dict) -> str:
+    """The README's two tables (tests/test_readme.py checks them against the file)."""
+    lines = [
+        "| decoder | what it does | parameters | PSNR | SSIM | tiles 4 (floor) | "
+        "tiles 2 (floor) | checker (floor) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in out["rows"]:
+        cells = [
+            _cell(r[k], r[k + "_floor"]) for k in ("blockiness4", "blockiness2", "checkerboard")
+        ]
+        lines.append(
+            f"| `{r['model']}` | {r['label']} | {r['parameters']:,} | {r['psnr']:.2f} dB | "
+            f"{r['ssim']:.3f} | " + " | ".join(cells) + " |"
+        )
+    curves = {d: q for d, q in out["over_training"].items() if d not in ("transpose", "upsample")}
+    names = list(curves)
+    lines += ["", "| step | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for i, q in enumerate(curves[names[0]]):
+        cells = [
+            _cell(curves[n][i]["checkerboard"], curves[n][i]["checkerboard_floor"]) for n in names
+        ]
+        lines.append(f"| {q['step']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

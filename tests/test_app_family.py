@@ -143,3 +143,16 @@ def test_overview_layer_table_of_a_sub_pixel_decoder(family_env, monkeypatch, fa
     assert list(table["layer"]) == [r["layer"] for r in want]
     assert "PixelShuffle(x2)" in set(table["layer"])
     assert int(table["parameters"].sum()) == 5136
+
+
+def test_every_page_renders_with_family_decoders_picked(family_env, monkeypatch):
+    at = _pick(start(family_env, monkeypatch), "transpose4", "bilinear", "subpixel-icnr")
+    for page in ("overview", "reconstructions", "layers", "cells", "compare", "train"):
+        open_page(at, page)
+        assert not at.error, (page, [e.value for e in at.error])
+    at.session_state["compare_tab"] = "Over training"
+    open_page(at, "compare")
+    assert not at.error, [e.value for e in at.error]
+    at.segmented_control(key="compare_curve_measure").set_value("checkerboard").run()
+    ok(at)
+    assert "checkerboard over training" in str(at.get("plotly_chart")[0].proto.spec)
