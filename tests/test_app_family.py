@@ -69,10 +69,8 @@ def test_compare_any_pair_says_what_the_figures_found(family_env, monkeypatch, t
     x = tiny_data.test.floats(slice(0, n))
     with torch.no_grad():
         rows = {d: checkerboard(family[d](x), x, pooled=True) for d in ("transpose3", "subpixel")}
-    values = ", ".join(
-        f"{t} {float(a):.2f} (floor {float(f):.2f})"
-        for t, (a, f) in zip("AB", rows.values(), strict=True)
-    )
+    (a, fa), (b, fb) = (tuple(float(v) for v in r) for r in rows.values())
+    values = f"A {a:.2f}, B {b:.2f} grey levels (floors {fa:.2f} and {fb:.2f})"
     assert f"rebuilds these {n} pictures" in text
     assert values in text  # the checkerboard half of the finding, both models' figures
     assert "4x4 tile" in text

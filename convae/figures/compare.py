@@ -567,7 +567,8 @@ def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") 
         (transpose)</b> (22.5 against 21.3 dB), and A draws tiles: its pictures step 9.1
         grey levels more across the edges of the 4x4 grid of its code cells than inside
         it (B -0.4; error without any grid scores about -0.3). Neither shows a period-2
-        checkerboard (A 0.31, B 0.20 grey levels; it counts from 0.5 and twice its floor)."
+        checkerboard: A 0.31, B 0.20 grey levels (floors 0.40 and 0.37); it counts from
+        0.5 and 2 times its floor."
     """
     if len(summary) != 2:
         raise ValueError(f"give the two models' rows, got {len(summary)}")
@@ -609,17 +610,18 @@ def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") 
 def _checker_finding(rows: Mapping[str, Mapping]) -> str:
     """The checkerboard half of :func:`finding_sentence`."""
     shown = [t for t, r in rows.items() if shows_checkerboard(r)]
-    values = ", ".join(
-        f"{t} {r['checkerboard']:.2f} (floor {r['checkerboard_floor']:.2f})"
-        for t, r in rows.items()
+    a, b = rows["A"], rows["B"]
+    values = (
+        f"A {a['checkerboard']:.2f}, B {b['checkerboard']:.2f} grey levels (floors "
+        f"{a['checkerboard_floor']:.2f} and {b['checkerboard_floor']:.2f})"
     )
     if len(shown) == 1:
-        return f"{shown[0]} shows a period-2 checkerboard: {values} grey levels."
+        return f"{shown[0]} shows a period-2 checkerboard: {values}."
     if shown:
-        return f"Both show a period-2 checkerboard: {values} grey levels."
+        return f"Both show a period-2 checkerboard: {values}."
     return (
-        f"Neither shows a period-2 checkerboard ({values} grey levels; it counts from "
-        f"{CHECKER_VISIBLE} and {CHECKER_FLOOR_TIMES:.0f} times its floor)."
+        f"Neither shows a period-2 checkerboard: {values}; it counts from "
+        f"{CHECKER_VISIBLE} and {CHECKER_FLOOR_TIMES:g} times its floor."
     )
 
 
