@@ -30,10 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from convae.checkpoints import load_checkpoint, snapshot_models  # noqa: E402
 from convae.data import load_dataset  # noqa: E402
 from convae.family import (  # noqa: E402
+    FLAT_STEPS,
     family_checkpoints,
     family_over_training,
     family_table,
+    flat_doubling,
     format_table,
+    step_checkerboard,
 )
 from convae.train import configure_threads  # noqa: E402
 
@@ -80,6 +83,12 @@ def main() -> None:
         }
         for d, path in paths.items()
     }
+    # The theory on one x2 step with all-equal weights, and sub-pixel's four random kernels.
+    out["flat_steps"] = {k: step_checkerboard(flat_doubling(k)) for k in FLAT_STEPS}
+    torch.manual_seed(0)
+    random4 = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.PixelShuffle(2))
+    out["flat_steps"]["subpixel-random-kernels"] = step_checkerboard(random4)
+    print("one x2 step, checkerboard (floor):", out["flat_steps"])
     x = data.test.images[: args.over_training_images]
     t0 = time.perf_counter()
     snaps = {d: snapshot_models(ck.snapshots, ck.config, d) for d, ck in cks.items()}

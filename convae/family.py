@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from .checkpoints import Snapshot
 from .compare import score_images, scores_over_training
 from .data import ImageSet
+from .metrics import checkerboard
 from .models import DECODER_LABELS, DECODERS, ConvAutoencoder, count_parameters
 
 if TYPE_CHECKING:
@@ -180,6 +182,70 @@ def family_over_training(
         label -> [{"step", "epoch", "n", "psnr", "ssim", "blockiness4", ..., floors}, ...].
     """
     return {name: scores_over_training(snaps, images) for name, snaps in snapshots.items()}
+
+
+# ------------------------------------------------------------- the theory, exactly
+
+# One x2 step of each kind with all-equal weights (nothing learned), for the predictions.
+FLAT_STEPS = (
+    "transpose2",
+    "transpose3",
+    "transpose4",
+    "nearest",
+    "bilinear",
+    "subpixel-one-kernel",
+)
+
+
+def _equal(layer: nn.Module, value: float) -> nn.Module:
+    with torch.no_grad():
+        layer.weight.fill_(value)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return layer
+
+
+def flat_doubling(kind: str) -> nn.Module:
+    """One x2 step of the family with every weight equal and no bias, scaled so that a flat
+    input comes out at its own level where the coverage is even.
+
+    Args:
+        kind: one of :data:`FLAT_STEPS`: a transpose convolution of kernel 2, 3 (1, 2 or 4
+            taps per pixel, 2.25 on average) or 4, nearest or bilinear x2 then a 3x3
+            convolution, or a sub-pixel step whose four kernels are one (ICNR's start).
+
+    Returns:
+        A 1-channel module mapping (N, 1, h, w) to (N, 1, 2h, 2w).
+    """
+    if kind == "transpose2":
+        return _equal(nn.ConvTranspose2d(1, 1, 2, 2), 1.0)
+    if kind == "transpose3":
+        return _equal(nn.ConvTranspose2d(1, 1, 3, 2, 1, 1), 1 / 2.25)
+    if kind == "transpose4":
+        return _equal(nn.ConvTranspose2d(1, 1, 4, 2, 1), 1 / 4)
+    if kind in ("nearest", "bilinear"):
+        up = nn.Upsample(scale_factor=2, mode=kind)
+        return nn.Sequential(up, _equal(nn.Conv2d(1, 1, 3, padding=1), 1 / 9))
+    if kind == "subpixel-one-kernel":
+        return nn.Sequential(_equal(nn.Conv2d(1, 4, 3, padding=1), 1 / 9), nn.PixelShuffle(2))
+    raise ValueError(f"no flat step {kind!r}; known: {', '.join(FLAT_STEPS)}")
+
+
+@torch.no_grad()
+def step_checkerboard(step: nn.Module, count: int = 200, seed: int = 0) -> tuple[float, float]:
+    """The pooled checkerboard a single x2 step draws: on ``count`` random 8x8 inputs
+    (values 0.3 to 0.7) against their nearest x2 copies, 2 pixels from the border left
+    out (where even kernels read the zero padding).
+
+    Returns:
+        (amplitude, floor) in grey levels (:func:`convae.metrics.checkerboard`, pooled).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x = 0.3 + 0.4 * torch.rand(count, 1, 8, 8, generator=gen)
+    y = step(x)
+    target = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    amp, floor = checkerboard(y[..., 2:-2, 2:-2], target[..., 2:-2, 2:-2], pooled=True)
+    return float(amp), float(floor)
 
 
 # ------------------------------------------------------------- the sentences

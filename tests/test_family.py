@@ -35,13 +35,15 @@ from convae.family import (
     family_over_training,
     family_row,
     family_table,
+    flat_doubling,
     format_table,
     merge_snapshots,
     shows_checkerboard,
     snapshot_callback,
+    step_checkerboard,
     variant_sentence,
 )
-from convae.metrics import checkerboard, period2_pattern
+from convae.metrics import period2_pattern
 from convae.models import DECODERS, AEConfig, ConvAutoencoder
 from convae.train import TrainConfig, fit
 
@@ -52,57 +54,19 @@ CKPT = ROOT / "checkpoints"
 # ------------------------------------------------------------ synthetic weights
 
 
-def _equal(layer: nn.Module, value: float) -> nn.Module:
-    """All weights ``value``, no bias: the layer itself, with nothing learned."""
-    with torch.no_grad():
-        layer.weight.fill_(value)
-        if layer.bias is not None:
-            layer.bias.zero_()
-    return layer
-
-
-def _doubling(kind: str) -> nn.Module:
-    """One x2 step of each kind with all-equal weights, scaled so that a flat input
-    comes out at its own level where the coverage is even."""
-    if kind == "transpose2":
-        return _equal(nn.ConvTranspose2d(1, 1, 2, 2), 1.0)
-    if kind == "transpose3":  # 1, 2 or 4 taps per pixel, 2.25 on average
-        return _equal(nn.ConvTranspose2d(1, 1, 3, 2, 1, 1), 1 / 2.25)
-    if kind == "transpose4":
-        return _equal(nn.ConvTranspose2d(1, 1, 4, 2, 1), 1 / 4)
-    if kind in ("nearest", "bilinear"):
-        up = nn.Upsample(scale_factor=2, mode=kind)
-        return nn.Sequential(up, _equal(nn.Conv2d(1, 1, 3, padding=1), 1 / 9))
-    if kind == "subpixel-one-kernel":  # ICNR's start: one kernel for the four positions
-        return nn.Sequential(_equal(nn.Conv2d(1, 4, 3, padding=1), 1 / 9), nn.PixelShuffle(2))
-    raise ValueError(kind)
-
-
-def _synthetic_checker(step: nn.Module) -> tuple[float, float]:
-    """The pooled checkerboard of ``step`` on 200 random 8x8 inputs against their nearest
-    x2 copies, away from the 2-pixel border (where even kernels see the padding)."""
-    gen = torch.Generator().manual_seed(0)
-    x = 0.3 + 0.4 * torch.rand(200, 1, 8, 8, generator=gen)
-    with torch.no_grad():
-        y = step(x)
-    target = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-    amp, floor = checkerboard(y[..., 2:-2, 2:-2], target[..., 2:-2, 2:-2], pooled=True)
-    return float(amp), float(floor)
-
-
 def test_flat_weights_draw_a_checkerboard_only_with_kernel_3():
-    amp, floor = _synthetic_checker(_doubling("transpose3"))
+    amp, floor = step_checkerboard(flat_doubling("transpose3"))
     # Taps 1, 2, 2, 4 around a mean of 2.25 on inputs about 0.5: ~60 grey levels.
     assert amp > 40 and amp > 20 * floor
     for kind in ("transpose2", "transpose4", "nearest", "bilinear", "subpixel-one-kernel"):
-        amp, floor = _synthetic_checker(_doubling(kind))
+        amp, floor = step_checkerboard(flat_doubling(kind))
         assert amp <= floor, kind  # nothing above what the error shows by chance
 
 
 def test_a_sub_pixel_step_with_four_random_kernels_draws_one():
     torch.manual_seed(0)
     step = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.PixelShuffle(2))  # default init
-    amp, floor = _synthetic_checker(step)
+    amp, floor = step_checkerboard(step)
     assert amp > 10 * floor and amp > CHECKER_VISIBLE
 
 
