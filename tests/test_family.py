@@ -287,3 +287,25 @@ def test_cli_compare_prints_the_family_table_for_any_number(
     assert "checker (floor)" in text and "class" not in text.splitlines()[1]
     assert all(f["sentence"] in text for f in res["family"])
     assert error.startswith("error: compare takes two or more checkpoints, got one")
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_every_decoder_has_a_layer_table_and_a_diagram(decoder):
+    from convae.figures import architecture_diagram, architecture_image
+    from convae.summary import architecture
+
+    model = ConvAutoencoder(AEConfig(decoder=decoder))
+    rows = architecture(model)
+    assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in model.parameters())
+    layers = {r["layer"] for r in rows if r["part"] == "decoder"}
+    kernel = {"transpose3": 3, "transpose4": 4}.get(decoder)
+    if kernel:
+        assert f"ConvTranspose2d(4, 16, {kernel}, stride 2, pad 1" in " ".join(layers)
+    if decoder == "bilinear":
+        assert "Upsample(x2, bilinear)" in layers
+    if decoder.startswith("subpixel"):
+        assert {"PixelShuffle(x2)", "Conv2d(4, 64, 3, pad 1)"} <= layers
+    fig = architecture_diagram(rows)
+    widths = [b.width[0] for b in fig.data if b.width is not None]
+    assert len(widths) == len(rows) and max(widths) <= 0.8  # 64 channels do not overlap
+    assert architecture_image(rows).shape[1] > 0
