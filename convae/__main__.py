@@ -63,10 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         "--decoder",
         choices=DECODERS,
         default=D.decoder,
-        help="the course's two: transpose (ConvTranspose2d k2 s2), upsample (nearest x2 + "
-        "Conv2d 3x3); the rest of the family: transpose3, transpose4 (kernels 3, 4), "
-        "bilinear (bilinear x2 + Conv2d 3x3), subpixel, subpixel-icnr (Conv2d to 4x the "
-        "channels + PixelShuffle, default or ICNR init)",
+        help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3 (the "
+        "course's two); transpose3/4: kernel 3/4; bilinear: bilinear x2 + Conv2d 3x3; "
+        "subpixel(-icnr): Conv2d to 4x the channels + PixelShuffle (ICNR init)",
     )
     t.add_argument(
         "--loss",
