@@ -65,6 +65,7 @@ SYMBOLS = (
     "pentagon",
 )
 POINT_SIZE = 5
+OPACITY = 0.7  # the classes drawn last must not hide the others entirely
 MAP_HEIGHT = 460
 # The three probe series: blue, orange and bluish green of Okabe-Ito.
 PROBE_COLOURS = ("#0072B2", "#E69F00", "#009E73")
@@ -150,7 +151,7 @@ def map_figure(
         if len(keep) == 0:
             continue
         colour, symbol = class_style(k)
-        marker: dict = {"size": POINT_SIZE, "symbol": symbol}
+        marker: dict = {"size": POINT_SIZE, "symbol": symbol, "opacity": OPACITY}
         hover = f"{split} picture %{{customdata}}: {name}"
         if v is None:
             marker["color"] = colour
@@ -172,8 +173,14 @@ def map_figure(
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        dragmode="lasso",
-        legend={"itemsizing": "constant", "title": {"text": "class"}},
+        # Below the map, in rows: beside it the legend took a third of a half-width map.
+        legend={
+            "itemsizing": "constant",
+            "title": {"text": "class"},
+            "orientation": "h",
+            "y": -0.08,
+            "yanchor": "top",
+        },
         xaxis={"title": xt, "showticklabels": False, "zeroline": False},
         yaxis={"title": yt, "showticklabels": False, "zeroline": False},
         plot_bgcolor="white",
@@ -186,8 +193,7 @@ def map_figure(
                 "colorscale": SEQUENTIAL,
                 "colorbar": {"title": {"text": value_title, "side": "right"}, "x": 1.02},
             },
-            # The colour bar takes the right; the classes' shapes go below the map.
-            legend={"orientation": "h", "y": -0.12, "title": {"text": "shape: class"}},
+            legend={"title": {"text": "shape: class"}},
         )
     return fig
 

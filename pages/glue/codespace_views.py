@@ -265,7 +265,7 @@ def _draw_map(v, cmap, space_key, what, values, title, ckey, key) -> None:
 def map_part(v: View) -> None:
     """The code map beside the raw-pixel map; a click or lasso shows those pictures with
     each model's reconstruction. A fragment: a click reruns only this part."""
-    c1, c2, c3 = st.columns([1, 1, 2])
+    c1, c2, c3 = st.columns([1, 2, 1.4])
     method = c1.segmented_control(
         "Projection", list(METHODS), format_func=METHODS.get, required=True,
         default="pca", key="codespace_method", persist_state="session",
@@ -321,8 +321,9 @@ def selection(v: View) -> None:
     chosen = [i for i in chosen if 0 <= i < v.n_test]
     if not chosen:
         st.caption(
-            "Click a point, or draw around a group (drag on a map: lasso), to see those "
-            "pictures here with each model's reconstruction and its PSNR."
+            "Click a point, or draw around a group (choose the lasso in the map's toolbar, "
+            "top right, then drag), to see those pictures here with each model's "
+            "reconstruction and its PSNR. The toolbar also zooms, pans and resets the view."
         )
         return
     shown = chosen[:MAX_SHOWN]
