@@ -58,6 +58,7 @@ from convae.prepared import PreparedSources
 from convae.recon import Reconstruction, reconstruct_scored, score
 from convae.style import EncoderFeatures, VGGFeatures
 from convae.tasks import psnr_curve, repair_scores
+from convae.training_queue import training_resources
 
 Key = tuple
 
@@ -410,9 +411,17 @@ def code_space_result(space: CodeSpace, product: str, **params):
     return _code_space_result(key, product, tuple(sorted(params.items())), space)
 
 
+def _one_thread():
+    """Per-click torch work (a few pictures) on the calling thread alone: with the server's
+    two OpenMP threads such small work costs several times the CPU in the threads' spin
+    waits (bench/results/codespace.json, "clicks": 11 ms on one thread, 233 ms on two)."""
+    return training_resources(threads=1, nice=0)
+
+
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _neighbours_of(key: Key, index: int, cached: bool, _space: CodeSpace) -> dict:
-    return _space.neighbours_of(index)
+    with _one_thread():
+        return _space.neighbours_of(index)
 
 
 def neighbours_of(space: CodeSpace, index: int) -> dict:
@@ -424,8 +433,9 @@ def neighbours_of(space: CodeSpace, index: int) -> dict:
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _selection(key: Key, _models: dict, _images: ImageSet):
-    sel = select(_models, _images, list(key[-1]))
-    return sel.inputs, {name: score(r, sel.inputs) for name, r in sel.recon.items()}
+    with _one_thread():
+        sel = select(_models, _images, list(key[-1]))
+        return sel.inputs, {name: score(r, sel.inputs) for name, r in sel.recon.items()}
 
 
 def code_space_selection(
@@ -448,7 +458,8 @@ def code_space_selection(
 def _channel_pictures(key: Key, _model, _images: ImageSet, _means) -> Reconstruction:
     _, _, indices, channel = key
     x = _images.floats(torch.tensor(indices))
-    return score(switch_off_pictures(_model, x, channel, _means), x)
+    with _one_thread():
+        return score(switch_off_pictures(_model, x, channel, _means), x)
 
 
 def switched_off(
@@ -469,7 +480,8 @@ def switched_off(
 def _swap(key: Key, _model, _images: ImageSet) -> Reconstruction:
     _, _, a, b, channel = key
     x = _images.floats(torch.tensor([a, b]))
-    return score(swap_pictures(_model, x[0], x[1], channel), x)
+    with _one_thread():
+        return score(swap_pictures(_model, x[0], x[1], channel), x)
 
 
 def swapped(entry: ModelEntry, data: DataSet, a: int, b: int, channel: int) -> Reconstruction:
