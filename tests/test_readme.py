@@ -123,3 +123,43 @@ def test_readme_family_over_training_is_the_results_file():
         for name, cell in zip(names, cells[1:], strict=True):
             q = next(q for q in res["over_training"][name] if q["step"] == step)
             assert cell == _cell(q["checkerboard"], q["checkerboard_floor"]), (name, step)
+
+
+# ------------------------------------------------------------------ the code space
+
+CODESPACE_JSON = ROOT / "bench" / "results" / "codespace.json"
+
+
+def test_readme_code_space_tables_are_the_results_file():
+    """The probe, neighbour and channel figures are bench/results/codespace.json's."""
+    res = json.loads(CODESPACE_JSON.read_text())["per_model"]
+    section = _section("What the code holds")
+    assert any("bench/codespace.py" in ln and "CONVAE_DATA" in ln for ln in section)
+    probe, channels = _tables(section)
+    t, u = res["cifar10-transpose"], res["cifar10-upsample"]
+    rows = {r[0]: r[1:] for r in probe[1:]}
+
+    def pc(x: float) -> str:
+        return f"{100 * x:.1f} %"
+
+    assert rows["linear probe: test pictures classed right"] == [
+        pc(t["probe"]["code"]["accuracy"]),
+        pc(u["probe"]["code"]["accuracy"]),
+        pc(t["probe"]["pixels"]["accuracy"]),
+        pc(t["probe"]["PCA 256 of pixels"]["accuracy"]),
+    ]
+    assert rows["8 nearest neighbours of the same class"] == [
+        pc(t["neighbour_rates"]["code"]),
+        pc(u["neighbour_rates"]["code"]),
+        pc(t["neighbour_rates"]["pixel"]),
+        pc(t["neighbour_rates"]["PCA 256"]),
+    ]
+    for cells in channels[1:]:
+        name, what = cells[0].split(": ")
+        m = res[name]["channels"]
+        if what == "PSNR lost when it is off":
+            assert cells[1:] == [f"{s['drop']:.2f} dB" for s in m["switch_off"]]
+        else:
+            prop = what.removeprefix("correlation with ")
+            assert cells[1:] == [f"{r:+.2f}" for r in m["correlations"][prop]]
+    assert len(channels) == 7
