@@ -60,6 +60,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.students import meter  # noqa: E402
 from tests.e2e.conftest import _RUN_COUNTER, CHROMIUM_ARGS, App, chromium_path  # noqa: E402
 
 
@@ -184,24 +185,14 @@ class Server:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        self.ticks_per_s = os.sysconf("SC_CLK_TCK")
 
     def cpu_s(self) -> float:
         """CPU seconds used by the server process so far (all threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.ticks_per_s
+        return meter.cpu_s(self.proc.pid)
 
     def memory_mb(self) -> dict[str, float]:
         """RSS, PSS and USS (private clean + dirty) of the server, in MB."""
-        kb: dict[str, int] = {}
-        for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines()[1:]:
-            key, value = line.split(":", 1)
-            kb[key] = int(value.split()[0])
-        return {
-            "rss": kb["Rss"] / 1024,
-            "pss": kb["Pss"] / 1024,
-            "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024,
-        }
+        return meter.memory_mb(self.proc.pid)
 
     def sessions(self) -> dict[str, float]:
         """Streamlit's own session counters (/_stcore/metrics): active sessions and
@@ -231,36 +222,7 @@ class Server:
 def browser_cpu_s() -> float:
     """CPU seconds used so far by the Chromium processes this script started (its
     descendants whose name says chrom or headless_shell; not the server's)."""
-    parent: dict[int, int] = {}
-    name: dict[int, str] = {}
-    ticks: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # ended meanwhile
-            continue
-        pid = int(entry.name)
-        name[pid] = stat[stat.index("(") + 1 : stat.rindex(")")].lower()
-        fields = stat.rsplit(")", 1)[1].split()
-        parent[pid] = int(fields[1])
-        ticks[pid] = int(fields[11]) + int(fields[12])
-    me = os.getpid()
-
-    def mine(pid: int) -> bool:
-        while pid > 1:
-            pid = parent.get(pid, 0)
-            if pid == me:
-                return True
-        return False
-
-    total = sum(
-        t
-        for pid, t in ticks.items()
-        if ("chrom" in name[pid] or "headless" in name[pid]) and mine(pid)
-    )
-    return total / os.sysconf("SC_CLK_TCK")
+    return meter.tree_cpu_s(os.getpid(), ("chrom", "headless"))
 
 
 # --------------------------------------------------------------------- sessions
