@@ -41,7 +41,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import socket
@@ -60,6 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import add_out_argument, app_env, markdown_header, write_results  # noqa: E402
 from bench.students import meter  # noqa: E402
 from tests.e2e.conftest import _RUN_COUNTER, CHROMIUM_ARGS, App, chromium_path  # noqa: E402
 
@@ -472,11 +472,15 @@ def _mem(m: dict) -> str:
 
 def markdown(result: dict) -> str:
     """The README's classroom table."""
-    lines = [
-        "| sessions | interaction | server CPU per click | p50 | p95 | "
-        "with trainings: p50 / p95 | memory per session (RSS / USS) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = markdown_header(
+        "sessions",
+        "interaction",
+        "server CPU per click",
+        "p50",
+        "p95",
+        "with trainings: p50 / p95",
+        "memory per session (RSS / USS)",
+    )
     for row in result["sizes"]:
         per = row["memory_mb_per_session"]
         for title, r in row["interactions"].items():
@@ -531,7 +535,7 @@ def main() -> None:
         help="extra `streamlit run` option for the server, e.g. --streamlit-arg="
         "--runner.postScriptGC=false (repeatable)",
     )
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "classroom.json"))
+    add_out_argument(ap, "classroom.json")
     args = ap.parse_args()
     args.interactions = [k.strip() for k in args.interactions.split(",") if k.strip()]
     unknown = set(args.interactions) - set(INTERACTIONS)
@@ -543,14 +547,8 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    data = Path(os.environ.get("CONVAE_DATA") or ROOT / "data")
-    env = {
-        "CONVAE_DATA": str(data),
-        "CONVAE_SOURCE": "cifar10",
-        "CONVAE_CHECKPOINTS": str(ROOT / "checkpoints"),
-        "CONVAE_OFFLINE": "1",
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    env = app_env()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # fails now, not after the run
     log = Path(tempfile.mkdtemp(prefix="convae-classroom-")) / "server.log"
     result: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -579,10 +577,10 @@ def main() -> None:
     finally:
         server.stop()
     result["load_average_after"] = os.getloadavg()
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print()
     print(markdown(result))
-    print(f"\nwrote {args.out} (server log {log}); load average {os.getloadavg()}")
+    write_results(args.out, result, indent=1)
+    print(f"server log {log}; load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":
