@@ -48,15 +48,8 @@ def radio_row(
     Returns:
         The chosen value.
     """
-    return where.radio(
-        label,
-        list(options),
-        key=key,
-        horizontal=True,
-        persist_state="session",
-        format_func=labels.get if labels else str,
-        help=help,
-    )
+    shown = labels or {o: str(o) for o in options}
+    return _one_of(where.radio, label, shown, key, help, horizontal=True)
 
 
 def ladder_slider(
@@ -86,4 +79,47 @@ def ladder_slider(
         key=key,
         persist_state="session",
         help=help,
+    )
+
+
+def segmented(
+    label: str,
+    labels: Mapping[str, str],
+    key: str,
+    default: str,
+    where: Any = st,
+    help: str | None = None,
+) -> str:
+    """A row of buttons of which exactly one is on (a required segmented control), kept
+    for the session.
+
+    Args:
+        label: the widget's label.
+        labels: value -> what its button says, in button order.
+        key: the widget (and session state) key.
+        default: the value on at first.
+        where: ``st`` or a column / container to draw it in.
+        help: the tooltip.
+
+    Returns:
+        The chosen value.
+    """
+    return _one_of(
+        where.segmented_control, label, labels, key, help, default=default, required=True
+    )
+
+
+def _one_of(
+    widget: Any, label: str, labels: Mapping[str, str], key: str, help: str | None, **extra: Any
+) -> str:
+    """``widget`` (st.radio, st.segmented_control, ...) over ``labels``' values, showing
+    their labels, kept for the session; ``extra``: the widget's own arguments."""
+    return widget(
+        label,
+        list(labels),
+        key=key,
+        format_func=labels.get,
+        persist_state="session",
+        help=help,
+        **extra,
     )
