@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_out_argument, write_results  # noqa: E402
+from bench.common import add_out_argument, free_port, wait_healthy, write_results  # noqa: E402
 
 TARGETS = {"layers: next step": 0.3, "cold start: first page rendered": 6.0}
 
@@ -126,12 +124,6 @@ def interactions(repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
     """Launch the app as ``./dev app`` does (serve.py) and time health, then the first
     page's full render. ``extra``: more ``streamlit run`` options.
@@ -140,7 +132,7 @@ def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
         {"cold start: server healthy": s, "cold start: first page rendered": s} (the
         second only with Playwright).
     """
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -160,18 +152,7 @@ def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
     )
     out: dict[str, float] = {}
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/_stcore/health", timeout=1
-                ) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - t0 > 120:
-                raise RuntimeError("the server did not answer /_stcore/health in 120 s")
-            time.sleep(0.05)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, 120, poll_s=0.05)
         healthy = time.perf_counter() - t0
         out["cold start: server healthy"] = healthy
         rendered = _first_render(port)

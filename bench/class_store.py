@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bench.common import add_out_argument, write_results  # noqa: E402
+from bench.students.meter import cpu_s  # noqa: E402
 from convae.classroom import ClassService, TeacherKey, choice_question, open_store  # noqa: E402
 
 KEY = "bench-teacher-key-0123456789abcdef"
 # calls per batch: enough that a batch lasts well over the clock's and /proc's resolution
 CALLS = {"memory": 100_000, "redis": 10_000}
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
@@ -70,12 +70,6 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
 
 
 def setup(spec: str, students: int) -> dict[str, Callable[[], object]]:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,7 +58,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_out_argument, app_env, markdown_header, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_out_argument,
+    app_env,
+    free_port,
+    markdown_header,
+    serve_command,
+    wait_healthy,
+    write_results,
+)
 from bench.students import meter  # noqa: E402
 from tests.e2e.conftest import _RUN_COUNTER, CHROMIUM_ARGS, App, chromium_path  # noqa: E402
 
@@ -153,38 +160,18 @@ class Server:
         log: Path,
         launcher: list[str] | None = None,
     ) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            *(launcher or [sys.executable, str(ROOT / "serve.py")]),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(self.port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            *extra,
-        ]
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+                serve_command(self.port, extra, launcher),
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_healthy(self.url, self.proc, 180, log)
 
     def cpu_s(self) -> float:
         """CPU seconds used by the server process so far (all threads)."""

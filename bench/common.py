@@ -10,6 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,6 +87,80 @@ def app_env() -> dict[str, str]:
         "CONVAE_CHECKPOINTS": str(ROOT / "checkpoints"),
         "CONVAE_OFFLINE": "1",
     }
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_command(
+    port: int, extra: Sequence[str] = (), launcher: Sequence[str] | None = None
+) -> list[str]:
+    """The command that starts the app as ``./dev app`` does, on ``127.0.0.1:port``,
+    headless and without usage statistics.
+
+    Args:
+        port: the port to serve on.
+        extra: more ``streamlit run`` options.
+        launcher: the command that starts one server and takes ``streamlit run`` options
+            (default: serve.py with this Python).
+
+    Returns:
+        The argument list for :class:`subprocess.Popen` (run it in the repository root).
+    """
+    return [
+        *(launcher or [sys.executable, str(ROOT / "serve.py")]),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        *extra,
+    ]
+
+
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen,
+    timeout_s: float,
+    log: Path | None = None,
+    poll_s: float = 0.2,
+) -> None:
+    """Wait until the app at ``url`` answers ``/_stcore/health`` with 200.
+
+    Args:
+        url: the app's base address ("http://127.0.0.1:PORT").
+        proc: the server process (an exit stops the wait at once).
+        timeout_s: how long to wait at most.
+        log: the server's output file; its end goes into the error.
+        poll_s: the pause between two tries (it bounds a timed start's resolution).
+
+    Raises:
+        RuntimeError: the server exited, or did not answer in ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:  # not listening yet, or not answering yet
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = (
+                f"exited with code {proc.returncode}"
+                if proc.returncode is not None
+                else f"did not answer /_stcore/health in {timeout_s:.0f} s"
+            )
+            tail = f":\n{log.read_text()[-3000:]}" if log is not None else ""
+            raise RuntimeError(f"the server did not start ({why}){tail}")
+        time.sleep(poll_s)
 
 
 def markdown_header(*columns: str) -> list[str]:
