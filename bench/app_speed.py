@@ -23,20 +23,19 @@ Targets on a 2-core CPU: a layer step <= 0.3 s, cold start <= 6 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import add_out_argument, free_port, wait_healthy, write_results  # noqa: E402
 
 TARGETS = {"layers: next step": 0.3, "cold start: first page rendered": 6.0}
 
@@ -64,21 +63,18 @@ def interactions(repeats: int) -> list[tuple[str, float]]:
         at.switch_page(f"pages/{name}.py").run()
         at.run()  # a second run so caches and figures are warm
 
+    def measure(name: str, action: Callable, n: int = repeats) -> None:
+        rows.append((name, _median_rerun(at, action, n)))
+
     classes = at.sidebar.multiselect(key="sidebar_classes").options
-    rows.append(("overview: plain rerun", _median_rerun(at, lambda a, i: a.run(), repeats)))
-    rows.append(
-        (
-            "overview: change classes",
-            _median_rerun(
-                at,
-                lambda a, i: (
-                    a.sidebar.multiselect(key="sidebar_classes")
-                    .set_value([classes[i % len(classes)]])
-                    .run()
-                ),
-                repeats,
-            ),
-        )
+    measure("overview: plain rerun", lambda a, i: a.run())
+    measure(
+        "overview: change classes",
+        lambda a, i: (
+            a.sidebar.multiselect(key="sidebar_classes")
+            .set_value([classes[i % len(classes)]])
+            .run()
+        ),
     )
     at.sidebar.multiselect(key="sidebar_classes").set_value([]).run()
 
@@ -92,80 +88,40 @@ def interactions(repeats: int) -> list[tuple[str, float]]:
         else:
             a.button(key="layers_next").click().run()
 
-    rows.append(("layers: next step", _median_rerun(at, step, max(repeats, len(names)))))
-    rows.append(
-        (
-            "layers: slider jump",
-            _median_rerun(
-                at,
-                lambda a, i: (
-                    a.select_slider(key="layers_step")
-                    .set_value(names[(3 * i + 2) % len(names)])
-                    .run()
-                ),
-                repeats,
-            ),
-        )
+    measure("layers: next step", step, max(repeats, len(names)))
+    measure(
+        "layers: slider jump",
+        lambda a, i: (
+            a.select_slider(key="layers_step").set_value(names[(3 * i + 2) % len(names)]).run()
+        ),
     )
     modes = ["model", "channel", "layer"]
-    rows.append(
-        (
-            "layers: colour mode",
-            _median_rerun(
-                at,
-                lambda a, i: a.segmented_control(key="layers_colour").set_value(modes[i % 3]).run(),
-                repeats,
-            ),
-        )
+    measure(
+        "layers: colour mode",
+        lambda a, i: a.segmented_control(key="layers_colour").set_value(modes[i % 3]).run(),
     )
-    rows.append(
-        (
-            "layers: other image",
-            _median_rerun(
-                at, lambda a, i: a.number_input(key="layers_index").set_value(i + 1).run(), repeats
-            ),
-        )
+    measure(
+        "layers: other image",
+        lambda a, i: a.number_input(key="layers_index").set_value(i + 1).run(),
     )
 
     page("reconstructions")
-    rows.append(
-        (
-            "reconstructions: image count",
-            _median_rerun(
-                at, lambda a, i: a.slider(key="recon_n").set_value(8 + 2 * (i % 6)).run(), repeats
-            ),
-        )
+    measure(
+        "reconstructions: image count",
+        lambda a, i: a.slider(key="recon_n").set_value(8 + 2 * (i % 6)).run(),
     )
     sorts = ["worst", "best", "order"]
-    rows.append(
-        (
-            "reconstructions: sort",
-            _median_rerun(
-                at,
-                lambda a, i: a.segmented_control(key="recon_sort").set_value(sorts[i % 3]).run(),
-                repeats,
-            ),
-        )
+    measure(
+        "reconstructions: sort",
+        lambda a, i: a.segmented_control(key="recon_sort").set_value(sorts[i % 3]).run(),
     )
 
     page("train")
-    rows.append(
-        (
-            "train: change a setting",
-            _median_rerun(
-                at,
-                lambda a, i: a.number_input(key="train_epochs").set_value(2 + i % 3).run(),
-                repeats,
-            ),
-        )
+    measure(
+        "train: change a setting",
+        lambda a, i: a.number_input(key="train_epochs").set_value(2 + i % 3).run(),
     )
     return rows
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
@@ -176,7 +132,7 @@ def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
         {"cold start: server healthy": s, "cold start: first page rendered": s} (the
         second only with Playwright).
     """
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -196,18 +152,7 @@ def cold_start_once(extra: Sequence[str] = ()) -> dict[str, float]:
     )
     out: dict[str, float] = {}
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/_stcore/health", timeout=1
-                ) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - t0 > 120:
-                raise RuntimeError("the server did not answer /_stcore/health in 120 s")
-            time.sleep(0.05)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, 120, poll_s=0.05)
         healthy = time.perf_counter() - t0
         out["cold start: server healthy"] = healthy
         rendered = _first_render(port)
@@ -269,11 +214,7 @@ def main() -> None:
     )
     ap.add_argument("--source", help="data source for the app ($CONVAE_SOURCE; default cifar10)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start timing")
-    ap.add_argument(
-        "--out",
-        default=str(ROOT / "bench" / "results" / "app_speed.json"),
-        help="where the results go (default bench/results/app_speed.json)",
-    )
+    add_out_argument(ap, "app_speed.json")
     args = ap.parse_args()
     if args.source:
         os.environ["CONVAE_SOURCE"] = args.source
@@ -297,9 +238,7 @@ def main() -> None:
         "targets_s": TARGETS,
         "cold_start_runs_s": cold_runs,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result, indent=1)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,16 @@ bench/results/artifacts.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import add_out_argument, run_stamp, write_results  # noqa: E402
 from convae.baselines import (  # noqa: E402
     DownsampleBaseline,
     downsample_config,
@@ -38,13 +37,13 @@ from convae.recon import reconstruct  # noqa: E402
 from convae.train import configure_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results" / "artifacts.json"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--over-training-images", type=int, default=1000)
     p.add_argument("--no-fit", action="store_true", help="skip timing a fresh PCA fit")
+    add_out_argument(p, "artifacts.json")
     args = p.parse_args()
     threads = configure_threads()
     data = load_dataset("cifar10")
@@ -52,12 +51,8 @@ def main() -> None:
         d: load_checkpoint(ROOT / "checkpoints" / f"cifar10-{d}.pt")
         for d in ("transpose", "upsample")
     }
-    out: dict = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "threads": threads,
-        "load_average_start": os.getloadavg(),
-        "data_fingerprint": data.fingerprint,
-    }
+    out = run_stamp(threads=threads)
+    out["data_fingerprint"] = data.fingerprint
     if not args.no_fit:
         t0 = time.perf_counter()
         fresh = fit_pca(data.train)
@@ -112,9 +107,7 @@ def main() -> None:
     out["training_seconds"] = {n: ck.history[-1]["elapsed_s"] for n, ck in cks.items()}
     out["test_metrics"] = {n: ck.test_metrics for n, ck in cks.items()}
     out["load_average_end"] = os.getloadavg()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,21 +47,9 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.proto.WidgetStates_pb2 import WidgetState  # noqa: E402
 
+from bench.common import free_port, serve_command, wait_healthy  # noqa: E402
+from bench.students.meter import cpu_s  # noqa: E402
 from tests.streamclient import StreamSession  # noqa: E402
-
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_redis() -> tuple[subprocess.Popen, str]:
@@ -84,20 +71,12 @@ def start_redis() -> tuple[subprocess.Popen, str]:
 
 def start_app(env: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "serve.py", "--server.headless", "true", "--server.port", str(port)]
-    cmd += ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        serve_command(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
-                return proc, base
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the app did not start")
+    wait_healthy(base, proc, 120)
+    return proc, base
 
 
 def open_class(base: str, key: str) -> tuple[StreamSession, str]:

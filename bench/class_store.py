@@ -43,12 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from bench.common import add_out_argument, write_results  # noqa: E402
+from bench.students.meter import cpu_s  # noqa: E402
 from convae.classroom import ClassService, TeacherKey, choice_question, open_store  # noqa: E402
 
 KEY = "bench-teacher-key-0123456789abcdef"
 # calls per batch: enough that a batch lasts well over the clock's and /proc's resolution
 CALLS = {"memory": 100_000, "redis": 10_000}
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
@@ -69,12 +70,6 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
 
 
 def setup(spec: str, students: int) -> dict[str, Callable[[], object]]:
@@ -113,12 +108,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5, help="rounds per store (default: 5)")
     p.add_argument("--students", type=int, default=30, help="seats in the class (default: 30)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=ROOT / "bench" / "results" / "class_store.json",
-        help="where the JSON goes (default: bench/results/class_store.json)",
-    )
+    add_out_argument(p, "class_store.json")
     args = p.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,8 +147,8 @@ def main() -> int:
         "calls_per_batch": {"poll": CALLS, "others": {k: v // 5 for k, v in CALLS.items()}},
         "median_per_call": medians,
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    write_results(args.out, result)
     return 0
 
 

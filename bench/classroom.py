@@ -41,10 +41,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +58,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    add_out_argument,
+    app_env,
+    free_port,
+    markdown_header,
+    serve_command,
+    wait_healthy,
+    write_results,
+)
+from bench.students import meter  # noqa: E402
 from tests.e2e.conftest import _RUN_COUNTER, CHROMIUM_ARGS, App, chromium_path  # noqa: E402
 
 
@@ -152,56 +160,26 @@ class Server:
         log: Path,
         launcher: list[str] | None = None,
     ) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            *(launcher or [sys.executable, str(ROOT / "serve.py")]),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(self.port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            *extra,
-        ]
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+                serve_command(self.port, extra, launcher),
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        self.ticks_per_s = os.sysconf("SC_CLK_TCK")
+        wait_healthy(self.url, self.proc, 180, log)
 
     def cpu_s(self) -> float:
         """CPU seconds used by the server process so far (all threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.ticks_per_s
+        return meter.cpu_s(self.proc.pid)
 
     def memory_mb(self) -> dict[str, float]:
         """RSS, PSS and USS (private clean + dirty) of the server, in MB."""
-        kb: dict[str, int] = {}
-        for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines()[1:]:
-            key, value = line.split(":", 1)
-            kb[key] = int(value.split()[0])
-        return {
-            "rss": kb["Rss"] / 1024,
-            "pss": kb["Pss"] / 1024,
-            "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024,
-        }
+        return meter.memory_mb(self.proc.pid)
 
     def sessions(self) -> dict[str, float]:
         """Streamlit's own session counters (/_stcore/metrics): active sessions and
@@ -231,36 +209,7 @@ class Server:
 def browser_cpu_s() -> float:
     """CPU seconds used so far by the Chromium processes this script started (its
     descendants whose name says chrom or headless_shell; not the server's)."""
-    parent: dict[int, int] = {}
-    name: dict[int, str] = {}
-    ticks: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # ended meanwhile
-            continue
-        pid = int(entry.name)
-        name[pid] = stat[stat.index("(") + 1 : stat.rindex(")")].lower()
-        fields = stat.rsplit(")", 1)[1].split()
-        parent[pid] = int(fields[1])
-        ticks[pid] = int(fields[11]) + int(fields[12])
-    me = os.getpid()
-
-    def mine(pid: int) -> bool:
-        while pid > 1:
-            pid = parent.get(pid, 0)
-            if pid == me:
-                return True
-        return False
-
-    total = sum(
-        t
-        for pid, t in ticks.items()
-        if ("chrom" in name[pid] or "headless" in name[pid]) and mine(pid)
-    )
-    return total / os.sysconf("SC_CLK_TCK")
+    return meter.tree_cpu_s(os.getpid(), ("chrom", "headless"))
 
 
 # --------------------------------------------------------------------- sessions
@@ -510,11 +459,15 @@ def _mem(m: dict) -> str:
 
 def markdown(result: dict) -> str:
     """The README's classroom table."""
-    lines = [
-        "| sessions | interaction | server CPU per click | p50 | p95 | "
-        "with trainings: p50 / p95 | memory per session (RSS / USS) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = markdown_header(
+        "sessions",
+        "interaction",
+        "server CPU per click",
+        "p50",
+        "p95",
+        "with trainings: p50 / p95",
+        "memory per session (RSS / USS)",
+    )
     for row in result["sizes"]:
         per = row["memory_mb_per_session"]
         for title, r in row["interactions"].items():
@@ -569,7 +522,7 @@ def main() -> None:
         help="extra `streamlit run` option for the server, e.g. --streamlit-arg="
         "--runner.postScriptGC=false (repeatable)",
     )
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "classroom.json"))
+    add_out_argument(ap, "classroom.json")
     args = ap.parse_args()
     args.interactions = [k.strip() for k in args.interactions.split(",") if k.strip()]
     unknown = set(args.interactions) - set(INTERACTIONS)
@@ -581,14 +534,8 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    data = Path(os.environ.get("CONVAE_DATA") or ROOT / "data")
-    env = {
-        "CONVAE_DATA": str(data),
-        "CONVAE_SOURCE": "cifar10",
-        "CONVAE_CHECKPOINTS": str(ROOT / "checkpoints"),
-        "CONVAE_OFFLINE": "1",
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    env = app_env()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # fails now, not after the run
     log = Path(tempfile.mkdtemp(prefix="convae-classroom-")) / "server.log"
     result: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -617,10 +564,10 @@ def main() -> None:
     finally:
         server.stop()
     result["load_average_after"] = os.getloadavg()
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print()
     print(markdown(result))
-    print(f"\nwrote {args.out} (server log {log}); load average {os.getloadavg()}")
+    write_results(args.out, result, indent=1)
+    print(f"server log {log}; load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

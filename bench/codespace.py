@@ -29,7 +29,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -45,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench.common import add_out_argument, write_results  # noqa: E402
 from convae.checkpoints import load_checkpoint  # noqa: E402
 from convae.codespace import CodeSpace  # noqa: E402
 from convae.codespace.features import encode_split  # noqa: E402
@@ -213,7 +213,7 @@ def summarise(first: dict) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "codespace.json")
+    add_out_argument(p, "codespace.json")
     p.add_argument("--clicks", type=int, default=20, help="repetitions per click measure")
     p.add_argument(
         "--data",
@@ -259,9 +259,7 @@ def main() -> int:
             "load_after": os.getloadavg(),
         }
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import add_out_argument, write_results  # noqa: E402
+
 
 def one_run(method: str, model: str) -> dict:
     """In this (fresh) process: encode the test split, map it, measure the map."""
@@ -87,7 +89,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["cifar10-transpose", "cifar10-upsample"])
     p.add_argument("--methods", nargs="+", default=["tsne", "umap"])
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "codespace-choice.json")
+    add_out_argument(p, "codespace-choice.json")
     p.add_argument("--one", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -115,9 +117,7 @@ def main() -> int:
         "CPU seconds are this process's own",
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

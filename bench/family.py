@@ -14,12 +14,10 @@ Prints the table and writes bench/results/family.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import add_out_argument, markdown_header, run_stamp, write_results  # noqa: E402
 from convae.checkpoints import load_checkpoint, snapshot_models  # noqa: E402
 from convae.data import load_dataset  # noqa: E402
 from convae.family import (  # noqa: E402
@@ -41,7 +40,6 @@ from convae.family import (  # noqa: E402
 from convae.train import configure_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results" / "family.json"
 COMMAND = "CONVAE_DATA=./data .venv/bin/python bench/family.py"
 
 
@@ -49,19 +47,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--over-training-images", type=int, default=1000)
     p.add_argument("--threads", type=int, default=None, help="default: one per core")
+    add_out_argument(p, "family.json")
     args = p.parse_args()
     threads = configure_threads(args.threads)
-    out: dict = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": COMMAND + " " + " ".join(sys.argv[1:]),
-        "versions": {
+    out = run_stamp(
+        command=COMMAND + " " + " ".join(sys.argv[1:]),
+        versions={
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,
         },
-        "threads": threads,
-        "load_average_start": os.getloadavg(),
-    }
+        threads=threads,
+    )
     data = load_dataset("cifar10")
     out["data_fingerprint"] = data.fingerprint
     paths = family_checkpoints(ROOT / "checkpoints", "cifar10")
@@ -108,9 +105,7 @@ def main() -> None:
         )
     print(markdown(out))
     out["load_average_end"] = os.getloadavg()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    write_results(args.out, out)
 
 
 def _cell(value: float, floor: float) -> str:
@@ -119,11 +114,16 @@ def _cell(value: float, floor: float) -> str:
 
 def markdown(out: dict) -> str:
     """The README's two tables (tests/test_readme.py checks them against the file)."""
-    lines = [
-        "| decoder | what it does | parameters | PSNR | SSIM | tiles 4 (floor) | "
-        "tiles 2 (floor) | checker (floor) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = markdown_header(
+        "decoder",
+        "what it does",
+        "parameters",
+        "PSNR",
+        "SSIM",
+        "tiles 4 (floor)",
+        "tiles 2 (floor)",
+        "checker (floor)",
+    )
     for r in out["rows"]:
         cells = [
             _cell(r[k], r[k + "_floor"]) for k in ("blockiness4", "blockiness2", "checkerboard")
@@ -134,7 +134,7 @@ def markdown(out: dict) -> str:
         )
     curves = {d: q for d, q in out["over_training"].items() if d not in ("transpose", "upsample")}
     names = list(curves)
-    lines += ["", "| step | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    lines += ["", *markdown_header("step", *names)]
     for i, q in enumerate(curves[names[0]]):
         cells = [
             _cell(curves[n][i]["checkerboard"], curves[n][i]["checkerboard_floor"]) for n in names

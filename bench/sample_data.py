@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import add_out_argument, write_results  # noqa: E402
 from convae.data import SAMPLE_DIR, SAMPLE_SOURCES, load_dataset  # noqa: E402
 
 
@@ -42,12 +42,7 @@ def du_k(folder: Path) -> dict[str, int]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5, help="rounds per measurement (default: 5)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=ROOT / "bench" / "results" / "sample_data.json",
-        help="where the JSON goes (default: bench/results/sample_data.json)",
-    )
+    add_out_argument(p, "sample_data.json")
     args = p.parse_args()
 
     sizes = du_k(SAMPLE_DIR)
@@ -83,9 +78,7 @@ def main() -> int:
     for s, m in result["median_s"].items():
         print(f"{s}: first decode {m['first']:.3f} s, warm load {m['warm'] * 1000:.1f} ms")
     print(f"load average before/after: {result['load_average_before_after']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

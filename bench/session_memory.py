@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench.common import add_out_argument, app_env, write_results  # noqa: E402
+
 FRAMES = 8  # tracemalloc stack depth: enough to reach our code from torch/plotly
 
 
@@ -267,7 +269,7 @@ def main() -> None:
     ap.add_argument(
         "--wait", type=float, default=150, help="seconds after closing them (default 150)"
     )
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "session_memory.json"))
+    add_out_argument(ap, "session_memory.json")
     args = ap.parse_args()
 
     import tempfile
@@ -277,14 +279,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     workdir = Path(tempfile.mkdtemp(prefix="convae-memory-"))
-    data = Path(os.environ.get("CONVAE_DATA") or ROOT / "data")
-    env = {
-        "CONVAE_DATA": str(data),
-        "CONVAE_SOURCE": "cifar10",
-        "CONVAE_CHECKPOINTS": str(ROOT / "checkpoints"),
-        "CONVAE_OFFLINE": "1",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = {**app_env(), "PYTHONPATH": str(ROOT)}
     # The server is this file in child mode: serve.py's server with the census added.
     launcher = [sys.executable, str(Path(__file__).resolve()), "--child", str(workdir)]
     server = Server([], env, workdir / "server.log", launcher=launcher)
@@ -350,10 +345,9 @@ def main() -> None:
         "held": {k: (o[k] - w[k]) / args.sessions for k in w},
         "live": {k: (o_live[k] - w[k]) / args.sessions for k in w},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     _report(result)
-    print(f"\nwrote {args.out}")
+    print()
+    write_results(args.out, result, indent=1)
 
 
 def _summary(c: dict) -> str:

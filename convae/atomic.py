@@ -23,7 +23,9 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import torch
 
 try:  # POSIX; elsewhere orphaned temp files are simply left (see remove_orphans)
     import fcntl
@@ -71,6 +73,36 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     finally:
         f.close()  # releases the lock
     _fsync_folder(path.parent)
+
+
+def save_or_notice(path: Path, obj: Any, what: str, fallback: str) -> str:
+    """``torch.save(obj)`` to ``path`` atomically, or one line saying why it could not be.
+
+    For caches: the caller still holds ``obj``, so a failed write (a read-only data root,
+    a full disk, a file where the folder should be) costs only the next computation.
+
+    Args:
+        path: the file to write (its folder is created when missing).
+        obj: what to save (tensors, dicts, lists of them).
+        what: the notice's subject, e.g. "The data cache".
+        fallback: the notice's end, what happens instead, e.g. "the result is used from
+            memory."
+
+    Returns:
+        "" when written, else "<what> could not be written to <folder> (<error type>:
+        <first 160 characters of the error>); <fallback>", on one line.
+    """
+    try:
+        write_atomic(path, lambda f: torch.save(obj, f))
+        return ""
+    # torch.save reports a full disk or a file it cannot open as RuntimeError (its C++
+    # zip writer), not OSError; either way the object itself is fine.
+    except (OSError, RuntimeError) as exc:
+        why = " ".join(str(exc).split())[:160]
+        return (
+            f"{what} could not be written to {Path(path).parent} "
+            f"({type(exc).__name__}: {why}); {fallback}"
+        )
 
 
 def _locked_temp_file(path: Path) -> tuple[int, str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_atomic
+from .atomic import save_or_notice
 
 # The embedded samples (convae/sample_data/, rebuilt by its build.py): the first 300 train
 # and 100 test images of every class, with the full sets' classes and order.
@@ -559,7 +559,7 @@ def _read_cache(path: Path) -> dict | None:
 def _write_cache(
     path: Path, train: ImageSet, test: ImageSet, fingerprint: str, skipped: list[str]
 ) -> str:
-    """Write the decoded splits to ``path`` atomically (:func:`convae.atomic.write_atomic`).
+    """Write the decoded splits to ``path`` atomically (:func:`convae.atomic.save_or_notice`).
 
     Returns:
         "" when written, else a one-line notice saying the cache could not be written
@@ -568,17 +568,12 @@ def _write_cache(
     blob = {"fingerprint": fingerprint, "skipped": list(skipped)}
     for split, s in (("train", train), ("test", test)):
         blob[split] = {"images": s.images, "labels": s.labels, "classes": s.classes}
-    try:
-        write_atomic(path, lambda f: torch.save(blob, f))
-        return ""
-    # torch.save reports a full disk or a file it cannot open as RuntimeError (its C++
-    # zip writer), not OSError; either way the data itself is fine.
-    except (OSError, RuntimeError) as exc:
-        why = " ".join(str(exc).split())[:160]
-        return (
-            f"The data cache could not be written to {path.parent} ({type(exc).__name__}: "
-            f"{why}); the data set is used from memory and will be decoded again next start."
-        )
+    return save_or_notice(
+        path,
+        blob,
+        "The data cache",
+        "the data set is used from memory and will be decoded again next start.",
+    )
 
 
 # ------------------------------------------------------------ input corruptions

@@ -49,12 +49,6 @@ st.caption(
     f"{'' if len(models) > 1 else ' (pick a second in the sidebar to compare decoders)'}."
 )
 
-pick = st.session_state.pop("codespace_part_pick", None)  # a link or lesson asks for a part
-if pick in PARTS:
-    st.session_state["codespace_tab"] = PARTS[pick][0]
-tabs = st.tabs([title for title, _ in PARTS.values()], key="codespace_tab", on_change="rerun")
-for (part, (_, body)), tab in zip(PARTS.items(), tabs, strict=True):
-    if tab.open:
-        st.session_state["codespace_part"] = part  # a link's (and a class's) "part"
-        with tab:
-            body(view)
+# A link or lesson asks for a part in "codespace_part_pick"; the open one is a link's (and
+# a class's) "part".
+draw.open_tab(PARTS, "codespace_tab", "codespace_part_pick", "codespace_part", view)

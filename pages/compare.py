@@ -85,12 +85,6 @@ with summary_box:
     draw.takeaway(finding_sentence(comp.summary(), f"these {len(x)} pictures"))
 pair = compare_tabs.Pair(a, b, names, data, split, classes, images, x, labels, start, focus, comp)
 
-pick = st.session_state.pop("compare_tab_pick", None)  # a link or lesson asks for a tab
-if pick in TABS:
-    st.session_state["compare_tab"] = TABS[pick][0]
-tabs = st.tabs([title for title, _ in TABS.values()], key="compare_tab", on_change="rerun")
-for (tab_id, (_, body)), tab in zip(TABS.items(), tabs, strict=True):
-    if tab.open:
-        st.session_state["compare_tab_id"] = tab_id  # a link's (and a class's) "tab"
-        with tab:
-            body(pair)
+# A link or lesson asks for a tab in "compare_tab_pick"; the open one is a link's (and a
+# class's) "tab".
+draw.open_tab(TABS, "compare_tab", "compare_tab_pick", "compare_tab_id", pair)

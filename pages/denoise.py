@@ -11,6 +11,7 @@ from pages.glue import caches, draw
 from pages.glue.choose import test_images
 from pages.glue.state import require_data, selected_classes
 from pages.glue.uses import choose_decoder, decoders_present, missing_task_model, model_for
+from pages.glue.widgets import segmented
 
 KINDS = {"saltpepper": "salt and pepper", "gauss": "Gaussian"}
 # Defaults where the denoiser visibly wins: at 20% salt and pepper the plain upsample
@@ -31,15 +32,7 @@ data = require_data()
 head = st.container()  # the takeaway, once the numbers are known
 c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
 with c1:
-    kind = st.segmented_control(
-        "Noise",
-        list(KINDS),
-        key="denoise_kind",
-        default="saltpepper",
-        required=True,
-        format_func=KINDS.get,
-        persist_state="session",
-    )
+    kind = segmented("Noise", KINDS, "denoise_kind", "saltpepper")
 label, top, default, step = STRENGTH[kind]
 with c2:
     strength = st.slider(

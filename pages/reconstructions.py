@@ -14,6 +14,7 @@ from pages.glue.state import (
     selected_classes,
     selected_models,
 )
+from pages.glue.widgets import segmented
 
 SORTS = {"order": "data set order", "best": "best first", "worst": "worst first"}
 POOL = 300  # sorting looks at this many pictures, so "worst" finds the truly hard ones
@@ -32,14 +33,12 @@ split = c1.radio(
     "Split", ["test", "train"], key="recon_split", horizontal=True, persist_state="session"
 )
 n = c2.slider("Pictures", 4, 32, 12, key="recon_n", persist_state="session")
-order = c3.segmented_control(
+order = segmented(
     "Sort by PSNR",
-    list(SORTS),
-    key="recon_sort",
-    default="order",
-    required=True,
-    format_func=SORTS.get,
-    persist_state="session",
+    SORTS,
+    "recon_sort",
+    "order",
+    where=c3,
     help=f"Best / worst look through the first {POOL} pictures of the chosen classes, "
     f"ranked by {models[0].name}.",
 )

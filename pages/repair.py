@@ -13,6 +13,7 @@ from pages.glue import caches, draw
 from pages.glue.choose import pick_image, test_images
 from pages.glue.state import require_data, selected_classes
 from pages.glue.uses import choose_decoder, missing_task_model, model_for
+from pages.glue.widgets import segmented
 
 MODES = {"mask": "Masked rectangle", "colour": "Missing colour"}
 COLOUR = {
@@ -35,15 +36,7 @@ side = data.test.image_size
 pics = st.container()  # pictures first; the controls below decide them
 c1, c2, c3 = st.columns([2, 2, 2])
 with c1:
-    mode = st.segmented_control(
-        "What is missing",
-        list(MODES),
-        key="repair_mode",
-        default="mask",
-        required=True,
-        format_func=MODES.get,
-        persist_state="session",
-    )
+    mode = segmented("What is missing", MODES, "repair_mode", "mask")
 with c2:
     decoder = choose_decoder("repair", data)
 with c3:

@@ -14,6 +14,7 @@ from convae.recipes import classroom_config
 from convae.train import TrainConfig
 from pages.glue import draw, training
 from pages.glue.state import device_name, require_data, selected_classes, source_label
+from pages.glue.widgets import radio_row
 
 BATCHES = [16, 32, 64, 128, 256]
 
@@ -78,13 +79,12 @@ b2.button(
 
 def _more() -> None:
     m1, m2, m3, m4, m5 = st.columns([1, 1, 1.4, 1, 1.2])
-    m1.radio(
+    radio_row(
         "Loss",
         ["mse", "bce"],
-        key="train_loss",
-        horizontal=True,
-        persist_state="session",
-        format_func={"bce": "BCE", "mse": "MSE"}.get,
+        "train_loss",
+        where=m1,
+        labels={"bce": "BCE", "mse": "MSE"},
         help="MSE (mean squared error) as in the course notes, BCE (binary cross "
         "entropy) as in the CIFAR-10 assignment.",
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from convae.atomic import write_atomic
+from convae.atomic import save_or_notice, write_atomic
 from convae.baselines import pca_baseline
 from convae.data import load_dataset
 
@@ -87,6 +87,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):
         write_atomic(path, broken)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.bin"]
+
+
+def test_a_cache_that_cannot_be_saved_gives_one_line_naming_the_folder_and_error(tmp_path):
+    """The caches (data, code space) save through save_or_notice: written, it says
+    nothing; blocked (here a file where the folder should be), it says so on one line."""
+    blob = {"x": torch.arange(3)}
+    assert save_or_notice(tmp_path / "ok" / "c.pt", blob, "The X cache", "kept.") == ""
+    assert torch.equal(torch.load(tmp_path / "ok" / "c.pt", weights_only=True)["x"], blob["x"])
+    (tmp_path / "blocked").write_text("a file")
+    notice = save_or_notice(tmp_path / "blocked" / "c.pt", blob, "The X cache", "kept.")
+    assert notice.startswith(f"The X cache could not be written to {tmp_path / 'blocked'} (")
+    assert "\n" not in notice and notice.endswith("); kept.")
+    assert (tmp_path / "blocked").read_text() == "a file"
 
 
 @posix_only

@@ -74,26 +74,31 @@ class ClassInfo:
         return f"{JOIN_PAGE}?join={self.code}"
 
 
+class _NamesOnlyTheClass:
+    """The repr of a capability (a dataclass with ``repr=False`` and an ``info`` field):
+    its kind and the class's join code, never the teacher's token or a seat's id, which
+    grant the capability to whoever reads them in a log or a traceback."""
+
+    info: ClassInfo
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(class {self.info.code})"
+
+
 @dataclass(frozen=True, repr=False)
-class Lead:
+class Lead(_NamesOnlyTheClass):
     """The teacher's capability for one class: a verified token and the class."""
 
     token: TeacherToken
     info: ClassInfo
 
-    def __repr__(self) -> str:
-        return f"Lead(class {self.info.code})"
-
 
 @dataclass(frozen=True, repr=False)
-class Seat:
+class Seat(_NamesOnlyTheClass):
     """A student's capability: one browser session's seat in one class (no name)."""
 
     info: ClassInfo
     student_id: str
-
-    def __repr__(self) -> str:
-        return f"Seat(class {self.info.code})"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import write_atomic
+from ..atomic import save_or_notice
 from ..data import ImageSet, data_root
 
 CACHE_VERSION = 1
@@ -81,12 +81,4 @@ def write(path: Path, blob: dict) -> str:
         "" when written, else one line saying it could not be (the caller still has the
         result; only the next computation is not saved).
     """
-    try:
-        write_atomic(path, lambda f: torch.save(blob, f))
-        return ""
-    except (OSError, RuntimeError) as exc:
-        why = " ".join(str(exc).split())[:160]
-        return (
-            f"The code-space cache could not be written to {path.parent} "
-            f"({type(exc).__name__}: {why}); the result is used from memory."
-        )
+    return save_or_notice(path, blob, "The code-space cache", "the result is used from memory.")

@@ -38,6 +38,7 @@ from convae.recipes import QUICK_PAIR
 from convae.recon import Reconstruction
 from pages.glue import caches, classroom, draw, training
 from pages.glue.state import baselines, device_name, shipped_models
+from pages.glue.widgets import segmented
 
 CURVE_IMAGES = 200  # pictures scored at every snapshot: enough for a smooth curve, ~0.5 s
 NUMBER_FORMATS = {"PSNR": "%.2f", "SSIM": "%.3f", "MSE": "%.4f", "checker": "%.2f", "tiles": "%.2f"}
@@ -228,15 +229,7 @@ def per_class(p: Pair) -> None:
         "model pair)..."
     ):
         rows = caches.per_class(scored, keys, test, caches.split_key(p.data, "test", []))
-    metric = st.segmented_control(
-        "Chart",
-        list(CLASS_METRICS),
-        key="compare_metric",
-        default="psnr",
-        required=True,
-        persist_state="session",
-        format_func=CLASS_METRICS.get,
-    )
+    metric = segmented("Chart", CLASS_METRICS, "compare_metric", "psnr")
     worst = min(
         (r for r in rows if r["class"] != "all" and r["model"] == na), key=lambda r: r["psnr"]
     )
@@ -294,14 +287,11 @@ def over_training(p: Pair) -> None:
     )
     if st.session_state.get("compare_snapshot") not in range(count):
         st.session_state["compare_snapshot"] = count - 1
-    measure = st.segmented_control(
+    measure = segmented(
         "Measure over training",
-        list(MEASURES),
-        key="compare_curve_measure",
-        default="blockiness4",
-        required=True,
-        persist_state="session",
-        format_func=lambda k: MEASURES[k][0].replace(" (grey levels)", ""),
+        {k: title.replace(" (grey levels)", "") for k, (title, *_) in MEASURES.items()},
+        "compare_curve_measure",
+        "blockiness4",
         help="Which grid artifact to follow over training, next to its floor: the 4x4 "
         "tiles, the 2x2 blocks or the period-2 checkerboard.",
     )

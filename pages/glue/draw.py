@@ -264,3 +264,34 @@ def details(label: str, body: Callable[[], None], expanded: bool = False) -> Non
         return
     with st.expander(label, expanded=expanded):
         body()
+
+
+def open_tab(
+    parts: Mapping[str, tuple[str, Callable[[object], None]]],
+    key: str,
+    pick_key: str,
+    open_key: str,
+    view: object,
+) -> None:
+    """Tabs that draw only the open one (Compare's tabs, Code space's parts).
+
+    Only the open tab's body runs: a closed tab costs nothing, and the tab's id is kept in
+    ``st.session_state[open_key]`` for a shared link and a live class.
+
+    Args:
+        parts: id -> (tab title, body), in tab order; ``body(view)`` draws the tab.
+        key: the tabs widget's key (its value is the open tab's title).
+        pick_key: where a link or a lesson step leaves the id of the tab to open
+            (pages/glue/links.py); taken once.
+        open_key: where the open tab's id is kept.
+        view: what every body is given (the page's chosen models, pictures, ...).
+    """
+    pick = st.session_state.pop(pick_key, None)
+    if pick in parts:
+        st.session_state[key] = parts[pick][0]
+    tabs = st.tabs([title for title, _ in parts.values()], key=key, on_change="rerun")
+    for (part, (_, body)), tab in zip(parts.items(), tabs, strict=True):
+        if tab.open:
+            st.session_state[open_key] = part
+            with tab:
+                body(view)

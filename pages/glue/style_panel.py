@@ -23,6 +23,7 @@ from convae.style import (
 )
 from pages.glue import caches
 from pages.glue.choose import UPLOAD_TYPES
+from pages.glue.widgets import ladder_slider, nearest, radio_row
 
 SIZES = (32, 64, 96)
 DEFAULT_SIZE = 64
@@ -35,11 +36,6 @@ DEFAULTS = StyleConfig()
 # in a frog's browns and yellows. Higher style weights or less smoothness turn the
 # picture into coloured pixel noise, because a 3x3-filter encoder barely sees pixel noise.
 DEFAULT_PICTURES = {"content": ("ship", 0), "style": ("frog", 3)}
-
-
-def _nearest(options: tuple, value: float):
-    """The option closest to a default (select sliders take only their options)."""
-    return min(options, key=lambda o: abs(o - value))
 
 
 def settings(model_name: str, extractor: str, layers: list[str], colour: bool) -> None:
@@ -82,37 +78,18 @@ def settings(model_name: str, extractor: str, layers: list[str], colour: bool) -
             key="style_alpha",
             persist_state="session",
         )
-        st.select_slider(
-            "Style weight (beta)",
-            BETAS,
-            value=_nearest(BETAS, DEFAULTS.beta),
-            key="style_beta",
-            persist_state="session",
-        )
-        st.select_slider(
+        ladder_slider("Style weight (beta)", BETAS, DEFAULTS.beta, "style_beta")
+        ladder_slider(
             "Smoothness (total-variation weight)",
             TVS,
-            value=_nearest(TVS, DEFAULTS.tv),
-            key="style_tv",
-            persist_state="session",
+            DEFAULTS.tv,
+            "style_tv",
             help="Pixel noise barely changes a 3x3 encoder's activations, so without "
             "smoothness the result turns grainy.",
         )
         st.slider("Steps", 20, 500, DEFAULTS.steps, 10, key="style_steps", persist_state="session")
-        st.select_slider(
-            "Step size (Adam on the pixels)",
-            LRS,
-            value=_nearest(LRS, DEFAULTS.lr),
-            key="style_lr",
-            persist_state="session",
-        )
-        st.radio(
-            "Start from",
-            ["content", "noise"],
-            key="style_init",
-            horizontal=True,
-            persist_state="session",
-        )
+        ladder_slider("Step size (Adam on the pixels)", LRS, DEFAULTS.lr, "style_lr")
+        radio_row("Start from", ["content", "noise"], "style_init")
     with s3:
         st.selectbox(
             "Content layer",
@@ -148,10 +125,10 @@ def recipe(extractor: str, layers: list[str]) -> StyleConfig:
             n: float(state.get(f"style_w_{extractor}_{n}", default_style_weight(n))) for n in layers
         },
         alpha=float(state.get("style_alpha", DEFAULTS.alpha)),
-        beta=float(state.get("style_beta", _nearest(BETAS, DEFAULTS.beta))),
-        tv=float(state.get("style_tv", _nearest(TVS, DEFAULTS.tv))),
+        beta=float(state.get("style_beta", nearest(BETAS, DEFAULTS.beta))),
+        tv=float(state.get("style_tv", nearest(TVS, DEFAULTS.tv))),
         steps=int(state.get("style_steps", DEFAULTS.steps)),
-        lr=float(state.get("style_lr", _nearest(LRS, DEFAULTS.lr))),
+        lr=float(state.get("style_lr", nearest(LRS, DEFAULTS.lr))),
         init=state.get("style_init", DEFAULTS.init),
     )
 
