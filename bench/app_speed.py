@@ -198,9 +198,10 @@ def _first_render(port: int) -> float | None:
         page = browser.new_page()
         t = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/")
-        # The Overview is done when its last element, the 10th reconstruction, is drawn
-        # (21 images: the architecture diagram, 10 test images, 10 reconstructions).
-        page.wait_for_selector("[data-testid='stImage'] >> nth=20", timeout=120_000)
+        # The Overview is done when its picture rows are drawn: the app draws pictures
+        # as HTML rows (convae/figures/html.py), 10 test pictures over 10 of each of the
+        # two picked models' reconstructions, so the 30th <img> of a row is the last.
+        page.wait_for_selector(".cae-row img >> nth=29", timeout=120_000)
         elapsed = time.perf_counter() - t
         browser.close()
     return elapsed
