@@ -199,9 +199,9 @@ def _first_render(port: int) -> float | None:
         t = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/")
         # The Overview is done when its picture rows are drawn: the app draws pictures
-        # as HTML rows (convae/figures/html.py), 10 test pictures over 10 of each of the
-        # two picked models' reconstructions, so the 30th <img> of a row is the last.
-        page.wait_for_selector(".cae-row img >> nth=29", timeout=120_000)
+        # as HTML rows (convae/figures/html.py), 8 test pictures over 8 of each of the
+        # two picked models' reconstructions, so the 24th <img> of a row is the last.
+        page.wait_for_selector(".cae-row img >> nth=23", timeout=120_000)
         elapsed = time.perf_counter() - t
         browser.close()
     return elapsed
