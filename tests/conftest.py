@@ -56,6 +56,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the app in a real browser")
     config.addinivalue_line("markers", "shared_data: needs the shared CIFAR-10 / Fashion-MNIST")
     config.addinivalue_line("markers", "service: needs a real service (redis-server)")
+    # Per-test wall and CPU seconds (tests/cputime.py), when asked for; only in the
+    # outermost pytest (the suite's own pytest subprocesses inherit the variable).
+    folder = os.environ.get("CONVAE_TEST_CPU")
+    if folder and not os.environ.get("CONVAE_TEST_CPU_OWNER"):
+        from tests.cputime import CpuTimes
+
+        os.environ["CONVAE_TEST_CPU_OWNER"] = str(os.getpid())
+        config.pluginmanager.register(CpuTimes(Path(folder)), "convae-cputime")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
