@@ -18,6 +18,7 @@ TABS = {
     "class": ("Per class", compare_tabs.per_class),
     "training": ("Over training", compare_tabs.over_training),
     "tiles": ("Tiles and checkerboards", compare_tabs.tiles),
+    "family": ("Decoder family", compare_tabs.family),
 }
 MAX_IMAGES = 12
 

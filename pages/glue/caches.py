@@ -43,6 +43,7 @@ from convae.compare import (
     scores_over_training,
 )
 from convae.data import DataSet, ImageSet
+from convae.family import family_table as _family_table
 from convae.figures import step_thumbnail
 from convae.figures.maps import maps_html as figure_maps_html
 from convae.figures.maps import path_strip_html as figure_strip_html
@@ -315,6 +316,18 @@ def _per_class(key: Key, _models: dict, _images: ImageSet) -> list[dict]:
 def per_class(models: Mapping[str, object], keys: Sequence[str], images: ImageSet, pictures: str):
     """Mean measures per class and model over a split (``keys``: each model's key)."""
     return _per_class((tuple(zip(models, keys, strict=True)), pictures), dict(models), images)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _family(key: Key, _models: dict, _images: ImageSet) -> list[dict]:
+    return _family_table(_models, _images)
+
+
+def family_table(models: Mapping[str, ModelEntry], images: ImageSet, pictures: str) -> list[dict]:
+    """The decoder family table (convae.family) of these models on a whole split, once per
+    server for a set of weights and pictures (``pictures``: :func:`split_key`)."""
+    key = (named_key(models), pictures)
+    return _family(key, {k: m.model for k, m in models.items()}, images)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -22,6 +22,7 @@ import streamlit as st
 
 from convae.data import DataSet
 from convae.figures import COLOUR_MODES
+from convae.figures.compare import MEASURES
 from convae.models import DECODERS, AEConfig, ConvAutoencoder
 
 PRESENT_KEY = "ui_present"  # the presentation switch (pages/glue/draw.py reads it)
@@ -43,6 +44,7 @@ PARAMS = {
     "focus": "compare_focus",
     "view": "compare_ab",
     "swipe": "compare_swipe",
+    "measure": "compare_curve_measure",  # Compare's "Over training" measure
     "lesson": "lesson_id",
     "lstep": "lesson_step",
 }
@@ -96,6 +98,8 @@ def apply_params(q: dict[str, str], models: dict, data: DataSet | None) -> list[
         state["layers_compare"] = q["compare"] in TRUE
     if "present" in q:
         state[PRESENT_KEY] = q["present"] in TRUE
+    if "measure" in q and take("measure", [q["measure"]], MEASURES):
+        state["compare_curve_measure"] = q["measure"]
     if "tab" in q:
         state["compare_tab_pick"] = q["tab"]  # pages/compare.py checks it
     if "split" in q and take("split", [q["split"]], SPLITS):

@@ -112,7 +112,7 @@ def _layers(app: App, data: dict) -> None:
 def _compare(app: App, data: dict) -> None:
     tabs = app.main.get_by_role("tab")
     expect(tabs).to_have_text(
-        ["Side by side", "Per class", "Over training", "Tiles and checkerboards"]
+        ["Side by side", "Per class", "Over training", "Tiles and checkerboards", "Decoder family"]
     )
     side = app.main.locator(".cae-rows")  # the side-by-side picture rows
     expect(side.first).to_be_visible()
