@@ -387,3 +387,25 @@ def cifar(shared_root: Path):
     from convae.data import load_dataset
 
     return load_dataset("cifar10", root=shared_root)
+
+
+@pytest.fixture(scope="session")
+def shipped_test_scores(cifar):
+    """``get(name)``: the per-image scores (convae.compare.score_images: MSE, PSNR, SSIM
+    and the artifact measures) of the shipped checkpoint ``checkpoints/<name>`` on the
+    real CIFAR-10 test split, computed once per session (10,000 pictures, 3-5 CPU
+    seconds a model) for every test that reads them (test_shipped, test_artifacts)."""
+    from convae.checkpoints import load_checkpoint
+    from convae.compare import score_images
+
+    done: dict = {}
+
+    def get(name: str):
+        if name not in done:
+            path = ROOT / "checkpoints" / name
+            if not path.is_file():
+                pytest.skip(f"shipped checkpoint {path} is missing")
+            done[name] = score_images(load_checkpoint(path).model, cifar.test)
+        return done[name]
+
+    return get
