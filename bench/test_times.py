@@ -16,6 +16,8 @@ Usage::
     python bench/test_times.py run [--out bench/results/test_times.json] [--reference F]
     # sum up a folder that CONVAE_TEST_CPU=FOLDER ./dev test wrote
     python bench/test_times.py summarize FOLDER [--out ...] [--reference F]
+    # ... beside a "before" run: its folder, and/or a pytest --durations listing of it
+    python bench/test_times.py summarize FOLDER --before OLD_FOLDER --before-durations F.txt
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -122,6 +125,48 @@ def summarize(folder: Path, reference: Path | None, note: str) -> dict:
     return out
 
 
+def durations_listing(path: Path) -> dict:
+    """A pytest ``--durations=N`` listing (one run's slowest phases, wall seconds) as
+    {"source", "summary" (its last line), "slowest": [{"test", "phase", "wall"}, ...]}."""
+    rows, summary = [], ""
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s*([\d.]+)s (setup|call|teardown)\s+(\S+)", line)
+        if m:
+            rows.append({"test": m[3], "phase": m[2], "wall": float(m[1])})
+        elif re.search(r"\d+ (passed|failed)", line):
+            summary = line.strip()
+    return {"source": str(path), "summary": summary, "slowest": rows[:TOP]}
+
+
+def compare(before: dict, after: dict) -> dict:
+    """Per pass: CPU, wall and counts before and after, and the ratio of CPU seconds."""
+    out = {}
+    for name in ("pass1", "pass2"):
+        b, a = before["passes"].get(name), after["passes"].get(name)
+        if not (a and b):
+            continue
+        out[name] = {
+            "cpu_before": b["cpu"],
+            "cpu_after": a["cpu"],
+            "cpu_ratio": round(a["cpu"] / b["cpu"], 3),
+            "wall_before": b["wall"],
+            "wall_after": a["wall"],
+            "load_before": b["load_mean_1min"],
+            "load_after": a["load_mean_1min"],
+            "counts_before": b["counts"],
+            "counts_after": a["counts"],
+        }
+    both = [out[n] for n in ("pass1", "pass2") if n in out]
+    if len(both) == 2:
+        out["both"] = {
+            "cpu_before": round(sum(p["cpu_before"] for p in both), 1),
+            "cpu_after": round(sum(p["cpu_after"] for p in both), 1),
+            "wall_before": round(sum(p["wall_before"] for p in both), 1),
+            "wall_after": round(sum(p["wall_after"] for p in both), 1),
+        }
+    return out
+
+
 def _git(*args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
@@ -142,6 +187,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/test_times.json")
     ap.add_argument("--reference", type=Path, help="a results file with quiet_wall per pass")
     ap.add_argument("--note", default="", help="a line saying what was measured")
+    ap.add_argument("--before", type=Path, help="the CONVAE_TEST_CPU folder of a run before")
+    ap.add_argument("--before-note", default="", help="a line saying what that run was")
+    ap.add_argument(
+        "--before-durations", type=Path, help="a pytest --durations listing of a run before"
+    )
     args = ap.parse_args()
     if args.what == "run":
         folder = Path(tempfile.mkdtemp(prefix="test_times-"))
@@ -153,8 +203,15 @@ def main() -> None:
         if folder is None:
             ap.error("summarize needs the folder CONVAE_TEST_CPU pointed at")
     doc = summarize(folder, args.reference, args.note)
+    if args.before or args.before_durations:
+        doc = {"after": doc, "before": {}}
+        if args.before:
+            doc["before"] = summarize(args.before, None, args.before_note)
+            doc["compare"] = compare(doc["before"], doc["after"])
+        if args.before_durations:
+            doc["before"]["durations_listing"] = durations_listing(args.before_durations)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    for name, s in doc["passes"].items():
+    for name, s in doc.get("after", doc)["passes"].items():
         est = s.get("quiet_wall_estimate")
         print(
             f"{name}: {s['counts']} wall {s['wall']} s, CPU {s['cpu']} s, load "
