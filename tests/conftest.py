@@ -40,6 +40,9 @@ CLASSES = ("circle", "square", "stripes")
 E2E_FIXTURES = {"browser", "server"}
 SHARED_FIXTURES = {"shared_root", "cifar"}
 SERVICE_FIXTURES = {"redis_binary"}
+# Test files whose every test starts worker processes (torchrun, gloo): marked slow here
+# (./dev test --quick leaves them out) so that the file need not say it.
+SLOW_FILES = ("test_distributed.py",)
 # "Runs on the data set this machine has" (marker machine_data, the fresh pass's tests).
 MACHINE_DATA_FIXTURES = {"app_data"}
 NO_SHARED = "the shared data copy is missing"  # how _shared_root's skip reason starts
@@ -65,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the app in a real browser")
     config.addinivalue_line("markers", "shared_data: needs the shared CIFAR-10 / Fashion-MNIST")
     config.addinivalue_line("markers", "service: needs a real service (redis-server)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line(
         "markers", "machine_data: runs on the machine's data set (the fresh pass runs these)"
     )
@@ -83,6 +87,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fixtures too): a browser test is e2e, a test on the shared copy is shared_data, a test
     on a real redis-server is service, a test on the machine's data set machine_data."""
     for item in items:
+        if Path(str(item.fspath)).name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
         used = set(getattr(item, "fixturenames", ()))
         for fixtures, mark in (
             (E2E_FIXTURES, pytest.mark.e2e),

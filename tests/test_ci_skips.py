@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Each test starts pytest in a new process (about 3 CPU seconds a run).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFTEST = """

@@ -337,6 +337,7 @@ def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_pat
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
 
 
+@pytest.mark.slow
 def test_cli_compare_baselines_fits_pca_once_and_caches_it(tiny_models, image_tree, tmp_path):
     paths = [save_checkpoint(tmp_path / f"{dec}.pt", r.model) for dec, r in tiny_models.items()]
     args = ("compare", *map(str, paths), "--data", f"folder:{image_tree}", "--baselines", "--json")

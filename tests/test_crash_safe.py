@@ -74,6 +74,7 @@ class Writers:
         self.proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_kill_mid_write_keeps_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "model.pt"
@@ -117,6 +118,7 @@ def _orphan(path: Path) -> list[str]:
     pytest.fail("no kill left a temp file behind in 20 tries")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_temp_files_orphaned_by_a_kill_are_removed_by_the_next_save(tmp_path):
     path = tmp_path / "model.pt"
@@ -167,6 +169,7 @@ while sys.stdin.readline().strip() != "stop":
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_two_processes_saving_into_one_folder_never_break_each_other(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -248,6 +251,7 @@ for line in sys.stdin:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree, tmp_path):
     """``python -m convae train --out PATH`` over an existing PATH, SIGKILLed at moments
