@@ -427,3 +427,24 @@ def test_probe_command_table_and_errors(image_tree, tmp_path, monkeypatch, capsy
     assert out[5].endswith("33.3%") and out[6].startswith("A linear classifier on the code")
     assert main(["probe", str(tmp_path / "no-such.pt")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_private_copy_is_reused_until_the_weights_change():
+    """The eval copy a click runs on is made once per model (a deep copy was most of a
+    click's CPU), and made again when the weights change in place or are replaced."""
+    from convae.codespace.features import encode_images, private_copy
+    from convae.models import AEConfig, ConvAutoencoder
+
+    model = ConvAutoencoder(AEConfig())
+    first = private_copy(model)
+    assert private_copy(model) is first
+    x = torch.rand(2, 3, 32, 32)
+    before = encode_images(model, x)
+    with torch.no_grad():
+        model.conv1.weight.add_(1.0)  # as an optimiser step does
+    second = private_copy(model)
+    assert second is not first
+    assert not torch.allclose(encode_images(model, x), before)
+    model.conv1.weight = torch.nn.Parameter(model.conv1.weight.detach().clone())
+    assert private_copy(model) is not second
+    assert model.training and first.training is False  # the shared model is untouched

@@ -22,7 +22,7 @@ PAGES = url_paths()
 
 def test_the_shipped_lessons_parse_and_name_real_pages():
     lessons = load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)
-    assert [les.id for les in lessons] == ["squeeze", "tiles"]
+    assert [les.id for les in lessons] == ["squeeze", "tiles", "code"]
     squeeze = lessons[0]
     assert squeeze.steps[0].page == ""  # "start" is the Overview
     assert [s.params.get("step") for s in squeeze.steps[1:7]] == [
@@ -34,6 +34,15 @@ def test_the_shipped_lessons_parse_and_name_real_pages():
         "sigmoid",
     ]
     assert all(s.note and "\n" not in s.note for les in lessons for s in les.steps)
+    code = lessons[2]  # the map, the neighbours, the probe and one channel switched off
+    assert {s.page for s in code.steps} == {"code-space"}
+    assert [s.params["part"] for s in code.steps] == [
+        "map",
+        "map",
+        "neighbours",
+        "probe",
+        "channels",
+    ]
 
 
 LESSON = "[[lesson]]\nid = 'a'\ntitle = 'A'\n"
@@ -134,12 +143,14 @@ def test_the_schema_checks_lists_and_numbers_for_another_teachers_file():
             )
 
 
-def test_a_lesson_steps_to_its_end(app_env, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("lesson_id", ["squeeze", "code"])
+def test_a_lesson_steps_to_its_end(app_env, monkeypatch, lesson_id):  # noqa: F811
     at = start(app_env, monkeypatch)
     at.sidebar.toggle(key="ui_present").set_value(True).run()
-    at.sidebar.selectbox(key="lesson_pick").set_value("squeeze").run()
+    at.sidebar.selectbox(key="lesson_pick").set_value(lesson_id).run()
     at.sidebar.button(key="lesson_start").click().run()
-    lesson = load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)[0]
+    lessons = load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)
+    lesson = next(les for les in lessons if les.id == lesson_id)
     seen = []
     for k, step in enumerate(lesson.steps):
         assert not at.exception, [e.value for e in at.exception]
@@ -148,6 +159,8 @@ def test_a_lesson_steps_to_its_end(app_env, monkeypatch):  # noqa: F811
         assert f"step {k + 1} of {len(lesson.steps)}" in " ".join(m.value for m in at.markdown)
         if step.params.get("step") in TRANSPOSE_STEPS:  # the test's model is a transpose one
             assert at.session_state["layers_step"] == step.params["step"]
+        if "part" in step.params:  # the Code space page opens the part the step names
+            assert at.session_state["codespace_part"] == step.params["part"]
         seen.append(at.session_state["lesson_step"])
         nxt = at.button(key="lesson_next")
         if k == len(lesson.steps) - 1:

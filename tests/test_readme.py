@@ -1,5 +1,6 @@
-"""The README's figures agree with their sources: every checkpoint table's training time is
-the elapsed time stored in that checkpoint, as ``python -m convae info`` prints it."""
+"""The README's and docs/'s figures agree with their sources: every checkpoint table's
+training time is the elapsed time stored in that checkpoint, as ``python -m convae info``
+prints it; the decoder family's tables are bench/results/family.json."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ import pytest
 from convae.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 def _training_times() -> dict[str, int]:
-    """{checkpoint file: seconds} from every README table with a "training time" column."""
+    """{checkpoint file: seconds} from every table with a "training time" column in the
+    README and docs/."""
     times, column = {}, None
-    for line in (ROOT / "README.md").read_text().splitlines():
+    lines = [
+        ln for p in [README, *sorted(DOCS.glob("*.md"))] for ln in [*p.read_text().splitlines(), ""]
+    ]
+    for line in lines:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("|"):
             column = None
@@ -46,9 +53,10 @@ def test_readme_training_time_is_the_checkpoints_own(name, capsys):
 FAMILY_JSON = ROOT / "bench" / "results" / "family.json"
 
 
-def _section(title: str) -> list[str]:
-    """The lines of the README section with this heading (to the next heading)."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+def _section(title: str, doc: Path = README) -> list[str]:
+    """The lines of the section of ``doc`` with this heading (to the next heading of its
+    level or above)."""
+    lines = doc.read_text().splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.lstrip("#").strip() == title)
     level = len(lines[start]) - len(lines[start].lstrip("#"))
     end = next(
@@ -97,17 +105,61 @@ def test_readme_family_table_is_the_results_file():
         for key, name in (("blockiness4", "tiles 4"), ("blockiness2", "tiles 2")):
             assert got[f"{name} (floor)"] == _cell(r[key], r[key + "_floor"])
         assert got["checker (floor)"] == _cell(r["checkerboard"], r["checkerboard_floor"])
-    # each variant's sentence, as the command and the Compare page write it
-    text = " ".join(" ".join(section).split())
+    # the same table in docs/family.md, with each variant's sentence as the command and
+    # the Compare page write it
+    details = _section("The decoder family", DOCS / "family.md")
+    assert next(t for t in _tables(details) if "tiles 4 (floor)" in t[0]) == table
+    text = " ".join(" ".join(details).split())
     assert all(r["sentence"] in text for r in res["rows"])
 
 
 def test_readme_family_over_training_is_the_results_file():
     res = json.loads(FAMILY_JSON.read_text())
-    table = next(t for t in _tables(_section("The decoder family")) if t[0][0] == "step")
+    section = _section("The decoder family", DOCS / "family.md")
+    table = next(t for t in _tables(section) if t[0][0] == "step")
     names = table[0][1:]
     for cells in table[1:]:
         step = int(cells[0].replace(",", ""))
         for name, cell in zip(names, cells[1:], strict=True):
             q = next(q for q in res["over_training"][name] if q["step"] == step)
             assert cell == _cell(q["checkerboard"], q["checkerboard_floor"]), (name, step)
+
+
+# ------------------------------------------------------------------ the code space
+
+CODESPACE_JSON = ROOT / "bench" / "results" / "codespace.json"
+
+
+def test_readme_code_space_tables_are_the_results_file():
+    """The probe, neighbour and channel figures are bench/results/codespace.json's."""
+    res = json.loads(CODESPACE_JSON.read_text())["per_model"]
+    section = _section("What the code holds")
+    assert any("bench/codespace.py" in ln and "CONVAE_DATA" in ln for ln in section)
+    probe, channels = _tables(section)
+    t, u = res["cifar10-transpose"], res["cifar10-upsample"]
+    rows = {r[0]: r[1:] for r in probe[1:]}
+
+    def pc(x: float) -> str:
+        return f"{100 * x:.1f} %"
+
+    assert rows["linear probe: test pictures classed right"] == [
+        pc(t["probe"]["code"]["accuracy"]),
+        pc(u["probe"]["code"]["accuracy"]),
+        pc(t["probe"]["pixels"]["accuracy"]),
+        pc(t["probe"]["PCA 256 of pixels"]["accuracy"]),
+    ]
+    assert rows["8 nearest neighbours of the same class"] == [
+        pc(t["neighbour_rates"]["code"]),
+        pc(u["neighbour_rates"]["code"]),
+        pc(t["neighbour_rates"]["pixel"]),
+        pc(t["neighbour_rates"]["PCA 256"]),
+    ]
+    for cells in channels[1:]:
+        name, what = cells[0].split(": ")
+        m = res[name]["channels"]
+        if what == "PSNR lost when it is off":
+            assert cells[1:] == [f"{s['drop']:.2f} dB" for s in m["switch_off"]]
+        else:
+            prop = what.removeprefix("correlation with ")
+            assert cells[1:] == [f"{r:+.2f}" for r in m["correlations"][prop]]
+    assert len(channels) == 7

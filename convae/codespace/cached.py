@@ -66,12 +66,30 @@ from .channels import (
     strongest_sentence,
     switch_off_table,
 )
-from .features import code_shape, encode_split, pca_rows, pixel_pca, pixel_rows
-from .neighbours import K, NeighbourTable, agreement_sentence, chance_agreement, neighbour_table
+from .features import BATCH, code_shape, encode_split, pca_rows, pixel_pca, pixel_rows
+from .neighbours import (
+    K,
+    NeighbourTable,
+    agreement_sentence,
+    chance_agreement,
+    nearest_in_blocks,
+    neighbour_table,
+)
 from .probe import ProbeResult, linear_probe, training_subset
 from .projection import TSNESettings, pca_map, tsne_map
 
 PRODUCTS = ("pca", "tsne", "pixel-map", "scores", "neighbours", "probe", "channels")
+# CPU seconds of each expensive first computation per 10,000 pictures of the split it
+# grows with, on the full CIFAR-10 with 2 threads (bench/results/codespace.json; the upper
+# ends of the table above): (split, per model, once per data set, the data-only result
+# whose file says whether that part is still to pay). What a page tells a user before
+# queueing one: an estimate to plan by, not a promise.
+FIRST_CPU_S = {
+    "tsne": ("test", 73.0, 0.0, ""),
+    "neighbours": ("test", 4.0, 10.0, "pixel-neighbours"),
+    "probe": ("train", 6.0, 30.0, "pixel-probe"),
+    "channels": ("train", 4.0, 0.0, ""),
+}
 
 
 @dataclass
@@ -379,6 +397,47 @@ class CodeSpace:
             "pixel": _table_blob(pixel),
             "pca": _table_blob(neighbour_table(pca, labels, f"PCA {numbers}", k, progress)),
         }
+
+    def neighbours_of(self, index: int, split: str = "test", k: int = K) -> dict:
+        """The ``k`` nearest pictures to one picture, per space: from the whole-split
+        tables when they are cached ("code", "pixel", "PCA 256"), else searched now in the
+        code and the raw pixels only (a few hundredths of a second on CIFAR-10's test split;
+        the PCA of the pixels is fitted when the tables are made).
+
+        Returns:
+            space -> (indices, distances), nearest first, never the picture itself.
+
+        Raises:
+            IndexError: ``index`` outside the split.
+        """
+        images = self.split(split)
+        if not 0 <= index < len(images):
+            raise IndexError(f"picture {index} is not in this split (0-{len(images) - 1})")
+        if self.is_cached("neighbours", split, k=k):
+            return {space: t.of(index) for space, t in self.neighbours(split, k).tables.items()}
+        codes = self.codes(split)
+        pixel_blocks = (images.floats(slice(i, i + BATCH)) for i in range(0, len(images), BATCH))
+        return {
+            "code": nearest_in_blocks(codes[index], [codes], index, k),
+            "pixel": nearest_in_blocks(
+                images.floats(slice(index, index + 1)), pixel_blocks, index, k
+            ),
+        }
+
+    def first_cpu_s(self, product: str) -> float:
+        """About how many CPU seconds the first computation of an expensive result takes
+        here (:data:`FIRST_CPU_S` scaled to this data set, with the once-per-data-set part
+        while it is not cached); 0 for the cheap ones."""
+        if product not in FIRST_CPU_S:
+            return 0.0
+        split, per_model, per_data, data_product = FIRST_CPU_S[product]
+        once = per_data if data_product and not self._data_part_cached(data_product) else 0.0
+        return (per_model + once) * len(self.split(split)) / 10_000
+
+    def _data_part_cached(self, product: str) -> bool:
+        split = "test"
+        kind, params, data_only = self._spec(product, split)
+        return self._path(kind, split, params, data_only).is_file()
 
     # ---------------------------------------------------------------- probe
     def probe(

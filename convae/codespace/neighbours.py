@@ -18,6 +18,7 @@ probability that another picture drawn at random from the split has the same cla
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -114,6 +115,39 @@ def nearest_to(
         raise ValueError(f"the query has {q.shape[1]} numbers, the rows {x.shape[1]}")
     d = torch.cdist(q, x)[0]
     dist, idx = d.topk(min(k, len(x)), largest=False)
+    return idx.tolist(), dist.tolist()
+
+
+def nearest_in_blocks(
+    query: torch.Tensor, blocks: Iterable[torch.Tensor], exclude: int | None = None, k: int = K
+) -> tuple[list[int], list[float]]:
+    """The ``k`` rows nearest to one query row, reading the rows block by block.
+
+    For one picture of a split whose rows are too large to hold at once as floats (the
+    raw pixels of 10,000 pictures are 120 MB): each block is converted, measured and
+    dropped.
+
+    Args:
+        query: one row (any shape; flattened).
+        blocks: the split's rows in order, in blocks (N_i, ...) of the same width.
+        exclude: a row to leave out (the query picture itself), or None.
+        k: how many.
+
+    Returns:
+        (indices, distances), nearest first.
+    """
+    q = query.reshape(1, -1).float()
+    parts = []
+    for b in blocks:
+        rows = b.reshape(len(b), -1).float()
+        if rows.shape[1] != q.shape[1]:
+            raise ValueError(f"the query has {q.shape[1]} numbers, the rows {rows.shape[1]}")
+        parts.append(torch.cdist(q, rows)[0])
+    d = torch.cat(parts) if parts else torch.empty(0)
+    if exclude is not None and 0 <= exclude < len(d):
+        d[exclude] = float("inf")
+    keep = min(k, len(d) - (exclude is not None))
+    dist, idx = d.topk(max(keep, 0), largest=False)
     return idx.tolist(), dist.tolist()
 
 

@@ -36,6 +36,9 @@ from convae.classroom import ClassService, Question, QuestionError, TeacherKey, 
 from convae.classroom.questions import parse_questions
 from convae.classroom.quiz import PreparedQuestion, prepare
 from convae.codec import rate_distortion as _rate_distortion
+from convae.codespace import CodeSpace
+from convae.codespace.cached import CodeMap
+from convae.codespace.selection import select, swap_pictures, switch_off_pictures
 from convae.compare import (
     Comparison,
     compare_models,
@@ -45,6 +48,7 @@ from convae.compare import (
 from convae.data import DataSet, ImageSet
 from convae.family import family_table as _family_table
 from convae.figures import step_thumbnail
+from convae.figures.codespace import map_figure
 from convae.figures.maps import maps_html as figure_maps_html
 from convae.figures.maps import path_strip_html as figure_strip_html
 from convae.figures.qr import qr_png_data_uri
@@ -52,9 +56,10 @@ from convae.lessons import Lesson, LessonError, load_lessons
 from convae.models import CODE_STEP
 from convae.models import trace as _trace_model
 from convae.prepared import PreparedSources
-from convae.recon import Reconstruction, reconstruct_scored
+from convae.recon import Reconstruction, reconstruct_scored, score
 from convae.style import EncoderFeatures, VGGFeatures
 from convae.tasks import psnr_curve, repair_scores
+from convae.training_queue import training_resources
 
 Key = tuple
 
@@ -383,3 +388,150 @@ def _rd(key: Key, _model, _x) -> dict:
 def rate_distortion(entry: ModelEntry, x: torch.Tensor, pictures: str) -> dict:
     """Bytes against PSNR for the code and JPEG (Code), per weights and pictures."""
     return _rd((entry.digest, pictures), entry.model, x)
+
+
+# ------------------------------------------------------------------ the code space
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _code_space(key: Key, _model, _data: DataSet, root: str) -> CodeSpace:
+    return CodeSpace(_model, _data, root=root, digest=key[0])
+
+
+def code_space(entry: ModelEntry, data: DataSet, root: str) -> CodeSpace:
+    """One model's code space on a data set (convae.codespace), per weights digest and data
+    set: its results live in the data root's disk cache, and this object keeps the test
+    split's codes in memory for the live neighbour search (10 MB for CIFAR-10)."""
+    return _code_space((entry.digest, data.source, data.fingerprint), entry.model, data, root)
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _code_space_result(key: Key, product: str, params: tuple, _space: CodeSpace):
+    kw = dict(params)
+    if product in ("pca", "tsne"):
+        return _space.map(product)
+    if product == "pixel-map":
+        return _space.pixel_map()
+    return getattr(_space, product)(**kw)
+
+
+def code_space_result(space: CodeSpace, product: str, **params):
+    """A code-space result that is on disk already ("pca", "tsne", "pixel-map", "scores",
+    "neighbours", "probe", "channels"), read once per process and shared (read only).
+    Call it after :meth:`CodeSpace.is_cached` said yes (or after computing it): a missing
+    one would be computed here, without a progress bar or the training queue."""
+    key = (space.digest, space.data.source, space.data.fingerprint)
+    return _code_space_result(key, product, tuple(sorted(params.items())), space)
+
+
+def _one_thread():
+    """Per-click torch work (a few pictures) on the calling thread alone: with the server's
+    two OpenMP threads such small work costs several times the CPU in the threads' spin
+    waits (bench/results/codespace.json, "clicks": 11 ms on one thread, 233 ms on two)."""
+    return training_resources(threads=1, nice=0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _neighbours_of(key: Key, index: int, cached: bool, _space: CodeSpace) -> dict:
+    with _one_thread():
+        return _space.neighbours_of(index)
+
+
+def neighbours_of(space: CodeSpace, index: int) -> dict:
+    """One picture's nearest neighbours per space (CodeSpace.neighbours_of), per weights,
+    data set and picture; keyed by whether the whole-split tables exist, which add PCA 256."""
+    key = (space.digest, space.data.source, space.data.fingerprint)
+    return _neighbours_of(key, index, space.is_cached("neighbours"), space)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _selection(key: Key, _models: dict, _images: ImageSet):
+    with _one_thread():
+        sel = select(_models, _images, list(key[-1]))
+        return sel.inputs, {name: score(r, sel.inputs) for name, r in sel.recon.items()}
+
+
+def code_space_selection(
+    models: Mapping[str, ModelEntry], data: DataSet, indices: Sequence[int]
+) -> tuple[torch.Tensor, dict[str, Reconstruction]]:
+    """Chosen test pictures (N, C, H, W) and each model's reconstruction of them
+    (convae.codespace.selection), per weights, data set and pictures: a class following
+    the teacher's lasso shares one computation.
+
+    Args:
+        models: label -> model (the labels are the rows' names).
+        data: the data set (its test split).
+        indices: the pictures.
+    """
+    key = (named_key(models), data.source, data.fingerprint, tuple(int(i) for i in indices))
+    return _selection(key, {k: m.model for k, m in models.items()}, data.test)
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _channel_pictures(key: Key, _model, _images: ImageSet, _means) -> Reconstruction:
+    _, _, indices, channel = key
+    x = _images.floats(torch.tensor(indices))
+    with _one_thread():
+        return score(switch_off_pictures(_model, x, channel, _means), x)
+
+
+def switched_off(
+    entry: ModelEntry, data: DataSet, indices: Sequence[int], channel: int, means: torch.Tensor
+) -> Reconstruction:
+    """Test pictures rebuilt by a model with one code channel at its training mean
+    (convae.codespace.selection), scored against the pictures, per weights and pictures."""
+    key = (
+        entry.digest,
+        data.source + data.fingerprint,
+        tuple(int(i) for i in indices),
+        int(channel),
+    )
+    return _channel_pictures(key, entry.model, data.test, means)
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _swap(key: Key, _model, _images: ImageSet) -> Reconstruction:
+    _, _, a, b, channel = key
+    x = _images.floats(torch.tensor([a, b]))
+    with _one_thread():
+        return score(swap_pictures(_model, x[0], x[1], channel), x)
+
+
+def swapped(entry: ModelEntry, data: DataSet, a: int, b: int, channel: int) -> Reconstruction:
+    """Test pictures ``a`` and ``b`` rebuilt by a model with one code channel exchanged
+    between their codes, scored against their own pictures, per weights and pictures."""
+    return _swap(
+        (entry.digest, data.fingerprint, int(a), int(b), int(channel)), entry.model, data.test
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _code_map_figure(key: Key, _coords, _labels, classes, _shown, method, shares, _values, title):
+    return map_figure(
+        _coords, _labels, classes, _shown, method, shares, _values, title, height=key[-1]
+    )
+
+
+def code_map_figure(
+    key: Key,
+    cmap: CodeMap,
+    classes: Sequence[str],
+    shown: torch.Tensor,
+    values: torch.Tensor | None,
+    value_title: str,
+    height: int,
+):
+    """A map's figure (convae.figures.codespace.map_figure), built once per ``key`` (the
+    weights digest or "pixels", the data set, the method, the colouring, the classes
+    shown) and shared: building 10,000 points' traces costs more than sending them."""
+    return _code_map_figure(
+        (*key, height),
+        cmap.coords,
+        cmap.labels,
+        tuple(classes),
+        shown,
+        cmap.method,
+        tuple(cmap.shares),
+        values,
+        value_title,
+    )

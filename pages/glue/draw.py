@@ -218,13 +218,16 @@ def scale_fonts(fig: go.Figure, factor: float) -> go.Figure:
     return fig
 
 
-def chart(fig: go.Figure, key: str, summary: str = "", **kwargs):
+def chart(fig: go.Figure, key: str, summary: str = "", buttons: Sequence[str] = (), **kwargs):
     """A plotly chart with its PNG button, scaled in presentation mode, and a one-line
-    text summary under it (what the chart shows, readable without seeing it). Extra
-    arguments go to ``st.plotly_chart`` (e.g. ``on_select``); its return value is returned."""
+    text summary under it (what the chart shows, readable without seeing it). ``buttons``:
+    plotly toolbar buttons to offer before the PNG one (a map's "lasso2d", "pan2d", ...).
+    Extra arguments go to ``st.plotly_chart`` (e.g. ``on_select``, ``alt``); its return
+    value is returned."""
     if presenting():
         fig = scale_fonts(go.Figure(fig), CHART_FONT_SCALE)
-    event = st.plotly_chart(fig, key=key, config=PNG_EXPORT, **kwargs)
+    config = {**PNG_EXPORT, "modeBarButtons": [[*buttons, "toImage"]]} if buttons else PNG_EXPORT
+    event = st.plotly_chart(fig, key=key, config=config, **kwargs)
     if summary:
         st.caption(summary)
     return event

@@ -4,7 +4,9 @@ A teacher copies the address bar and a student opening it sees the same view: th
 (st.navigation's url path), the picked models, the classes, and on the Layers page the
 image (class + index), the step and the colour mode, on the Compare page the split, the
 pictures (count and first), the open tab and the close-up (picture, A / B / swipe and the
-divider), and a lesson's step. ``apply_link()`` reads the query parameters once per
+divider), on the Code space page the open part, the map (projection, whose code, the
+colouring), the chosen picture, the second picture of a swap and the channel, and a
+lesson's step. ``apply_link()`` reads the query parameters once per
 session, before the widgets are drawn, keeps the valid values and lists the others in a
 notice; ``sync_link()`` writes the current choices back on every run, so the address bar
 is always a link to what is on screen.
@@ -47,13 +49,26 @@ PARAMS = {
     "measure": "compare_curve_measure",  # Compare's "Over training" measure
     "lesson": "lesson_id",
     "lstep": "lesson_step",
+    # the Code space page (pages/codespace.py)
+    "part": "codespace_part_pick",
+    "map": "codespace_method",
+    "of": "codespace_model",
+    "by": "codespace_colour",
+    "pic": "codespace_picture",
+    "with": "codespace_other",
+    "channel": "codespace_channel",
 }
 # Parameters read back from another key than the one they set: a link's tab is a request
-# that pages/compare.py takes (and pops), the tab on screen is kept under this key.
-READ_FROM = {"tab": "compare_tab_id"}
+# that pages/compare.py (pages/codespace.py) takes and pops; the tab on screen is kept
+# under this key.
+READ_FROM = {"tab": "compare_tab_id", "part": "codespace_part"}
 SPLITS = ("test", "train")
 CLOSE_UP_VIEWS = ("A", "B", "swipe")
 MAX_COMPARE_N = 12  # pages/compare.py's slider
+CODESPACE_PARTS = ("map", "neighbours", "probe", "channels")  # pages/codespace.py's tabs
+CODESPACE_METHODS = ("pca", "tsne")
+CODESPACE_COLOURS = ("class", "psnr-A", "psnr-B", "tiles-A", "tiles-B")
+AB = ("A", "B")
 TRUE = ("1", "true", "yes", "on")
 STEP_NAMES = {"input"} | {
     n for d in DECODERS for n, _ in ConvAutoencoder(AEConfig(decoder=d)).steps()
@@ -116,6 +131,17 @@ def apply_params(q: dict[str, str], models: dict, data: DataSet | None) -> list[
             if q[param].isdigit() and int(q[param]) >= low:
                 value = int(q[param])
                 state[key] = value if high is None else min(value, high)
+            else:
+                ignored.append(f"{param}={q[param]}")
+    if "part" in q and take("part", [q["part"]], CODESPACE_PARTS):
+        state["codespace_part_pick"] = q["part"]  # pages/codespace.py takes it
+    for param, valid in (("map", CODESPACE_METHODS), ("of", AB), ("by", CODESPACE_COLOURS)):
+        if param in q and take(param, [q[param]], valid):
+            state[PARAMS[param]] = q[param]
+    for param in ("pic", "with", "channel"):  # pages/codespace.py clamps them
+        if param in q:
+            if q[param].isdigit():
+                state[PARAMS[param]] = int(q[param])
             else:
                 ignored.append(f"{param}={q[param]}")
     if "lesson" in q:

@@ -54,6 +54,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("layers.py", "Layers", ":material/layers:", "layer-by-layer", "Explore"),
     PageSpec("compare.py", "Compare", ":material/compare:", "decoders", "Explore"),
     PageSpec("cells.py", "Code cells", ":material/grid_on:", "code-cells", "Explore"),
+    PageSpec("codespace.py", "Code space", ":material/scatter_plot:", "code-space", "Explore"),
     PageSpec("train.py", "Train", ":material/model_training:", "training", "Build"),
     PageSpec("denoise.py", "Denoise", ":material/blur_off:", "denoising", "Uses"),
     PageSpec("repair.py", "Repair", ":material/healing:", "repairing", "Uses"),

@@ -178,6 +178,17 @@ def _cells(app: App, data: dict) -> None:
     assert after[0] == before[0]  # the input picture stays; the nudged outputs change
 
 
+def _code_space(app: App, data: dict) -> None:
+    # Colour the map by A's PSNR: a colour bar with its title, and the summary says so.
+    chart = app.main.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first
+    expect(chart).to_be_visible(timeout=60_000)
+    choose(app, "stSelectbox", "Colour by", "PSNR of A", fragment=True)
+    expect(
+        app.main.get_by_text(re.compile(r"Colour shows PSNR of A \(dB\): from")).first
+    ).to_be_visible()
+    expect(app.main.locator(".colorbar").first).to_contain_text("PSNR of A (dB)")
+
+
 def _style(app: App, data: dict) -> None:
     # The content picture's number (the full style transfer is a slow run).
     field = app.widget("stNumberInput", "Content picture").locator("input")
@@ -209,6 +220,7 @@ ACTIONS = {
     "layer-by-layer": _layers,
     "decoders": _compare,
     "code-cells": _cells,
+    "code-space": _code_space,
     "training": _train,
     "denoising": _denoise,
     "repairing": _repair,
