@@ -8,6 +8,13 @@ redis-server that did not install or a missing data copy turns CI red. The "fres
 machine" pass of ``./dev test`` (``CONVAE_FRESH_PASS=1``, shared copy out of reach) allows
 the shared-data skips, never the browser or service ones. The markers are applied here
 from the fixtures a test uses, so a new test cannot forget them.
+
+That pass runs only the tests marked machine_data (``-m machine_data``): those on the data
+set this machine has (fixture ``app_data``, the browser tests' server: the real CIFAR-10
+in the main pass, the embedded sample on a fresh machine). Every other test pins its own
+data (a synthetic tree, a temp data root) or needs the shared copy, so a second run would
+repeat the first or skip. What the fresh pass also showed for them, that they never read
+./data or ../shared, the main pass checks instead (see ``_guard_fresh_pass``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ CLASSES = ("circle", "square", "stripes")
 E2E_FIXTURES = {"browser", "server"}
 SHARED_FIXTURES = {"shared_root", "cifar"}
 SERVICE_FIXTURES = {"redis_binary"}
+# Test files whose every test starts worker processes (torchrun, gloo): marked slow here
+# (./dev test --quick leaves them out) so that the file need not say it.
+SLOW_FILES = ("test_distributed.py",)
+# "Runs on the data set this machine has" (marker machine_data, the fresh pass's tests).
+MACHINE_DATA_FIXTURES = {"app_data"}
 NO_SHARED = "the shared data copy is missing"  # how _shared_root's skip reason starts
 
 os.environ.setdefault("CONVAE_OFFLINE", "1")  # tests never try to download
@@ -56,18 +68,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the app in a real browser")
     config.addinivalue_line("markers", "shared_data: needs the shared CIFAR-10 / Fashion-MNIST")
     config.addinivalue_line("markers", "service: needs a real service (redis-server)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", "machine_data: runs on the machine's data set (the fresh pass runs these)"
+    )
+    # Per-test wall and CPU seconds (tests/cputime.py), when asked for; only in the
+    # outermost pytest (the suite's own pytest subprocesses inherit the variable).
+    folder = os.environ.get("CONVAE_TEST_CPU")
+    if folder and not os.environ.get("CONVAE_TEST_CPU_OWNER"):
+        from tests.cputime import CpuTimes
+
+        os.environ["CONVAE_TEST_CPU_OWNER"] = str(os.getpid())
+        config.pluginmanager.register(CpuTimes(Path(folder)), "convae-cputime")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests by the fixtures they use (their whole closure, so through other
     fixtures too): a browser test is e2e, a test on the shared copy is shared_data, a test
-    on a real redis-server is service."""
+    on a real redis-server is service, a test on the machine's data set machine_data."""
     for item in items:
+        if Path(str(item.fspath)).name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
         used = set(getattr(item, "fixturenames", ()))
         for fixtures, mark in (
             (E2E_FIXTURES, pytest.mark.e2e),
             (SHARED_FIXTURES, pytest.mark.shared_data),
             (SERVICE_FIXTURES, pytest.mark.service),
+            (MACHINE_DATA_FIXTURES, pytest.mark.machine_data),
         ):
             if used & fixtures and item.get_closest_marker(mark.name) is None:
                 item.add_marker(mark)
@@ -134,17 +161,28 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
+# The in-process app tests the fresh pass ran before it kept only the machine_data tests
+# (AppTest pages, links, data loading): they pin their own data, so in the main pass they
+# are guarded as the fresh pass guarded them (see _guard_fresh_pass).
+GUARDED_IN_MAIN_PASS = ("test_app", "test_links.py", "test_data.py")
+_GUARD = {"on": False}
+
+
 def _guard_fresh_pass() -> None:
     """In the fresh-machine pass, opening anything under ./data or ../shared is an error:
     that pass must show what a machine without them runs (a Python audit hook sees every
-    open() and listing made by Python code in this process)."""
-    if not _fresh_pass():
-        return
+    open() and listing made by Python code in this process). In the main pass the same
+    holds during the in-process app tests that pin their own data
+    (:data:`GUARDED_IN_MAIN_PASS`, unless marked shared_data), which the fresh pass no
+    longer repeats: a page that read ./data behind their back fails there."""
+    _GUARD["on"] = _fresh_pass()
     off_limits = {ROOT / "data", ROOT.parent / "shared"}
     off_limits |= {p.resolve() for p in off_limits if p.exists()}
     prefixes = tuple(str(p) + os.sep for p in off_limits)
 
     def hook(event: str, args: tuple) -> None:
+        if not _GUARD["on"]:
+            return
         if event in ("open", "os.listdir", "os.scandir") and args and args[0] is not None:
             path = args[0]
             if event == "open" and args[1] is None and not os.path.isabs(path):
@@ -155,9 +193,29 @@ def _guard_fresh_pass() -> None:
             if isinstance(path, (str, os.PathLike)):
                 full = os.path.abspath(os.fspath(path)) + os.sep
                 if full.startswith(prefixes):
-                    raise RuntimeError(f"the fresh-machine pass read {os.fspath(path)}")
+                    raise RuntimeError(
+                        f"the fresh-machine pass read {os.fspath(path)}"
+                        if _fresh_pass()
+                        else f"a test that pins its own data read {os.fspath(path)}"
+                    )
 
     sys.addaudithook(hook)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """The main pass's guard (see _guard_fresh_pass) around one pinned app test."""
+    name = Path(str(item.fspath)).name
+    guard = (
+        not _fresh_pass()
+        and name.startswith(GUARDED_IN_MAIN_PASS)
+        and item.get_closest_marker("shared_data") is None
+    )
+    _GUARD["on"] = guard or _fresh_pass()
+    try:
+        return (yield)
+    finally:
+        _GUARD["on"] = _fresh_pass()
 
 
 _guard_fresh_pass()
@@ -335,3 +393,25 @@ def cifar(shared_root: Path):
     from convae.data import load_dataset
 
     return load_dataset("cifar10", root=shared_root)
+
+
+@pytest.fixture(scope="session")
+def shipped_test_scores(cifar):
+    """``get(name)``: the per-image scores (convae.compare.score_images: MSE, PSNR, SSIM
+    and the artifact measures) of the shipped checkpoint ``checkpoints/<name>`` on the
+    real CIFAR-10 test split, computed once per session (10,000 pictures, 3-5 CPU
+    seconds a model) for every test that reads them (test_shipped, test_artifacts)."""
+    from convae.checkpoints import load_checkpoint
+    from convae.compare import score_images
+
+    done: dict = {}
+
+    def get(name: str):
+        if name not in done:
+            path = ROOT / "checkpoints" / name
+            if not path.is_file():
+                pytest.skip(f"shipped checkpoint {path} is missing")
+            done[name] = score_images(load_checkpoint(path).model, cifar.test)
+        return done[name]
+
+    return get

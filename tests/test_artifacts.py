@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from convae.checkpoints import load_checkpoint
-from convae.compare import score_images
 from convae.metrics import (
     GREY_LEVELS,
     block_steps,
@@ -288,14 +287,9 @@ def test_measures_reject_mismatched_or_too_small_images():
 
 
 @pytest.fixture(scope="module")
-def shipped_scores(cifar):
-    out = {}
-    for decoder in ("transpose", "upsample"):
-        path = CKPT / f"cifar10-{decoder}.pt"
-        if not path.is_file():
-            pytest.skip(f"shipped checkpoint {path} is missing")
-        out[decoder] = score_images(load_checkpoint(path).model, cifar.test)
-    return out
+def shipped_scores(shipped_test_scores):
+    """The shipped pair's scores on the real test split (shared with test_shipped.py)."""
+    return {d: shipped_test_scores(f"cifar10-{d}.pt") for d in ("transpose", "upsample")}
 
 
 @pytest.mark.shared_data

@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from convae.checkpoints import load_checkpoint
+
+# Each test starts python -m convae (a torch import, about 2 CPU seconds, a command).
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 

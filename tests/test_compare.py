@@ -3,11 +3,13 @@ weight snapshots over training (library and CLI). The grid-artifact measures the
 are tested in tests/test_artifacts.py; here, that the comparison reports them right."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
+from convae.__main__ import main
 from convae.checkpoints import load_checkpoint, save_checkpoint, snapshot_models
 from convae.compare import (
     METRICS,
@@ -33,6 +35,28 @@ from convae.train import TrainConfig, evaluate, fit
 from tests.test_cli import run_cli
 
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The command line's main() in this process, as ``run_cli`` runs it in a new one
+    (tests/test_cli.py runs the real ``python -m convae``; here the figures are compared
+    with the library's, without a torch import of about 2 CPU seconds a command)."""
+
+    def run(*args: str, data_root: Path) -> subprocess.CompletedProcess:
+        monkeypatch.setenv("CONVAE_DATA", str(data_root))
+        monkeypatch.setenv("CONVAE_OFFLINE", "1")
+        monkeypatch.setenv("CONVAE_THREADS", "1")
+        threads = torch.get_num_threads()
+        capsys.readouterr()
+        try:  # the command sets its threads: put them back after
+            code = main(list(args))
+        finally:
+            torch.set_num_threads(threads)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run
 
 
 def checker_pattern(size: int = 32, amplitude: float = 0.1) -> torch.Tensor:
@@ -245,9 +269,9 @@ def test_snapshot_models_rebuild_the_weights(tiny_data, tmp_path):
     assert load_checkpoint(save_checkpoint(tmp_path / "n.pt", r.model)).snapshots == []
 
 
-def test_cli_train_snapshots_writes_weights_only_snapshots(image_tree, tmp_path):
+def test_cli_train_snapshots_writes_weights_only_snapshots(image_tree, tmp_path, cli):
     ckpt = tmp_path / "snap.pt"
-    r = run_cli(
+    r = cli(
         "train",
         "--data",
         f"folder:{image_tree}",
@@ -272,13 +296,13 @@ def test_cli_train_snapshots_writes_weights_only_snapshots(image_tree, tmp_path)
     assert all(torch.equal(blob["state_dict"][k], v) for k, v in snaps[-1]["state_dict"].items())
     ck = load_checkpoint(ckpt)
     assert [s.step for s in snapshot_models(ck.snapshots, ck.config)] == [s["step"] for s in snaps]
-    info = run_cli("info", str(ckpt), data_root=tmp_path / "root")
+    info = cli("info", str(ckpt), data_root=tmp_path / "root")
     assert '"snapshot_steps"' in info.stdout
 
 
-def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_path):
+def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_path, cli):
     paths = [save_checkpoint(tmp_path / f"{dec}.pt", r.model) for dec, r in tiny_models.items()]
-    r = run_cli(
+    r = cli(
         "compare",
         *map(str, paths),
         "--data",
@@ -298,7 +322,7 @@ def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_pat
         for key in METRICS[2:]:
             assert got[key] == pytest.approx(want[key], abs=1e-6), key
     assert "grey levels" in res["units"]
-    table = run_cli(
+    table = cli(
         "compare",
         *map(str, paths),
         "--data",
@@ -309,10 +333,11 @@ def test_cli_compare_prints_the_per_class_table(tiny_models, image_tree, tmp_pat
     ).stdout
     assert "square" in table and "circle" not in table and "transpose" in table
     assert "tiles4 (floor)" in table and "checker (floor)" in table
-    bad = run_cli("compare", str(paths[0]), str(tmp_path / "none.pt"), data_root=tmp_path)
+    bad = cli("compare", str(paths[0]), str(tmp_path / "none.pt"), data_root=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
 
 
+@pytest.mark.slow
 def test_cli_compare_baselines_fits_pca_once_and_caches_it(tiny_models, image_tree, tmp_path):
     paths = [save_checkpoint(tmp_path / f"{dec}.pt", r.model) for dec, r in tiny_models.items()]
     args = ("compare", *map(str, paths), "--data", f"folder:{image_tree}", "--baselines", "--json")
@@ -331,11 +356,13 @@ def test_cli_compare_baselines_fits_pca_once_and_caches_it(tiny_models, image_tr
     assert first == second
 
 
-def test_cli_evaluate_reports_artifacts_overall_and_per_class(tiny_models, image_tree, tmp_path):
+def test_cli_evaluate_reports_artifacts_overall_and_per_class(
+    tiny_models, image_tree, tmp_path, cli
+):
     path = save_checkpoint(
         tmp_path / "t.pt", tiny_models["transpose"].model, data_source=f"folder:{image_tree}"
     )
-    r = run_cli("evaluate", str(path), "--json", data_root=tmp_path / "root")
+    r = cli("evaluate", str(path), "--json", data_root=tmp_path / "root")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     data = load_dataset(f"folder:{image_tree}", root=tmp_path / "root")
@@ -349,7 +376,7 @@ def test_cli_evaluate_reports_artifacts_overall_and_per_class(tiny_models, image
     assert res["per_class"]["square"]["blockiness2_floor"] == pytest.approx(
         want_sq["blockiness2_floor"]
     )
-    table = run_cli("evaluate", str(path), data_root=tmp_path / "root").stdout
+    table = cli("evaluate", str(path), data_root=tmp_path / "root").stdout
     assert "tiles4 (floor)" in table and table.count("\n") >= 5
 
 

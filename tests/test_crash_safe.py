@@ -4,6 +4,7 @@ temp files such a kill orphans are removed by the next save, never one a live wr
 still writing, and the folder entry itself is flushed to disk (fsync) after the rename."""
 
 import fcntl
+import json
 import os
 import signal
 import stat
@@ -19,36 +20,76 @@ from convae.models import AEConfig, ConvAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Saves the same path again and again, as fast as it can, with bigger and bigger histories
-# so that each write takes a while; prints a line once it has started.
-WRITER = """
-import sys, torch
+# Starts writers on request: torch is imported once here, and each "go" line forks a
+# writer process that saves the same path again and again, as fast as it can, with bigger
+# and bigger histories so that each write takes a while. The writer prints "ready PID"
+# once it has started; when it dies (the test kills it), this prints "gone". Forking saves
+# a torch import per writer (about 2 CPU seconds, 12-20 writers a test); each writer is
+# still a real process of its own, killed with SIGKILL in the middle of its saves.
+WRITERS = """
+import os, sys, torch
+torch.set_num_threads(1)  # no OpenMP pool to carry across fork()
 from convae.checkpoints import save_checkpoint
 from convae.models import AEConfig, ConvAutoencoder
 model = ConvAutoencoder(AEConfig(decoder="upsample"))
 history = [{"epoch": i, "pad": torch.zeros(20000)} for i in range(40)]
-print("ready", flush=True)
-while True:
-    save_checkpoint(sys.argv[1], model, history=history)
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        print("ready", os.getpid(), flush=True)
+        while True:
+            save_checkpoint(sys.argv[1], model, history=history)
+    os.waitpid(pid, 0)
+    print("gone", flush=True)
 """
 
 
+class Writers:
+    """The WRITERS process: ``start()`` forks a writer and returns its pid, ``kill(pid)``
+    SIGKILLs it and waits until it is gone."""
+
+    def __init__(self, path: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WRITERS, str(path)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def start(self) -> int:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        word, pid = self.proc.stdout.readline().split()
+        assert word == "ready"
+        return int(pid)
+
+    def kill(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        assert self.proc.stdout.readline().strip() == "gone"
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_kill_mid_write_keeps_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "model.pt"
     save_checkpoint(path, ConvAutoencoder(AEConfig()))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writers = Writers(path)
     delays = [0.05 * i for i in range(1, 13)]  # kill at many different moments
-    for delay in delays:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path)], env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        ck = load_checkpoint(path)  # never half a file
-        assert ck.config.decoder in ("transpose", "upsample")
+    try:
+        for delay in delays:
+            pid = writers.start()
+            time.sleep(delay)
+            writers.kill(pid)
+            ck = load_checkpoint(path)  # never half a file
+            assert ck.config.decoder in ("transpose", "upsample")
+    finally:
+        writers.close()
     # the writer did replace the file at least once, so kills did land during saves
     assert load_checkpoint(path).config.decoder == "upsample"
     # whatever temp files the kills orphaned, the next save removes them
@@ -62,22 +103,22 @@ def _temp_files(folder: Path) -> list[str]:
 
 def _orphan(path: Path) -> list[str]:
     """Kill the writer while a temp file of its is on disk, until one is left orphaned."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for _ in range(20):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path)], env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 30
-        while not _temp_files(path.parent) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        if _temp_files(path.parent):
-            return _temp_files(path.parent)
+    writers = Writers(path)
+    try:
+        for _ in range(20):
+            pid = writers.start()
+            deadline = time.monotonic() + 30
+            while not _temp_files(path.parent) and time.monotonic() < deadline:
+                time.sleep(0.002)
+            writers.kill(pid)
+            if _temp_files(path.parent):
+                return _temp_files(path.parent)
+    finally:
+        writers.close()
     pytest.fail("no kill left a temp file behind in 20 tries")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_temp_files_orphaned_by_a_kill_are_removed_by_the_next_save(tmp_path):
     path = tmp_path / "model.pt"
@@ -128,6 +169,7 @@ while sys.stdin.readline().strip() != "stop":
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_two_processes_saving_into_one_folder_never_break_each_other(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -182,11 +224,41 @@ def test_the_folder_is_flushed_after_the_rename(tmp_path, monkeypatch):
     assert ("fsync-dir", folder) in events
 
 
+# Runs the command line's main() on request: imported once here, and each "go FIFO" line
+# forks a process that sends its stderr (the progress lines) into that named pipe and
+# runs main() with the arguments given here; the next line, "kill", SIGKILLs it (a no-op
+# when it has ended: it is not reaped before), and this prints "exit CODE" ("exit -9":
+# killed). The same code as `python -m convae ...` from main() on, without a torch import
+# (about 2 CPU seconds) for each of the 7 killed runs.
+CLI_RUNS = """
+import json, os, signal, sys
+from convae.__main__ import main
+args = json.loads(sys.argv[1])
+for line in sys.stdin:
+    fifo = line.split(" ", 1)[1].strip()
+    pid = os.fork()
+    if pid == 0:
+        err = os.open(fifo, os.O_WRONLY)
+        os.dup2(err, 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        code = main(args)
+        sys.stderr.flush()
+        os._exit(code or 0)
+    if sys.stdin.readline().strip() == "kill":
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    print("exit", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree, tmp_path):
     """``python -m convae train --out PATH`` over an existing PATH, SIGKILLed at moments
     from its last epoch line (then come the final scoring and the save) onwards: PATH
-    always loads, as the old model or the complete new one, never a mix."""
+    always loads, as the old model or the complete new one, never a mix. The killed runs
+    are forks of one process that imported the command line (CLI_RUNS); the last run,
+    left to finish, is the real ``python -m convae``."""
     path = tmp_path / "model.pt"
     save_checkpoint(path, ConvAutoencoder(AEConfig(decoder="transpose")))
     env = {
@@ -195,10 +267,7 @@ def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree,
         "CONVAE_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "convae",
+    args = [
         "train",
         "--data",
         f"folder:{image_tree}",
@@ -218,18 +287,17 @@ def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree,
         "--out",
         str(path),
     ]
+    runner = subprocess.Popen(
+        [sys.executable, "-c", CLI_RUNS, json.dumps(args)],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen = set()
-    for delay in (0.0, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, None):  # None: let it finish
-        proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-        )
-        for line in proc.stderr:  # wait for the last epoch's line
-            if line.startswith("epoch 1/1"):
-                break
-        if delay is not None:
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=120)
+
+    def outcome() -> None:
         ck = load_checkpoint(path)
         if ck.config.decoder == "transpose":  # the old one, untouched
             assert ck.history == []
@@ -238,7 +306,39 @@ def test_killing_the_cli_around_its_save_keeps_a_loadable_checkpoint(image_tree,
             assert len(ck.history) == 1 and ck.test_metrics["psnr"] > 0
             assert len(ck.snapshots) == 1 + 3  # step 0 and each of the 3 steps (40 / 16)
             seen.add("new")
-    assert proc.returncode == 0 and seen >= {"new"}
+
+    try:
+        for i, delay in enumerate((0.0, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3)):
+            fifo = tmp_path / f"stderr{i}"
+            os.mkfifo(fifo)
+            runner.stdin.write(f"go {fifo}\n")
+            runner.stdin.flush()
+            with open(fifo) as err:
+                for line in err:  # wait for the last epoch's line
+                    if line.startswith("epoch 1/1"):
+                        break
+                else:
+                    pytest.fail(f"the run ended before its last epoch: {runner.stdout.readline()}")
+                time.sleep(delay)
+                runner.stdin.write("kill\n")
+                runner.stdin.flush()
+            assert runner.stdout.readline().split()[0] == "exit"
+            fifo.unlink()
+            outcome()
+    finally:
+        runner.stdin.close()
+        runner.wait(timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "convae", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outcome()
+    assert seen >= {"new"}
     # the run that finished saved last, and its save removed what earlier kills orphaned
     leftovers = [
         p.name for p in tmp_path.iterdir() if p.name not in ("model.pt", "root", image_tree.name)

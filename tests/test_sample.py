@@ -94,6 +94,7 @@ def test_sample_loads_when_the_data_root_cannot_be_written(tmp_path):
     assert len(ds.train) == 3000 and not root.exists()
 
 
+@pytest.mark.slow
 def test_sample_needs_nothing_outside_the_package(tmp_path):
     """A copy of convae/ alone, run from elsewhere with an empty data root and no ../shared
     beside it, loads both samples: nothing is read from the repo, ./data or ../shared."""

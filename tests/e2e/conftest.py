@@ -235,8 +235,17 @@ def server(app_data, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser(server):
+def browser():
+    """The session's one Chromium. It does not start ``server``: tests that run their own
+    server (a fresh one, replicas) are then not on the machine's data set (tests/conftest.py,
+    marker machine_data), and the fresh-machine pass leaves them to the main pass."""
     from playwright.sync_api import sync_playwright
+
+    if chromium_path() is None:
+        pytest.skip(
+            "no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH): "
+            "./dev test installs it with apt; without it the browser tests skip"
+        )
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
