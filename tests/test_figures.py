@@ -186,3 +186,14 @@ def test_photo_is_centre_cropped_and_resized():
 def test_non_images_raise_a_clear_error(data, words):
     with pytest.raises(ImageDecodeError, match=f"^upload.png .*{words}"):
         image_to_input(data, 3, 32, "upload.png")
+
+
+def test_strength_chart_draws_more_models_than_colours():
+    """The Denoise page's "every model" chart: the shipped family alone has more models
+    than the palette has colours (a StopIteration stopped the page)."""
+    from convae.figures import RUN_COLOURS
+    from convae.figures.uses import psnr_curve_figure
+
+    curves = {f"model {i}": [20.0, 18.0] for i in range(len(RUN_COLOURS) + 3)}
+    fig = psnr_curve_figure([0.1, 0.2], curves | {"noisy input": [15.0, 12.0]}, "noise")
+    assert len(fig.data) == len(curves) + 1

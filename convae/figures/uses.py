@@ -3,6 +3,7 @@ Streamlit, so each is built and checked in tests like the rest of convae.figures
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -33,7 +34,9 @@ def psnr_curve_figure(
         marker: the strength now chosen on the page, drawn as a vertical line.
     """
     fig = go.Figure()
-    colours = iter(RUN_COLOURS)
+    # One colour per model, round again past the palette: the shipped family alone has
+    # more models than colours (each curve is named in the legend and the hover).
+    colours = itertools.cycle(RUN_COLOURS)
     for name, ys in curves.items():
         is_input = name == "noisy input"
         # 100 dB is PSNR's cap for "identical" (no noise on the input): leave it out so
