@@ -34,10 +34,9 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return psnr_from_mse(mse(x, y))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
+    return g / g.sum()
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
@@ -50,16 +49,19 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
     """
     window = min(window, x.shape[-1], x.shape[-2])
     c = x.shape[1]
-    w = _gaussian_window(window).to(x)[None, None].expand(c, 1, window, window)
     c1, c2 = 0.01**2, 0.03**2
-
-    def filt(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, groups=c)
-
-    mu_x, mu_y = filt(x), filt(y)
-    sxx = filt(x * x) - mu_x**2
-    syy = filt(y * y) - mu_y**2
-    sxy = filt(x * y) - mu_x * mu_y
+    # The five local means in one grouped convolution, and the Gaussian window as its two
+    # 1-D halves (a row pass, then a column pass): the same sums as the 11x11 window in a
+    # fifth of the work (the family table's SSIM was a third of its time).
+    g = _gaussian_1d(window).to(x)
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    k = 5 * c
+    rows = F.conv2d(stack, g.view(1, 1, 1, window).expand(k, 1, 1, window), groups=k)
+    means = F.conv2d(rows, g.view(1, 1, window, 1).expand(k, 1, window, 1), groups=k)
+    mu_x, mu_y, exx, eyy, exy = means.split(c, dim=1)
+    sxx = exx - mu_x**2
+    syy = eyy - mu_y**2
+    sxy = exy - mu_x * mu_y
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return s.flatten(1).mean(1)
 
