@@ -46,6 +46,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -168,8 +170,18 @@ def _run_niced(cmd: list[str], env: dict[str, str], log: Path, limit_s: float) -
     return usage.ru_utime + usage.ru_stime
 
 
-def run_locust(server: Server, users: int, window: float, tag: str, work: Path) -> dict:
-    """N simulated students on Layers; the window's figures plus Locust's CSV."""
+def run_locust(
+    server: Server,
+    users: int,
+    window: float,
+    tag: str,
+    work: Path,
+    classes: tuple[str, ...] = ("LayersStudent",),
+    extra_env: dict[str, str] | None = None,
+    limit: float | None = None,
+) -> dict:
+    """N simulated students (Locust users ``classes``); the window's figures plus Locust's
+    CSV. ``limit``: Locust's run time (default: opening the sessions, then the window)."""
     out = work / f"{tag}.json"
     csv = work / tag
     env = {
@@ -178,16 +190,17 @@ def run_locust(server: Server, users: int, window: float, tag: str, work: Path) 
         "STUDENTS_WINDOW_S": str(window),
         "STUDENTS_RESULT": str(out),
         "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
     }
     rate = min(users, 4)  # sessions opened per second: a first run is a full app run
-    limit = users / rate + 120 + window  # opening on a busy machine, then the window
+    limit = limit or users / rate + 120 + window  # opening on a busy machine, then the window
     cmd = [
         sys.executable,
         "-m",
         "locust",
         "-f",
         str(LOCUSTFILE),
-        "LayersStudent",
+        *classes,
         "--headless",
         "-u",
         str(users),
@@ -208,7 +221,7 @@ def run_locust(server: Server, users: int, window: float, tag: str, work: Path) 
     if "error" in result:
         raise RuntimeError(f"locust {tag}: {result['error']}; see {work / (tag + '.log')}")
     result["generator_cpu_total_s"] = total_cpu  # opening the sessions included
-    result["generator"] = "locust (bench/students/locustfile.py LayersStudent)"
+    result["generator"] = f"locust (bench/students/locustfile.py {' '.join(classes)})"
     result["locust_csv"] = f"{csv}_stats.csv"
     return result
 
@@ -288,6 +301,114 @@ def compare_first_next(url: str, browser_frames: list[str]) -> dict:
     }
 
 
+# ------------------------------------------------------------------ a live class
+CLASS_USERS = ("Teacher", "FollowingStudent", "ExploringStudent")
+LESSONS = ROOT / "lessons" / "lessons.toml"
+
+
+def warm_lessons(url: str) -> None:
+    """Open every shipped lesson step's view once, as its link would: the steps' traces
+    and pictures are cached before any class is measured, so every size meets the same
+    caches (in a class the teacher's own click computes a step first)."""
+    from urllib.parse import urlencode
+
+    from convae.lessons import load_lessons
+
+    for lesson in load_lessons(LESSONS):
+        for step in lesson.steps:
+            s = StreamlitSession(url, step.page, urlencode(step.params))
+            s.connect().wait(300)
+            s.close()
+
+
+def run_class(
+    server: Server,
+    students: int,
+    tag: str,
+    work: Path,
+    key: str,
+    plan: str = "full",
+    classes: tuple[str, ...] = CLASS_USERS,
+) -> dict:
+    """One class under Locust: a teacher and ``students`` students (10 % exploring), the
+    teacher's plan (bench/students/live_class.py); the class's figures."""
+    extra = {"STUDENTS_TEACHER_KEY": key, "STUDENTS_CLASS_PLAN": plan}
+    r = run_locust(server, students + 1, 0, tag, work, classes, extra, limit=students / 4 + 900)
+    r.pop("window_s", None)  # the Layers window's; the class has its own
+    return r
+
+
+def machine() -> dict:
+    """The machine the figures come from."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "nproc": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "system": platform.platform(),
+    }
+
+
+def _ms(d: dict | None, key: str = "p50_ms") -> str:
+    return f"{d[key]:,.0f}" if d and d.get("count") else "-"
+
+
+def _class_row(r: dict) -> str:
+    w = r.get("window", {})
+    q = r.get("polls_only", {})
+    a = r.get("answers") or {}
+    mem = w.get("server_memory_mb_end", {}).get("rss", float("nan"))
+    sc, fm = r["student_clicks_ms"], r["follow_ms"]
+    load = r.get("load_average_before", [float("nan")])[0]
+    return (
+        f"| {r['students']} | {r['trainings']} | {q.get('server_cpu_ms_per_poll', 0):.1f} ms "
+        f"| {w.get('server_cpu_ms_per_run', float('nan')):.0f} ms "
+        f"| {_ms(sc)} / {_ms(sc, 'p95_ms')} ms | {_ms(fm)} / {_ms(fm, 'p95_ms')} ms "
+        f"| {a.get('lost', '-')} of {a.get('sent', '-')} | {r['errors']['total']} "
+        f"| {mem:,.0f} MB | {100 * w.get('server_cpu_share', 0):.0f} % "
+        f"| {100 * w.get('generator_cpu_share', 0):.1f} % "
+        f"| {100 * w.get('other_cpu_share', 0):.0f} % | {load:.1f} |"
+    )
+
+
+CLASS_HEADER = (
+    "| students | trainings | server CPU per poll | server CPU per click or jump "
+    "| student click p50 / p95 | teacher to student p50 / p95 | answers lost of sent "
+    "| errors | server RSS | server CPU (cores) | Locust CPU | other work's CPU "
+    "| load average |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+    "| --- | --- |"
+)
+
+
+def class_series(server: Server, sizes: list[int], counts: list[int], key: str, work: Path,
+                 out: Path, plan: str) -> list[dict]:  # fmt: skip
+    """Every class size with each number of trainings; Locust's CSV kept beside ``out``."""
+    rows = []
+    for k in counts:
+        with trainings(server.url, k):
+            for n in sizes:
+                suffix = f"n{n}-t{k}"
+                before = os.getloadavg()
+                r = run_class(server, n, suffix, work, key, plan)
+                r["trainings"] = k
+                r["load_average_before"], r["load_average_after"] = before, os.getloadavg()
+                kept = out.with_name(f"{out.stem}-{suffix}_stats.csv")  # Locust's own
+                shutil.copy2(r["locust_csv"], kept)
+                r["locust_csv"] = os.path.relpath(kept, ROOT)
+                rows.append(r)
+                print(_class_row(r), flush=True)
+                drop_closed_sessions(server.url)
+    return rows
+
+
 # ------------------------------------------------------------------ main
 def _row(r: dict) -> str:
     req = r["clicks_ms"]
@@ -320,18 +441,39 @@ def main() -> None:
         default="0",
         help="sessions training meanwhile; a list runs every size with each (default 0)",
     )
+    ap.add_argument(
+        "--scenario",
+        choices=("layers", "class"),
+        default="layers",
+        help="layers: students clicking Layers' Next; class: a live class, a teacher leading "
+        "(bench/students/live_class.py) (default layers)",
+    )
+    ap.add_argument(
+        "--plan",
+        choices=("full", "quick", "steps"),
+        default="full",
+        help="--scenario class: the teacher's plan (default full: both shipped lessons, two "
+        "questions)",
+    )
     ap.add_argument("--out", default="", help="results file (default bench/results/capacity-*)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.students.split(",") if x.strip()]
     train_counts = [int(x) for x in args.trainings.split(",") if x.strip()]
-    out = Path(args.out or RESULTS / f"capacity-{'validate' if args.validate else 'layers'}.json")
+    name = "validate" if args.validate else args.scenario
+    if args.scenario == "class":
+        name = "class-validate" if args.validate else "class"
+    elif not args.validate:
+        name = "layers"
+    out = Path(args.out or RESULTS / f"capacity-{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="convae-capacity-"))
     env, source = server_env(work)
+    key = env["CONVAE_TEACHER_KEY"] = secrets.token_urlsafe(24)
     result: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "cores": len(os.sched_getaffinity(0)),
+        "machine": machine(),
         "load_average_before": os.getloadavg(),
         "versions": {p: version(p) for p in ("torch", "streamlit", "locust", "websocket-client")},
         "data": source,
@@ -339,6 +481,9 @@ def main() -> None:
         "window_s": args.window,
         "server_args": [f"--server.disconnectedSessionTTL={SESSION_TTL_S}"],
     }
+    if args.scenario == "class":
+        class_main(args, result, env, work, out, sizes, train_counts)
+        return
     server = Server(result["server_args"], env, work / "server.log")
     try:
         warm(server.url)
@@ -404,6 +549,56 @@ def main() -> None:
     else:
         for r in result["sizes"]:
             print(_row(r))
+    print(f"\nwrote {out} (work files in {work}); load average {os.getloadavg()}")
+
+
+def validate_class(server, key, args, result, work):
+    raise NotImplementedError
+
+
+def print_class_validation(result):
+    raise NotImplementedError
+
+
+def class_main(
+    args: argparse.Namespace,
+    result: dict,
+    env: dict[str, str],
+    work: Path,
+    out: Path,
+    sizes: list[int],
+    counts: list[int],
+) -> None:
+    """``--scenario class``: the class series (or its Chromium check), results, table."""
+    result["scenario"] = (
+        f"a live class, plan {args.plan!r} (bench/students/live_class.py): a teacher leads, "
+        "90 % of the students follow and answer, 10 % explore Layers on their own"
+    )
+    result.pop("page")
+    result.pop("window_s")
+    server = Server(result["server_args"], env, work / "server.log")
+    key = env["CONVAE_TEACHER_KEY"]
+    try:
+        warm(server.url)
+        warm_lessons(server.url)
+        drop_closed_sessions(server.url)
+        result["server_idle_cpu_ms_per_s"] = idle_ms_per_s(server.proc.pid)
+        result["server_memory_mb_warm"] = memory_mb(server.proc.pid)
+        if args.validate:
+            validate_class(server, key, args, result, work)
+        else:
+            result["sizes"] = class_series(server, sizes, counts, key, work, out, args.plan)
+    finally:
+        server.stop()
+    result["load_average_after"] = os.getloadavg()
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.validate:
+        print_class_validation(result)
+    else:
+        print(f"\n{result['when']}, {result['machine']['cpu']} x {result['cores']} cores\n")
+        print(CLASS_HEADER)
+        for r in result["sizes"]:
+            print(_class_row(r))
     print(f"\nwrote {out} (work files in {work}); load average {os.getloadavg()}")
 
 
