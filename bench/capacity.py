@@ -47,6 +47,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import secrets
 import shutil
 import statistics
@@ -64,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.classroom import Server  # noqa: E402
-from bench.students.meter import cpu_s, memory_mb  # noqa: E402
+from bench.students.meter import cpu_s, family, memory_mb, tree_cpu_s  # noqa: E402
 from bench.students.protocol import (  # noqa: E402
     RunTimeout,
     SessionClosed,
@@ -144,10 +145,31 @@ def trainings(url: str, n: int, epochs: int = 30) -> Iterator[list[StreamlitSess
 
 
 def idle_ms_per_s(pid: int, seconds: float = 5.0) -> float:
-    """The server's CPU rate with nothing to do (ms of CPU per second)."""
-    c0, t0 = cpu_s(pid), time.perf_counter()
+    """The server's CPU rate with nothing to do (ms of CPU per second; with replicas, of
+    the whole deployment)."""
+    c0, t0 = tree_cpu_s(pid), time.perf_counter()
     time.sleep(seconds)
-    return 1000 * (cpu_s(pid) - c0) / (time.perf_counter() - t0)
+    return 1000 * (tree_cpu_s(pid) - c0) / (time.perf_counter() - t0)
+
+
+def deployment_memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS of the server's processes together (one, or the replicas, HAProxy
+    and redis-server of ``serve.py --replicas``)."""
+    total = {"rss": 0.0, "pss": 0.0, "uss": 0.0}
+    for p in family(pid):
+        for k, v in memory_mb(p).items():
+            total[k] += v
+    return total
+
+
+def start_server(result: dict, env: dict[str, str], work: Path, replicas: int) -> Server:
+    """serve.py as ``./dev app`` runs it, or ``serve.py --replicas N`` (HAProxy in front, a
+    local redis-server for the classes) on the same loopback port."""
+    launcher = [sys.executable, str(ROOT / "serve.py")]
+    if replicas > 1:
+        launcher += ["--replicas", str(replicas)]
+    result["server_command"] = " ".join(["serve.py", *launcher[2:], *result["server_args"]])
+    return Server(result["server_args"], env, work / "server.log", launcher=launcher)
 
 
 # ------------------------------------------------------------------ the generators
@@ -455,6 +477,13 @@ def main() -> None:
         help="--scenario class: the teacher's plan (default full: both shipped lessons, two "
         "questions)",
     )
+    ap.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="serve.py --replicas N: N app processes behind HAProxy, the classes in a local "
+        "redis-server (default 1: one process, as ./dev app)",
+    )
     ap.add_argument("--out", default="", help="results file (default bench/results/capacity-*)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.students.split(",") if x.strip()]
@@ -462,6 +491,7 @@ def main() -> None:
     name = "validate" if args.validate else args.scenario
     if args.scenario == "class":
         name = "class-validate" if args.validate else "class"
+        name += f"-replicas{args.replicas}" if args.replicas > 1 else ""
     elif not args.validate:
         name = "layers"
     out = Path(args.out or RESULTS / f"capacity-{name}.json")
@@ -480,17 +510,18 @@ def main() -> None:
         "page": "Layers (layer-by-layer): Next every 2-4 s, Prev back from the last step",
         "window_s": args.window,
         "server_args": [f"--server.disconnectedSessionTTL={SESSION_TTL_S}"],
+        "replicas": args.replicas,
     }
     if args.scenario == "class":
         class_main(args, result, env, work, out, sizes, train_counts)
         return
-    server = Server(result["server_args"], env, work / "server.log")
+    server = start_server(result, env, work, args.replicas)
     try:
         warm(server.url)
         drop_closed_sessions(server.url)
         idle = idle_ms_per_s(server.proc.pid)
         result["server_idle_cpu_ms_per_s"] = idle
-        result["server_memory_mb_warm"] = memory_mb(server.proc.pid)
+        result["server_memory_mb_warm"] = deployment_memory_mb(server.proc.pid)
         if args.validate:
             rounds = []
             for k in range(args.rounds):
@@ -552,12 +583,148 @@ def main() -> None:
     print(f"\nwrote {out} (work files in {work}); load average {os.getloadavg()}")
 
 
-def validate_class(server, key, args, result, work):
-    raise NotImplementedError
+QUIET_S = 15.0  # the Chromium check's stretch with only the polls
+AFTER_LAST_S = 5.0  # after the teacher's last click: every follower's poll and jump
 
 
-def print_class_validation(result):
-    raise NotImplementedError
+def _act(name: str, send, check=None, reconnect: bool = True):
+    """``act`` for live_class outside Locust: send, wait for the run, check."""
+    req = send()
+    req.wait(120)
+    if check is not None:
+        check()
+    return req
+
+
+def follow_round(server: Server, key: str, kind: str, n: int, work: Path) -> dict:
+    """A teacher (a simulated session here) steps through the first shipped lesson while
+    ``n`` students follow: real Chromium sessions (``kind`` "chromium", a niced
+    subprocess) or simulated ones (``"protocol"``, this process). Server CPU over a quiet
+    stretch (only the polls) and over the lesson; per follower-second and per follower
+    and teacher change."""
+    from bench.students import live_class as lc
+    from bench.students.follow import Follower
+    from bench.students.meter import Window, tree_cpu_s
+
+    board, rng = lc.ClassBoard(), random.Random(0)
+    teacher = StreamlitSession(server.url, lc.CLASS_PAGE, f"teacher={key}&present=1")
+    teacher.connect().wait(300)
+    code = lc.start_class(_act, teacher, board)
+    delays: list[float] = []
+    proc, sessions = None, []
+    ready, until = work.with_suffix(".ready"), work.with_suffix(".until")
+    if kind == "chromium":
+        cmd = [sys.executable, "-m", "bench.students.chromium", server.url, "--sessions", str(n)]
+        cmd += ["--class-code", code, "--ready", str(ready), "--until", str(until)]
+        log = open(work.with_suffix(".log"), "wb")  # noqa: SIM115 (closed below)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen([*NICE, *cmd], cwd=ROOT, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Chromium students did not join; see {log.name}")
+            time.sleep(0.5)
+        generator = lambda: tree_cpu_s(proc.pid)  # noqa: E731
+    else:
+        for _ in range(n):
+            s = StreamlitSession(server.url, lc.CLASS_PAGE, f"join={code}")
+            Follower(s, board, lambda _v, s=s: board.shown(s), lambda v, d: delays.append(d))
+            lc.join(_act, s, board, True)
+            sessions.append(s)
+        generator = lambda: cpu_s(os.getpid())  # noqa: E731
+    try:
+        time.sleep(2 + lc.POLL_S)  # the last join's own run, then a poll of every student
+        quiet = Window(server.proc.pid, generator)
+        quiet.start()
+        time.sleep(QUIET_S)
+        q = quiet.stop(0)
+        lead = Window(server.proc.pid, generator)
+        lead.start()
+        lc.lead_lessons(_act, teacher, board, lc.STEPS_ONLY, rng)
+        time.sleep(AFTER_LAST_S)
+        changes = len(board.changes)
+        w = lead.stop(changes)
+    finally:
+        if proc is not None:
+            until.write_text("done\n")
+            proc.wait(120)
+            log.close()
+        for s in [teacher, *sessions]:
+            s.close()
+    quiet_rate = q["server_cpu_s"] / q["window_s"]
+    net = w["server_cpu_s"] - quiet_rate * w["window_s"]
+    r = {
+        "kind": kind,
+        "followers": n,
+        "teacher_changes": changes,
+        "quiet": q,
+        "lesson": w,
+        # the polls (and the idle server): per student and second
+        "server_cpu_ms_per_follower_s_quiet": 1000 * quiet_rate / n,
+        # everything in the lesson (jumps, polls, the teacher's own runs)
+        "server_cpu_ms_per_follower_change": 1000 * w["server_cpu_s"] / (n * changes),
+        # less the quiet rate: a follower's jump to the teacher's step (with its share of
+        # the teacher's click)
+        "server_cpu_ms_per_jump": 1000 * net / (n * changes),
+        "generator_cpu_ms_per_follower_change": 1000 * w["generator_cpu_s"] / (n * changes),
+    }
+    if delays:
+        ordered = sorted(delays)
+        r["follow_ms"] = {
+            "count": len(ordered),
+            "p50_ms": 1000 * ordered[len(ordered) // 2],
+            "p95_ms": 1000 * ordered[int(0.95 * (len(ordered) - 1))],
+        }
+    return r
+
+
+CLASS_RATIOS = (
+    "server_cpu_ms_per_follower_change",
+    "server_cpu_ms_per_jump",
+    "server_cpu_ms_per_follower_s_quiet",
+)
+
+
+def validate_class(
+    server: Server, key: str, args: argparse.Namespace, result: dict, work: Path
+) -> None:
+    """Chromium against simulated followers, alternating, ``--rounds`` times."""
+    rounds = []
+    for k in range(args.rounds):
+        pair: dict = {}
+        for kind in ("chromium", "protocol"):
+            pair[kind] = follow_round(server, key, kind, args.sessions, work / f"{kind}-{k}")
+            pair[kind]["load_average_after"] = os.getloadavg()
+            print(f"round {k} {kind}: {_follow_row(pair[kind])}", flush=True)
+            drop_closed_sessions(server.url)
+        for m in CLASS_RATIOS:
+            pair[f"ratio_{m}"] = pair["protocol"][m] / pair["chromium"][m]
+        rounds.append(pair)
+    result["rounds"] = rounds
+    for m in CLASS_RATIOS:
+        result[f"median_ratio_{m}"] = statistics.median(p[f"ratio_{m}"] for p in rounds)
+
+
+def _follow_row(r: dict) -> str:
+    return (
+        f"{r['followers']} followers, {r['teacher_changes']} teacher changes: server CPU "
+        f"{r['server_cpu_ms_per_follower_change']:.1f} ms per follower and change "
+        f"({r['server_cpu_ms_per_jump']:.1f} ms less the polls), "
+        f"{r['server_cpu_ms_per_follower_s_quiet']:.1f} ms per follower-second quiet; "
+        f"generator {r['generator_cpu_ms_per_follower_change']:.0f} ms per follower and change"
+    )
+
+
+def print_class_validation(result: dict) -> None:
+    for k, pair in enumerate(result["rounds"]):
+        for kind in ("chromium", "protocol"):
+            print(f"round {k} {kind}: {_follow_row(pair[kind])}")
+    print(
+        "\nprotocol / chromium, median of the rounds: server CPU per follower and change "
+        f"{result['median_ratio_server_cpu_ms_per_follower_change']:.2f}, per jump (less the "
+        f"polls) {result['median_ratio_server_cpu_ms_per_jump']:.2f}, per follower-second "
+        f"quiet {result['median_ratio_server_cpu_ms_per_follower_s_quiet']:.2f}"
+    )
 
 
 def class_main(
@@ -576,14 +743,14 @@ def class_main(
     )
     result.pop("page")
     result.pop("window_s")
-    server = Server(result["server_args"], env, work / "server.log")
+    server = start_server(result, env, work, args.replicas)
     key = env["CONVAE_TEACHER_KEY"]
     try:
         warm(server.url)
         warm_lessons(server.url)
         drop_closed_sessions(server.url)
         result["server_idle_cpu_ms_per_s"] = idle_ms_per_s(server.proc.pid)
-        result["server_memory_mb_warm"] = memory_mb(server.proc.pid)
+        result["server_memory_mb_warm"] = deployment_memory_mb(server.proc.pid)
         if args.validate:
             validate_class(server, key, args, result, work)
         else:

@@ -39,7 +39,6 @@ import random
 import re
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from bench.students.protocol import Request, StreamlitSession
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = ROOT / "lessons" / "lessons.toml"
 CLASS_PAGE = "class"  # the Class page's url path (pages/glue/page_table.py)
+POLL_S = 1.5  # a following screen's poll interval (pages/glue/classroom.py's POLL_S)
 NO_QUESTION = "No question right now"  # a student's Class page without a question
 RIGHT_ANSWER = "The right answer"  # the reveal's line (class_questions.show_reveal)
 _BANNER = re.compile(r"^\*\*(.+)\*\* · step (\d+) of (\d+)$")  # lessons.banner
@@ -405,9 +405,7 @@ def ask_question(
 def exported_answers(s: StreamlitSession) -> dict[tuple[int, str], int]:
     """The class record's answers, from the teacher's Export button (the CSV a teacher
     downloads: one row per question asked and option)."""
-    url = s.widget("class_export").proto.url
-    with urllib.request.urlopen(f"{s.base}{url}", timeout=30) as r:
-        text = r.read().decode("utf-8")
+    text = s.get(s.widget("class_export").proto.url).decode("utf-8")
     rows = csv.DictReader(io.StringIO(text))
     return {(int(r["asked"]), r["option"]): int(r["answers"]) for r in rows}
 

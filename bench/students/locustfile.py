@@ -80,7 +80,8 @@ SETTLE_S = 2.0  # after the last session opened, before the window: its first ru
 LAG_TICK_S = 0.05  # the generator's wake-up lag is sampled this often in the window
 JOIN_TIMEOUT_S = 600.0  # every student seated, on a busy machine
 POLLS_ONLY_S = 15.0  # the class's quiet stretch: only the students' polls
-READ_S = (2.0, 6.0)  # a student reads a question this long before answering
+# A student reads a question this long before answering ($STUDENTS_READ_S: "low,high").
+READ_S = tuple(float(x) for x in (os.environ.get("STUDENTS_READ_S") or "2,6").split(","))
 
 
 class StreamlitUser(User):
@@ -220,12 +221,14 @@ class ClassStudent(StreamlitUser):
         self.report("follow: teacher to screen", seconds)
 
     def _polled(self, session: StreamlitSession, end: RunEnd) -> None:
-        # A poll is an auto-rerun request; one that reran the app was a jump.
-        for req in end.requests:
-            if req.auto:
-                kind = "student: poll" if end.fragment_ids else "student: poll, then jump"
-                CLASS_METER.count(kind)
-                self.report(kind, req.latency, req.bytes_received)
+        # A run that served a poll (an auto-rerun request; Streamlit folds a poll that
+        # arrives before a pending run into it) is one poll, and a jump when it reran the
+        # app; its time is the earliest poll's.
+        polls = [r for r in end.requests if r.auto]
+        if polls:
+            kind = "student: poll" if end.fragment_ids else "student: poll, then jump"
+            CLASS_METER.count(kind)
+            self.report(kind, polls[0].latency, sum(r.bytes_received for r in polls))
 
 
 class FollowingStudent(ClassStudent):
@@ -481,6 +484,7 @@ def _spread(xs: list[float]) -> dict:
     xs = sorted(xs)
     return {
         "count": len(xs),
+        "min_ms": 1000 * xs[0],
         "p50_ms": 1000 * xs[len(xs) // 2],
         "p95_ms": 1000 * xs[int(0.95 * (len(xs) - 1))],
         "max_ms": 1000 * xs[-1],
