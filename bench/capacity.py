@@ -25,12 +25,29 @@ steps through Layers), then:
   30 %); and the ``rerun_script`` a browser sent for its first Next against the simulated
   student's, widget by widget.
 
+- ``--scenario class --students 10,20,40,60 --trainings 0,2``: a live class
+  (bench/students/live_class.py) for each size: a teacher and N students, 10 % of them
+  exploring Layers on their own, the others following and answering. Once all have
+  joined, a quiet stretch with only the students' polls gives the server's CPU per poll;
+  then the teacher steps through both shipped lessons and asks two questions, and one
+  window measures every click, poll and jump: the server's CPU per click or jump (less
+  the trainings' niced threads and the polls at the quiet stretch's cost), p50 / p95 of a
+  student's click and of the teacher's click to a following student's screen showing it,
+  the answers sent against the teacher's CSV export (lost, extra), errors of every kind,
+  the server's memory, and the share of the machine's CPU that other work took.
+  ``--merge`` adds the sizes to the results file's, so a series runs in short parts;
+  ``--replicas N`` serves it as ``./dev serve --replicas N`` (HAProxy, Redis).
+- ``--scenario class --validate``: 5 real Chromium students follow a teacher (a
+  simulated session) through the first lesson, then 5 simulated students; the server's
+  CPU per follower and change of both, and their ratio.
+
 Between runs the server drops the closed sessions: it is started with
 ``server.disconnectedSessionTTL`` = 10 s (Streamlit's default 120 s keeps a closed tab's
 session for a reconnect), and a probe session opened and closed after that makes it
 expire them (the TTL cache drops expired entries when next written).
 
-Results: ``bench/results/capacity-validate.json`` / ``capacity-layers.json`` (with the date,
+Results: ``bench/results/capacity-validate.json`` / ``capacity-layers.json`` /
+``capacity-class.json`` / ``capacity-class-validate.json`` (with the date,
 load averages, versions and command line), Locust's CSV of each size beside them
 (``capacity-layers-n10_stats.csv``, ...), and a markdown table on stdout.
 
@@ -39,6 +56,8 @@ Usage::
     python bench/capacity.py --validate
     python bench/capacity.py --students 10,20,40 --window 60
     python bench/capacity.py --students 10,20,40 --trainings 0,2
+    python bench/capacity.py --scenario class --validate
+    python bench/capacity.py --scenario class --students 10,20 --trainings 0 --merge
 """
 
 from __future__ import annotations
@@ -484,6 +503,12 @@ def main() -> None:
         help="serve.py --replicas N: N app processes behind HAProxy, the classes in a local "
         "redis-server (default 1: one process, as ./dev app)",
     )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="--scenario class: add these sizes to the results file's (a size measured again "
+        "replaces its row), so that a series can be run in short parts",
+    )
     ap.add_argument("--out", default="", help="results file (default bench/results/capacity-*)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.students.split(",") if x.strip()]
@@ -727,6 +752,27 @@ def print_class_validation(result: dict) -> None:
     )
 
 
+def merge_series(old: dict, new: dict) -> dict:
+    """A class series measured in parts (``--merge``): the new run's rows replace the old
+    file's rows of the same size and trainings; each row keeps its own date, command and
+    load averages, and ``runs`` lists every part's.
+
+    Args:
+        old: the results file as it was.
+        new: this run's result.
+
+    Returns:
+        The merged result (this run's machine and versions at the top).
+    """
+    rows = {(r["students"], r["trainings"]): r for r in old.get("sizes", [])}
+    rows.update({(r["students"], r["trainings"]): r for r in new["sizes"]})
+    part = ("when", "command", "load_average_before", "load_average_after", "versions")
+    runs = old.get("runs") or [{k: old.get(k) for k in part}]
+    merged = {**new, "runs": [*runs, {k: new.get(k) for k in part}]}
+    merged["sizes"] = [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0]))]
+    return merged
+
+
 def class_main(
     args: argparse.Namespace,
     result: dict,
@@ -758,6 +804,11 @@ def class_main(
     finally:
         server.stop()
     result["load_average_after"] = os.getloadavg()
+    if not args.validate:
+        for r in result["sizes"]:
+            r["when"], r["command"] = result["when"], result["command"]
+        if args.merge and out.exists():
+            result = merge_series(json.loads(out.read_text()), result)
     out.write_text(json.dumps(result, indent=1) + "\n")
     if args.validate:
         print_class_validation(result)
