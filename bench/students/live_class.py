@@ -85,7 +85,7 @@ class ClassPlan:
 # Issue 22's class: both shipped lessons step by step, a blind quiz and a "worst" question.
 FULL = ClassPlan((("squeeze", 0), ("tiles", 0)), ("builtin:blind", "builtin:worst"))
 # The test's: join, one step to follow, one question.
-QUICK = ClassPlan((("squeeze", 2),), ("builtin:blind",), think_s=(0.5, 1.0), reveal_s=1.0)
+QUICK = ClassPlan((("squeeze", 2),), ("builtin:blind",), think_s=(0.2, 0.4), reveal_s=0.3)
 # The Chromium check's: one lesson, no question (following is what it compares).
 STEPS_ONLY = ClassPlan((("squeeze", 0),), ())
 PLANS = {"full": FULL, "quick": QUICK, "steps": STEPS_ONLY}
