@@ -433,6 +433,8 @@ class _ClassMeter:
             "protocol_errors": sum(len(s.protocol_errors) for s in SESSIONS),
             "followers_behind_at_end": behind,
             "not_in_time": list(BOARD.problems),
+            # a click still waiting for its run at the end: Locust never hears of it
+            "clicks_unfinished": _unfinished(),
         }
         r["errors"]["total"] = (
             r["errors"]["failed_requests"]
@@ -441,6 +443,7 @@ class _ClassMeter:
             + r["errors"]["protocol_errors"]
             + behind
             + len(BOARD.problems)
+            + r["errors"]["clicks_unfinished"]
             + (r["answers"]["lost"] + r["answers"]["extra"] if r["answers"] else 0)
         )
         if self.window is not None:
@@ -467,6 +470,17 @@ class _ClassMeter:
         w["clicks"], w["jumps"], w["polls"] = clicks, jumps, polls
         w["server_cpu_ms_per_run"] = 1000 * rest / max(1, clicks + jumps)
         r["window"] = w
+
+
+def _unfinished(older_than: float = 10.0) -> int:
+    """Requests other than polls sent more than ``older_than`` seconds ago whose run has
+    not finished (a run takes well under that; the last click of a run is younger)."""
+    now = time.perf_counter()
+    return sum(
+        not r.auto and r.finished is None and now - r.sent > older_than
+        for s in SESSIONS
+        for r in list(s._pending)
+    )
 
 
 def _merged(stats, starts: tuple[str, ...]) -> dict:
