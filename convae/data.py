@@ -81,14 +81,24 @@ class ImageSet:
         Raises:
             ValueError: a name that is not one of this set's classes.
         """
-        if not classes:
-            return self
+        if not classes or set(classes) == set(self.classes):
+            return self  # every class: the same pictures in the same order, not a copy
+        keep = self.positions(classes)
+        return ImageSet(self.images[keep], self.labels[keep], self.classes)
+
+    def positions(self, classes: list[str]) -> torch.Tensor:
+        """Where the images of the named classes are, in order (indices into this set):
+        a class's i-th picture without copying the class's pictures (a page that shows
+        one picture of a class does this on every run).
+
+        Raises:
+            ValueError: a name that is not one of this set's classes.
+        """
         unknown = [c for c in classes if c not in self.classes]
         if unknown:
             raise ValueError(f"unknown class {unknown}; this data set has {self.classes}")
         wanted = torch.tensor([self.classes.index(c) for c in classes])
-        keep = torch.isin(self.labels, wanted)
-        return ImageSet(self.images[keep], self.labels[keep], self.classes)
+        return torch.isin(self.labels, wanted).nonzero().squeeze(1)
 
     def head(self, n: int | None) -> ImageSet:
         """The first ``n`` images (all when n is None)."""

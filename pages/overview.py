@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convae.figures import architecture_image, architecture_markdown, table_csv
+from convae.figures import architecture_markdown, table_csv
 from convae.models import count_parameters
-from convae.summary import architecture, compression
+from convae.summary import compression
 from pages.glue import caches, draw
 from pages.glue.state import picked_models, require_data, selected_classes
 
@@ -56,11 +56,11 @@ cols[3].metric(
     f"{count_parameters(model.model):,}",
     help=f"Learned parameters of the {model.config.decoder} decoder model.",
 )
-layer_rows = architecture(model.model)
+layer_rows, diagram = caches.architecture(model)
 # A picture and a Markdown table, not plotly / st.dataframe: this is the first page, and
 # those two front-end libraries add ~2 s to a cold start (bench/app_speed.py).
 st.image(
-    architecture_image(layer_rows),
+    diagram,
     width="stretch",
     alt="Block diagram: the picture shrinks through conv1, pool1, conv2 and pool2 to the "
     f"{c}x{h}x{w} code, then grows back through the decoder to {model.config.in_channels}"

@@ -80,10 +80,7 @@ for start in range(0, len(keep), per_row):  # wide rows wrap in blocks, labels k
         columns=per_row,
         title=f"{split} pictures {start + 1} to {min(start + per_row, len(keep))}",
     )
-means = ", ".join(
-    f"{name} {score(r.images[keep], x[keep]).mean_psnr:.2f} dB"
-    for (name, _, _), r in zip(shown, results, strict=True)
-)
+means = ", ".join(f"{name} {r.mean_psnr:.2f} dB" for name, r in recons)
 st.caption(
     f"{split} pictures of {', '.join(classes)}"
     + (

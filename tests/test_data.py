@@ -112,6 +112,11 @@ def test_filter_and_head(image_tree, data_root):
     assert len(ds.train.head(5)) == 5
     with pytest.raises(ValueError, match="unknown class"):
         ds.test.filter(["airplane"])
+    # Every class is the set itself (no copy); positions find a class's pictures in place.
+    assert ds.test.filter(list(reversed(ds.classes))) is ds.test
+    where = ds.test.positions(["square"])
+    assert torch.equal(ds.test.images[where], only.images)
+    assert torch.equal(ds.test.floats(where[2:3]), only.floats(slice(2, 3)))
 
 
 def test_non_images_and_empty_class_folder(tmp_path, data_root):

@@ -19,6 +19,7 @@ from convae.figures import (
     training_curves,
     upscale,
 )
+from convae.figures.html import data_uri
 from convae.figures.maps import DIVERGING, plotly_scale, step_maps
 from convae.images import ImageDecodeError, image_to_input
 from convae.models import AEConfig, ConvAutoencoder, trace
@@ -156,6 +157,26 @@ def test_rows_png_keeps_each_picture_as_drawn():
     assert (im[4:68, :50] < 255).any()  # the row label is written
     with pytest.raises(ValueError, match="at least one picture"):
         rows_png([("empty", [], None)])
+
+
+def test_data_uri_is_remembered_by_the_pixels_alone():
+    """A picture encoded again (another session's run) is the same URI, decoded back to
+    the same pixels; the same bytes in another shape are another picture."""
+    import base64
+
+    rng = np.random.default_rng(1)
+    pic = rng.integers(0, 256, (8, 6, 3), dtype=np.uint8)
+    uri = data_uri(pic)
+    assert data_uri(pic.copy()) == uri and data_uri(pic[:, ::-1][:, ::-1]) == uri
+    png = base64.b64decode(uri.split(",", 1)[1])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), pic)
+    other = data_uri(pic.reshape(6, 8, 3))
+    assert other != uri
+    assert np.asarray(Image.open(io.BytesIO(base64.b64decode(other.split(",")[1])))).shape == (
+        6,
+        8,
+        3,
+    )
 
 
 def _encode(arr: np.ndarray, fmt: str) -> bytes:

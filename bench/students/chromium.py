@@ -13,8 +13,16 @@ pictures' alt texts changed. It also records the ``rerun_script`` each browser s
 first session's first Next), decoded, so that capacity.py can compare it with the
 simulated student's.
 
+For the live class (``bench/capacity.py --scenario class --validate``), ``--class-code``
+makes the N sessions students who join that class (``/class?join=CODE``) and follow its
+teacher: the browser's own timer reruns the poll fragment, and each teacher step reruns
+the page on the teacher's view. The teacher is capacity.py's; this process writes the
+``--ready`` file once every session shows it sits in the class, then keeps the pages open
+until the ``--until`` file exists.
+
 Usage: ``python -m bench.students.chromium URL --sessions 5 --seconds 60 --server-pid PID
---out result.json``.
+--out result.json``, or ``python -m bench.students.chromium URL --sessions 5
+--class-code CODE --ready FILE --until FILE``.
 """
 
 from __future__ import annotations
@@ -134,16 +142,50 @@ async def run(url: str, sessions: int, seconds: float, server_pid: int) -> dict:
     return result
 
 
+async def follow(url: str, code: str, sessions: int, ready: Path, until: Path) -> None:
+    """Open ``sessions`` students of class ``code`` and keep them open (see the module
+    docstring)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        pages = []
+        for _ in range(sessions):
+            ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = await ctx.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(f"{url}/class?join={code}")
+            pages.append(page)
+        for page in pages:  # the sidebar's line: "In class CODE: following the teacher"
+            await page.wait_for_function(
+                "c => document.body.innerText.includes('In class ' + c)", arg=code
+            )
+        ready.write_text("ready\n")
+        while not until.exists():
+            await asyncio.sleep(0.5)
+        await browser.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("url")
     ap.add_argument("--sessions", type=int, default=5, help="browser sessions (default 5)")
     ap.add_argument("--seconds", type=float, default=60, help="measurement window (default 60)")
-    ap.add_argument("--server-pid", type=int, required=True, help="the app server's pid")
-    ap.add_argument("--out", required=True, help="where the JSON result goes")
+    ap.add_argument("--server-pid", type=int, help="the app server's pid")
+    ap.add_argument("--out", help="where the JSON result goes")
+    ap.add_argument("--class-code", help="join this class and follow its teacher")
+    ap.add_argument("--ready", type=Path, help="--class-code: written once all have joined")
+    ap.add_argument("--until", type=Path, help="--class-code: stay until this file exists")
     args = ap.parse_args()
     if chromium_path() is None:
         ap.error("no Chromium (/usr/bin/chromium or $CONVAE_CHROMIUM)")
+    if args.class_code:
+        if not (args.ready and args.until):
+            ap.error("--class-code needs --ready and --until")
+        asyncio.run(follow(args.url, args.class_code, args.sessions, args.ready, args.until))
+        return
+    if not (args.server_pid and args.out):
+        ap.error("--server-pid and --out are required (without --class-code)")
     result = asyncio.run(run(args.url, args.sessions, args.seconds, args.server_pid))
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

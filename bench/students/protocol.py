@@ -9,7 +9,10 @@ replays ``auto_rerun`` timers, and times each request from its sending to the
 Facts from Streamlit 1.67 (the installed wheel), each where it is written:
 
 - Before the socket the browser GETs ``/_stcore/health`` and ``/_stcore/host-config``
-  (seen from Chromium; paths in the bundle ``static/static/js/index.*.js``).
+  (seen from Chromium; paths in the bundle ``static/static/js/index.*.js``), and, as a
+  browser does, this session keeps the cookies they set and sends them with the socket's
+  handshake and later GETs: behind HAProxy (``serve.py --replicas``) the replica cookie
+  keeps a session's socket and its media files (a download) on one replica.
 - The socket is ``/_stcore/stream``, binary frames only (a text frame closes it, a frame
   that is not a BackMsg closes it with 1002, one over ``server.maxWidgetStateSize`` with
   1009); the browser offers ``Sec-WebSocket-Protocol: streamlit, <xsrf token or
@@ -50,6 +53,7 @@ monkey-patched) they are greenlets; in a plain process, real threads. A user cal
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import struct
 import threading
 import time
@@ -173,6 +177,8 @@ class StreamlitSession:
         self._cache: dict[str, list[Any]] = {}  # hash -> [ForwardMsg, run count, fragment]
         self._run_count = 0
         self._timers: dict[str, tuple[float, threading.Event]] = {}
+        self.cookies = http.cookiejar.CookieJar()
+        self._http = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     # ------------------------------------------------------------ connection
     def connect(self) -> Request:
@@ -186,13 +192,13 @@ class StreamlitSession:
         """
         try:
             for endpoint in ("_stcore/health", "_stcore/host-config"):
-                with urllib.request.urlopen(f"{self.base}/{endpoint}", timeout=self.timeout) as r:
-                    r.read()
+                self.get(endpoint)
             ws_url = "ws" + self.base[len("http") :] + "/_stcore/stream"
             self._ws = websocket.create_connection(
                 ws_url,
                 subprotocols=["streamlit", SUBPROTOCOL_TOKEN],
                 origin=self.base,  # same origin, as the browser's
+                cookie="; ".join(f"{c.name}={c.value}" for c in self.cookies) or None,
                 timeout=self.timeout,
                 enable_multithread=True,  # the user and the timers both send
             )
@@ -202,6 +208,12 @@ class StreamlitSession:
         self._ws.settimeout(None)
         threading.Thread(target=self._read_loop, name="st-reader", daemon=True).start()
         return self._send_rerun(page_name=self.path)
+
+    def get(self, path: str) -> bytes:
+        """GET a path of the app (``_stcore/health``, a media file's ``/media/...``) with
+        this session's cookies, as its browser would; the body."""
+        with self._http.open(f"{self.base}/{path.lstrip('/')}", timeout=self.timeout) as r:
+            return r.read()
 
     def close(self) -> None:
         """Close the socket (the server keeps the session for a reconnect, as for a
@@ -226,10 +238,15 @@ class StreamlitSession:
         with self._lock:
             return self.view.value(key_or_label)
 
-    def texts(self, root: int | None = 0) -> list[str]:
+    def texts(self, root: int | None = 0, kinds: tuple[str, ...] = ()) -> list[str]:
         """The texts shown now (see View.texts)."""
         with self._lock:
-            return self.view.texts(root)
+            return self.view.texts(root, kinds)
+
+    def widgets(self) -> list[Widget]:
+        """Every widget shown now, in page order (see View.widgets)."""
+        with self._lock:
+            return self.view.widgets()
 
     def wait_until(self, shows: Callable[[View], bool], timeout: float = 60.0) -> float:
         """Block until, after some run has finished, ``shows(view)`` is true (checked at

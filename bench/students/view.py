@@ -255,13 +255,19 @@ class View:
         v = getattr(st, field)
         return list(v.data) if hasattr(v, "data") else v
 
-    def texts(self, root: int | None = MAIN) -> list[str]:
+    def texts(self, root: int | None = MAIN, kinds: tuple[str, ...] = ()) -> list[str]:
         """The text of every markdown, heading, html, code, alert and exception shown,
-        in page order; ``root`` MAIN or SIDEBAR, None for all."""
+        in page order; ``root`` MAIN or SIDEBAR, None for all; ``kinds`` only those
+        element types (e.g. ``("heading",)``)."""
         out = []
         for path in sorted(self.nodes):
             n = self.nodes[path]
-            if n.kind == "element" and n.type in TEXT_FIELDS and (root is None or path[0] == root):
+            if (
+                n.kind == "element"
+                and n.type in TEXT_FIELDS
+                and (root is None or path[0] == root)
+                and (not kinds or n.type in kinds)
+            ):
                 out.append(getattr(n.proto, TEXT_FIELDS[n.type]))
         return out
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -47,8 +48,9 @@ from convae.compare import (
 )
 from convae.data import DataSet, ImageSet
 from convae.family import family_table as _family_table
-from convae.figures import step_thumbnail
+from convae.figures import architecture_image, step_thumbnail
 from convae.figures.codespace import map_figure
+from convae.figures.html import png_bytes
 from convae.figures.maps import maps_html as figure_maps_html
 from convae.figures.maps import path_strip_html as figure_strip_html
 from convae.figures.qr import qr_png_data_uri
@@ -58,6 +60,7 @@ from convae.models import trace as _trace_model
 from convae.prepared import PreparedSources
 from convae.recon import Reconstruction, reconstruct_scored, score
 from convae.style import EncoderFeatures, VGGFeatures
+from convae.summary import architecture as _architecture_rows
 from convae.tasks import psnr_curve, repair_scores
 from convae.training_queue import training_resources
 
@@ -251,6 +254,19 @@ def reconstruction(model_key: str, model, x: torch.Tensor, pictures: str | None 
     return _reconstruction((model_key, pictures or picture_key(x)), model, x)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _architecture(digest: str, _model) -> tuple[list[dict], bytes]:
+    rows = _architecture_rows(_model)
+    return rows, png_bytes(architecture_image(rows))
+
+
+def architecture(entry: ModelEntry) -> tuple[list[dict], bytes]:
+    """A model's layer table (convae.summary.architecture) and its block diagram as PNG
+    bytes, per weights: the Overview draws both on every run (a trace and a few dozen
+    texts drawn with PIL, a third of the page's CPU before it was cached)."""
+    return _architecture(entry.digest, entry.model)
+
+
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _trace(key: Key, _model, _x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     return _trace_model(_model, _x)
@@ -301,6 +317,24 @@ def path_strip_html(entry: ModelEntry, pictures: str, acts, step: str) -> str:
     """Layers' whole path with ``step`` marked, per weights, picture and step (encoding
     its thumbnails as PNG again at every click was 15 % of a step's server CPU)."""
     return _strip_html((entry.digest, pictures), entry, acts, step)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _figure(key: Key, _build: Callable[[], go.Figure]) -> go.Figure:
+    return _build()
+
+
+def figure(key: Key, build: Callable[[], go.Figure]) -> go.Figure:
+    """A plotly figure built once per content key (models' digests, picture key, the
+    view's settings) and shared, read only: ``st.plotly_chart`` only reads it, and
+    draw.chart copies it before scaling its fonts. Building a figure of subplots costs
+    plotly tens of ms of Python on every run (Compare's spectrum: a third of the page).
+
+    Args:
+        key: what the figure shows, by content; its first item names the figure.
+        build: makes it when it is not cached.
+    """
+    return _figure(key, build)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

@@ -55,16 +55,14 @@ def _photo(page: str, cfg: AEConfig) -> tuple[torch.Tensor | None, str]:
 
 def _by_class(page: str, data: DataSet, classes: list[str]) -> tuple[torch.Tensor, str]:
     # The first class that has test pictures (an empty class folder has none).
-    default = (
-        "airplane"
-        if "airplane" in classes
-        else next((c for c in classes if len(data.test.filter([c]))), classes[0])
-    )
+    counts = data.test.class_counts()
+    default = next((c for c in classes if counts[c]), classes[0])
+    default = "airplane" if "airplane" in classes else default
     if st.session_state.get(f"{page}_class") not in classes:
         st.session_state[f"{page}_class"] = default
     c1, c2 = st.columns(2)
     cls = c1.selectbox("Class", classes, key=f"{page}_class", persist_state="session")
-    subset = data.test.filter([cls])
+    subset = data.test.positions([cls])  # where its pictures are: no copy of them
     if len(subset) == 0:  # an empty class folder: nothing to show, say so
         st.warning(
             f"The test split has no pictures of {cls}. Pick another class in the sidebar, "
@@ -79,7 +77,7 @@ def _by_class(page: str, data: DataSet, classes: list[str]) -> tuple[torch.Tenso
         persist_state="session",
     )
     idx = min(int(idx), len(subset) - 1)
-    return subset.floats(slice(idx, idx + 1)), f"test {cls} #{idx}"
+    return data.test.floats(subset[idx : idx + 1]), f"test {cls} #{idx}"
 
 
 def test_picture_or_photo(

@@ -14,7 +14,8 @@ How following works (Streamlit has no way for one session to rerun another, stre
 issue #2838): the teacher's view is a shared link's settings (pages/glue/links.py), and
 :func:`view_changed` publishes it when it changed, at the end of a run and of a fragment
 rerun that changes it (Layers' stepper, Compare's close-up). A student's session polls in
-a fragment (``st.fragment(run_every=POLL_S, key="class_poll")``, drawn in the sidebar): one
+a fragment (``st.fragment(run_every=poll_every(), key="class_poll")``, drawn in the
+sidebar; about every ``POLL_S``, each session at its own interval): one
 ``svc.version()`` read (a dict lookup, or one Redis GET); only when the version changed does
 it read the class's state, hand the view to the sidebar (``links_follow``: applied before
 any widget exists, as a lesson step is) and rerun the app on the teacher's page.
@@ -38,6 +39,7 @@ import contextlib
 import hashlib
 import html
 import os
+import random
 import time
 from urllib.parse import urlsplit
 
@@ -65,6 +67,13 @@ from pages.glue.links import sync_link, view_params
 from pages.glue.page_table import PAGES
 
 POLL_S = 1.5  # a following screen is at most this far behind the teacher's (plus DEFER_S)
+# Each session polls every POLL_S x (1 +- POLL_SPREAD), its own draw (the same mean). With
+# one interval for all, the students' polls fall into step: a browser restarts its timer
+# when a full run (a jump) redraws the fragment, and a class's jumps end together, so the
+# next change was seen by all at once and all jumps queued behind each other (measured
+# with 40 simulated students, bench/capacity.py --scenario class: every student of a
+# change within ~0.1 s of the others, 2-4 s behind the teacher).
+POLL_SPREAD = 0.3
 DEFER_S = 2.0  # a jump waits until the student's own last action is this old
 HEARTBEAT_S = 10.0  # "still here" every few polls (present: seen in the last 30 s)
 TEACHER_REFRESH_S = 5.0  # the teacher's count of students present and following
@@ -76,7 +85,7 @@ JUMPING, IN_JUMP, TOUCH = "class_jumping", "class_in_jump", "class_touch"
 BEAT, OFFLINE, SHOWN = "class_beat", "class_offline", "class_shown"
 NOTICE, STATUS_NOTE, PAGE = "class_notice", "class_status_note", "class_page"
 PUBLISHED, QSEEN, ANSWERS = "class_published", "class_qseen", "class_answers"
-CATCH = "class_catch"
+CATCH, POLL_EVERY = "class_catch", "class_poll_every"
 
 OFFLINE_TEACHER = (
     "The class store cannot be reached: students explore on their own until it is back; "
@@ -428,7 +437,14 @@ def _poll(s: Seat) -> None:
     _rerun_if_status_changed()
 
 
-@st.fragment(run_every=POLL_S, key="class_poll")
+def poll_every() -> float:
+    """This session's poll interval in seconds (drawn once; see POLL_SPREAD)."""
+    state = st.session_state
+    if POLL_EVERY not in state:
+        state[POLL_EVERY] = round(POLL_S * random.uniform(1 - POLL_SPREAD, 1 + POLL_SPREAD), 2)
+    return state[POLL_EVERY]
+
+
 def _student_box() -> None:
     s = seat()
     if s is None:
@@ -529,7 +545,8 @@ def sidebar_box(where) -> None:
         where = where.expander(label, icon=":material/groups:")
     with where:
         if seat() is not None:
-            _student_box()
+            # Made a fragment here, not by a decorator, for the session's own interval.
+            st.fragment(_student_box, run_every=poll_every(), key="class_poll")()
         elif lead() is not None:
             _teacher_box()
         elif is_teacher():

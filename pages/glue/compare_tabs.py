@@ -74,6 +74,12 @@ class Pair:
 # ---------------------------------------------------------------- side by side
 
 
+def _content(p: Pair) -> tuple:
+    """What the pair's figures show, as a cache key: both models' weights, their names
+    (in the legends) and the pictures."""
+    return (p.a.digest, p.b.digest, p.names, caches.picture_key(p.x))
+
+
 @st.fragment
 def close_up(p: Pair) -> None:
     """One picture large: A, B, or a swipe between them. A fragment: switching A / B or
@@ -162,8 +168,12 @@ def side_by_side(p: Pair) -> None:
         close_up(p)
     with f2:
         e = p.comp.abs_error
+        maps = caches.figure(
+            ("error maps", *_content(p), p.focus),
+            lambda: error_maps_figure({"A": e[na][p.focus], "B": e[nb][p.focus]}, p.comp.error_max),
+        )
         draw.chart(
-            error_maps_figure({"A": e[na][p.focus], "B": e[nb][p.focus]}, p.comp.error_max),
+            maps,
             key="compare_error_maps",
             summary=f"Picture {p.start + p.focus}: A {sa.psnr[p.focus]:.1f} dB, B "
             f"{sb.psnr[p.focus]:.1f} dB. Hover the maps for the error at each pixel.",
@@ -193,13 +203,18 @@ def _numbers(p: Pair, ra: dict, rb: dict) -> None:
         f"A = {na}, B = {nb}. SSIM (structural similarity, 1 = identical) compares "
         "local patterns rather than single pixels. Click a header to sort."
     )
-    curves = {
-        "input": radial_power_spectrum(p.x),
-        f"A: {na}": radial_power_spectrum(p.comp.recon[na]),
-        f"B: {nb}": radial_power_spectrum(p.comp.recon[nb]),
-    }
+
+    def spectra():
+        return spectrum_figure(
+            {
+                "input": radial_power_spectrum(p.x),
+                f"A: {na}": radial_power_spectrum(p.comp.recon[na]),
+                f"B: {nb}": radial_power_spectrum(p.comp.recon[nb]),
+            }
+        )
+
     draw.chart(
-        spectrum_figure(curves),
+        caches.figure(("spectrum", *_content(p)), spectra),
         key="compare_spectrum",
         summary=f"Power spectrum of these {len(p.x)} pictures and their "
         "reconstructions: both decoders lose fine detail (lower on the right); "

@@ -12,6 +12,7 @@ is recorded and the session goes on).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import socket
@@ -119,6 +120,65 @@ def test_the_locust_user_clicks_through_layers(server: str, tmp_path: Path) -> N
     assert int(rows["open layer-by-layer"]["Request Count"]) == 1
     assert int(rows["Layers: Next"]["Request Count"]) >= 1
     assert int(rows["Aggregated"]["Failure Count"]) == 0
+
+
+def test_a_class_under_locust_follows_a_step_and_answers(server, app_data, tmp_path) -> None:
+    """The class scenario of bench/capacity.py --scenario class, cut short (plan "quick"):
+    a teacher and two following students; they join with the code, follow the lesson's
+    steps, answer the question when it reaches their screens, and the class record (the
+    teacher's CSV export) holds exactly the answers they sent."""
+    prefix, result = tmp_path / "class", tmp_path / "class.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "bench" / "students" / "locustfile.py"),
+            "Teacher",
+            "FollowingStudent",
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "240s",
+            "--host",
+            server,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "STUDENTS_TEACHER_KEY": app_data["teacher_key"],
+            "STUDENTS_CLASS_PLAN": "quick",
+            "STUDENTS_POLLS_ONLY_S": "0",
+            "STUDENTS_READ_S": "0.2,0.5",
+            "STUDENTS_RESULT": str(result),
+        },
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    r = json.loads(result.read_text())
+    assert "error" not in r, r
+    assert (r["students"], r["following"]) == (2, 2)
+    assert r["answers"]["sent"] == r["answers"]["recorded"] == 2, r["answers"]
+    assert r["answers"]["lost"] == 0 and r["errors"]["total"] == 0, r["errors"]
+    # Both students saw every change the teacher made: two lesson steps, the lesson's end,
+    # the Class page, the question, its reveal, and the question taken off.
+    changes = [c["change"] for c in r["follow_by_change"]]
+    assert changes[:2] == ["lesson step 1", "lesson step 2"] and len(changes) == 7, changes
+    assert all(c["count"] == 2 for c in r["follow_by_change"]), r["follow_by_change"]
+    assert 0 < r["follow_ms"]["p50_ms"] < 60_000
+    with open(f"{prefix}_stats.csv") as f:
+        rows = {row["Name"]: row for row in csv.DictReader(f)}
+    assert int(rows["student: answer"]["Request Count"]) == 2
+    assert int(rows["student: poll"]["Request Count"]) > 0
 
 
 # ------------------------------------------------------------------ a small script
