@@ -29,6 +29,14 @@ health checks on /_stcore/health, least-connections balancing. One cookie secret
 all replicas, so Streamlit's upload (XSRF) cookie stays valid on any of them. The log
 prefixes each line with its process ([r1], [haproxy], ...); Ctrl-C or SIGTERM stops
 everything; a replica that dies is reported and taken out by HAProxy, the rest go on.
+
+A live class (pages/live_class.py): the server prints the teacher key at start, with a
+link for the teacher that carries it (http://host:port/class?teacher=KEY), to this
+terminal only, like a notebook server's token; ``CONVAE_TEACHER_KEY`` sets it, else a
+random one is made. Every replica gets the same key. A class spread over replicas keeps
+its state in Redis: ``CONVAE_CLASS_STORE=redis://host:port/db`` names one, and without it
+``--replicas N`` starts a local redis-server (Debian's package; no persistence, loopback
+only) and stops it at exit. One process keeps its classes in its own memory.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ ROOT = Path(__file__).resolve().parent
 HAPROXY_TEMPLATE = ROOT / "deploy" / "haproxy.cfg"
 REPLICA_COOKIE = "CONVAE_REPLICA"  # the sticky-session cookie (and the env var's name)
 START_TIMEOUT_S = 120.0  # a replica's first start imports torch: slow on a busy machine
+KEY_ENV = "CONVAE_TEACHER_KEY"  # convae.classroom.key's; read there
+STORE_ENV = "CONVAE_CLASS_STORE"  # convae.classroom.store's
+REDIS_START_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -68,15 +79,65 @@ class ReplicaPlan:
     streamlit_args: tuple[str, ...]  # the other `streamlit run` options, for every replica
 
 
+def teacher_key() -> str | None:
+    """The teacher key for this server: ``$CONVAE_TEACHER_KEY``, else a new random one,
+    put into this process's environment (the app and every replica read it there).
+
+    Returns:
+        The key, or None after printing why the variable's key cannot be used.
+    """
+    from convae.classroom.key import TeacherKey
+
+    try:
+        key = TeacherKey.from_env()
+    except ValueError as exc:
+        print(f"serve.py: {exc}", file=sys.stderr)
+        return None
+    os.environ[KEY_ENV] = key.reveal()
+    return key.reveal()
+
+
+def teacher_banner(key: str, host: str, port: int) -> str:
+    """What the terminal shows at start: the teacher key and the teacher's link.
+
+    Args:
+        key: the teacher key.
+        host: the address people open ("" or 0.0.0.0: this machine, shown as localhost).
+        port: the public port.
+    """
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    return (
+        f"[serve] Teacher key: {key}\n"
+        f"[serve] Teacher link (for you alone; never project it): {base}/class?teacher={key}\n"
+        f"[serve] Students join at {base}/class with the code your screen shows "
+        "(use this machine's network address instead of localhost)."
+    )
+
+
+def _option(args: Sequence[str], name: str, default: str) -> str:
+    rest = list(args)
+    value = _pop_option(rest, name)
+    return default if value is None else value
+
+
 def serve_one(streamlit_args: Sequence[str]) -> int:
-    """Run one Streamlit server in this process (``streamlit run app.py`` + the fix above).
+    """Run one Streamlit server in this process (``streamlit run app.py`` + the fix above),
+    printing the teacher key first (a replica leaves that to ``serve_replicas``).
 
     Args:
         streamlit_args: ``streamlit run`` options, e.g. ``["--server.port", "8502"]``.
 
     Returns:
-        Streamlit's exit status.
+        Streamlit's exit status (1 when the teacher key set in the environment is unusable).
     """
+    key = teacher_key()
+    if key is None:
+        return 1
+    if not os.environ.get(REPLICA_COOKIE):
+        port = _option(streamlit_args, "--server.port", "8501")
+        host = _option(streamlit_args, "--server.address", "")
+        print(teacher_banner(key, host, int(port) if port.isdigit() else 8501), flush=True)
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import bootstrap, cli
 
@@ -194,6 +255,42 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def find_redis_server() -> str | None:
+    """Debian's redis-server (./dev serve installs it), or one on PATH."""
+    for candidate in (shutil.which("redis-server"), "/usr/bin/redis-server"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def redis_command(exe: str, port: int) -> list[str]:
+    """A local redis-server for one run of the class: loopback only, no persistence (a
+    class lives a few hours; a restarted server starts empty)."""
+    return [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
+
+
+def redis_answers(port: int) -> bool:
+    """Whether a redis-server on this loopback port answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def serve_replicas(plan: ReplicaPlan) -> int:
     """Run ``plan.replicas`` app processes behind HAProxy until Ctrl-C / SIGTERM.
 
@@ -213,6 +310,20 @@ def serve_replicas(plan: ReplicaPlan) -> int:
             "without --replicas",
             file=sys.stderr,
         )
+        return 1
+    redis_exe = None
+    if not os.environ.get(STORE_ENV):
+        redis_exe = find_redis_server()
+        if redis_exe is None:
+            print(
+                "serve.py: a class over replicas keeps its state in Redis, and redis-server "
+                "is not installed: run `sudo apt-get install redis-server` (./dev serve does "
+                f"it), or set {STORE_ENV}=redis://host:port/db to use another one",
+                file=sys.stderr,
+            )
+            return 1
+    key = teacher_key()
+    if key is None:
         return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -246,6 +357,17 @@ def serve_replicas(plan: ReplicaPlan) -> int:
 
     status = 0
     try:
+        if redis_exe is not None:  # the class store every replica shares
+            redis_port = _free_loopback_port()
+            start("redis", redis_command(redis_exe, redis_port), {})
+            deadline = time.monotonic() + REDIS_START_S
+            while not redis_answers(redis_port):
+                if procs["redis"].poll() is not None or time.monotonic() > deadline:
+                    print("serve.py: the local redis-server did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.05)
+            env[STORE_ENV] = f"redis://127.0.0.1:{redis_port}/0"
+            print(f"[serve] class store: {env[STORE_ENV]} (a local redis-server)", flush=True)
         for i, port in enumerate(ports, 1):
             start(
                 f"r{i}",
@@ -300,7 +422,9 @@ def serve_replicas(plan: ReplicaPlan) -> int:
             f"(HAProxy admin socket: {sock})",
             flush=True,
         )
+        print(teacher_banner(key, plan.bind_address, plan.port), flush=True)
         gone: set[str] = set()
+        reported: set[str] = set()
         while not stop.wait(0.5):
             for name, p in procs.items():
                 if name not in gone and p.poll() is not None:
@@ -310,13 +434,20 @@ def serve_replicas(plan: ReplicaPlan) -> int:
                 print("serve.py: HAProxy stopped, stopping the replicas", file=sys.stderr)
                 status = 1
                 break
-            if len(gone) == plan.replicas:
+            if "redis" in gone and "redis" not in reported:
+                reported.add("redis")
+                print("[serve] the class store stopped: classes fall back to exploring", flush=True)
+            if len(gone - {"haproxy", "redis"}) == plan.replicas:
                 print("serve.py: every replica has stopped", file=sys.stderr)
                 status = 1
                 break
     finally:
         print("[serve] stopping", flush=True)
-        order = (["haproxy"] if "haproxy" in procs else []) + [n for n in procs if n != "haproxy"]
+        # HAProxy first (no new requests), the replicas, then the store they use.
+        order = (["haproxy"] if "haproxy" in procs else []) + [
+            n for n in procs if n not in ("haproxy", "redis")
+        ]
+        order += ["redis"] if "redis" in procs else []
         for name in order:
             if procs[name].poll() is None:
                 procs[name].terminate()

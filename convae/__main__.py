@@ -26,6 +26,7 @@ if __name__ == "__main__":
 import torch  # noqa: E402
 
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint  # noqa: E402
+from .codespace.cli import add_probe_parser, cmd_probe  # noqa: E402
 from .data import SOURCES, DataNotFoundError, load_dataset  # noqa: E402
 from .models import DECODERS, count_parameters  # noqa: E402
 from .recipes import cli_config, parse_classes  # noqa: E402
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show a checkpoint's architecture, recipe and metrics")
     i.add_argument("checkpoint")
     _compare_parser(sub)
+    add_probe_parser(sub, DATA_HELP)  # python -m convae probe CKPT (convae/codespace/cli.py)
     return p
 
 
@@ -93,7 +95,9 @@ RECIPE_OPTIONS = {
     "--decoder": dict(
         choices=DECODERS,
         default=D.decoder,
-        help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3",
+        help="transpose: ConvTranspose2d k2 s2; upsample: nearest x2 + Conv2d 3x3 (the "
+        "course's two); transpose3/4: kernel 3/4; bilinear: bilinear x2 + Conv2d 3x3; "
+        "subpixel(-icnr): Conv2d to 4x the channels + PixelShuffle (ICNR init)",
     ),
     "--loss": dict(
         choices=LOSSES,
@@ -197,13 +201,15 @@ def _compare_parser(sub) -> None:
     c = _command(
         sub,
         "compare",
-        "per-class PSNR, SSIM and grid artifacts of two checkpoints on one test split",
+        "PSNR, SSIM and grid artifacts of two or more checkpoints on one test split: per "
+        "class for two, and the decoder family table with one sentence per model",
     )
     c.add_argument(
         "checkpoints",
-        nargs=2,
+        nargs="+",
         metavar="CHECKPOINT",
-        help="two .pt checkpoints, e.g. the transpose and the upsample model",
+        help="two or more .pt checkpoints, e.g. the transpose and the upsample model, or "
+        "every decoder of the family",
     )
     _data_and_classes(c, "the first checkpoint's source")
     c.add_argument(
@@ -466,15 +472,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import time
 
     from .baselines import baselines_for
-    from .compare import per_class_table
+    from .compare import class_rows, score_images
+    from .family import checkpoint_labels, family_row, format_table
 
+    if len(args.checkpoints) < 2:
+        raise ValueError("compare takes two or more checkpoints, got one")
     configure_threads()
     cks = [load_checkpoint(path) for path in args.checkpoints]
-    names = [ck.config.decoder for ck in cks]
-    if names[0] == names[1]:  # same decoder twice: tell them apart by file name
-        names = [Path(path).stem for path in args.checkpoints]
-    if names[0] == names[1]:
-        names = [f"{names[0]} (A)", f"{names[1]} (B)"]
+    names = checkpoint_labels(args.checkpoints, [ck.config.decoder for ck in cks])
     source = args.data or cks[0].data_source or "cifar10"
     data = load_dataset(source, progress=_progress_bar())
     test = data.test.filter(parse_classes(args.classes))
@@ -488,7 +493,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         fit_seconds = time.perf_counter() - t0
         models.update(base)
     t0 = time.perf_counter()
-    rows = per_class_table(models, test)
+    # One pass per model gives both tables: per class (as per_class_table) and the family's.
+    scores = {name: score_images(model, test) for name, model in models.items()}
+    rows = class_rows(scores, test.labels, test.classes)
+    family = [family_row(n, ck.model, scores[n].mean()) for n, ck in zip(names, cks, strict=True)]
     seconds = time.perf_counter() - t0
     if args.json:
         out = {
@@ -497,6 +505,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "seconds": seconds,
             "units": UNITS,
             "rows": rows,
+            "family": family,
         }
         if fit_seconds is not None:
             out["baselines_seconds"] = fit_seconds  # PCA fit (or cache read) + set-up
@@ -506,15 +515,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"{' vs '.join(args.checkpoints)} on {source} test split ({len(test)} images, "
         f"{seconds:.1f} s)"
     )
-    wc = max(len(r["class"]) for r in rows) + 2
-    wm = max(map(len, models)) + 2
-    print(f"{'class':<{wc}}{'model':<{wm}}{'n':>6}{'PSNR dB':>9}{'SSIM':>8}{_artifact_heading()}")
-    for r in rows:
+    if len(cks) == 2:  # two models: every class, as it always was
+        wc = max(len(r["class"]) for r in rows) + 2
+        wm = max(map(len, models)) + 2
         print(
-            f"{r['class']:<{wc}}{r['model']:<{wm}}{r['n']:>6}{r['psnr']:>9.2f}"
-            f"{r['ssim']:>8.4f}{_artifact_cells(r)}"
+            f"{'class':<{wc}}{'model':<{wm}}{'n':>6}{'PSNR dB':>9}{'SSIM':>8}{_artifact_heading()}"
         )
-    print(UNITS)
+        for r in rows:
+            print(
+                f"{r['class']:<{wc}}{r['model']:<{wm}}{r['n']:>6}{r['psnr']:>9.2f}"
+                f"{r['ssim']:>8.4f}{_artifact_cells(r)}"
+            )
+        print(UNITS)
+        print()
+    print(format_table(family))
+    if len(cks) != 2:
+        print(UNITS)
     return 0
 
 
@@ -528,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "info": cmd_info,
             "compare": cmd_compare,
+            "probe": cmd_probe,
         }[args.command](args)
     # RuntimeError: what torch raises for a tensor on the wrong device, memory it cannot
     # get, a training worker that vanished, ...: one line too, not a traceback.

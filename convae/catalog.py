@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .checkpoints import Checkpoint
 from .data import DataSet
-from .models import SEED_DECODERS, AEConfig, ConvAutoencoder
+from .models import DECODERS, SEED_DECODERS, AEConfig, ConvAutoencoder
 from .tasks import task_of
 
 ORIGINS = ("shipped", "trained", "uploaded")
@@ -137,3 +137,33 @@ def merge_new(
     out = [k for k in current if k in ok]
     out += [k for k in new if k in ok and k not in out]
     return out[:limit]
+
+
+def family_entries(
+    entries: Mapping[str, ModelEntry], data: DataSet | None
+) -> dict[str, ModelEntry]:
+    """The shipped plain model of each decoder of the family that fits ``data``.
+
+    For the Compare page's "Decoder family" table: one model per decoder, in family order
+    (:data:`convae.models.DECODERS`); a checkpoint named ``<data set>-<decoder>`` (e.g.
+    cifar10-transpose3 for CIFAR-10 or its embedded sample) comes before any other
+    shipped plain model of that decoder.
+
+    Returns:
+        decoder -> entry, only the decoders that have one.
+    """
+    base = data.source.removesuffix("-sample") if data is not None else ""
+    out: dict[str, ModelEntry] = {}
+    for decoder in DECODERS:
+        mine = [
+            m
+            for m in entries.values()
+            if m.origin == "shipped"
+            and m.task == "plain"
+            and m.config.decoder == decoder
+            and m.fits(data)
+        ]
+        mine.sort(key=lambda m: (m.name != f"{base}-{decoder}", m.name))
+        if mine:
+            out[decoder] = mine[0]
+    return out

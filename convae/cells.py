@@ -101,7 +101,15 @@ def _walk_back(steps: list[tuple[str, nn.Module]], lo: int, hi: int) -> tuple[in
 
 
 def _walk_forward(steps: list[tuple[str, nn.Module]], lo: int, hi: int) -> tuple[int, int]:
-    """Rows [lo, hi] (inclusive) at the input of ``steps`` -> the output rows they reach."""
+    """Rows [lo, hi] (inclusive) at the input of ``steps`` -> the output rows they reach.
+
+    Every step of the decoder family: a transpose convolution writes input row i to rows
+    i*s - p .. i*s - p + k - 1 (its output padding only adds rows at the far end); a
+    stride-1 convolution widens by its reach on each side; nearest x2 doubles a row into
+    2i, 2i+1; bilinear x2 (align_corners=False) reads each output row o at (o + 0.5) / 2 -
+    0.5, so input row i also feeds rows 2i - 1 and 2i + 2, one more each side than
+    nearest; PixelShuffle(r) moves row i's r*r channel groups to rows r*i .. r*i + r - 1.
+    """
     for _, m in steps:
         if isinstance(m, nn.ConvTranspose2d):
             k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
@@ -111,7 +119,11 @@ def _walk_forward(steps: list[tuple[str, nn.Module]], lo: int, hi: int) -> tuple
             lo, hi = lo - (k - 1 - p), hi + p
         elif isinstance(m, nn.Upsample):
             f = int(m.scale_factor)
-            lo, hi = lo * f, hi * f + f - 1
+            spread = f // 2 if m.mode == "bilinear" else 0  # 1 for x2
+            lo, hi = lo * f - spread, hi * f + f - 1 + spread
+        elif isinstance(m, nn.PixelShuffle):
+            r = m.upscale_factor
+            lo, hi = lo * r, hi * r + r - 1
     return lo, hi
 
 
@@ -149,6 +161,9 @@ def decoder_field_box(model: ConvAutoencoder, cell: tuple[int, int, int]) -> Box
     Transpose decoder: each kernel-2, stride-2 layer doubles the cell's block without
     overlap, so exactly its own 4x4 block (rows 4r..4r+3). Upsample decoder: nearest x2,
     a 3x3 convolution (one more row each side), x2, 3x3 again: rows 4r-3..4r+6, 10x10.
+    The rest of the family (see :func:`_walk_forward`): transpose kernel 3 rows 4r-3..4r+3
+    (7x7), kernel 4 rows 4r-3..4r+6 (10x10), bilinear and sub-pixel rows 4r-6..4r+9
+    (16x16).
 
     Returns:
         (top, left, bottom, right), bottom and right exclusive, cut at the border.

@@ -276,6 +276,26 @@ def period2_phases(recon: torch.Tensor, target: torch.Tensor) -> tuple[torch.Ten
     return phases, chance
 
 
+def period2_pattern(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The period-2 pattern common to a set of images, to draw: the residual's mean at each
+    2x2 grid position over all the images, less the mean of the four.
+
+    What :func:`checkerboard` measures (pooled), before chance is taken off: the spread of
+    these four values per channel is its amplitude plus chance. Tiled over a picture it is
+    the checkerboard or stripes a decoder adds to every picture.
+
+    Args:
+        recon: reconstructions (N, C, H, W).
+        target: inputs, same shape.
+
+    Returns:
+        Float64 (C, 2, 2), on the scale of the pixels (x255 for grey levels).
+    """
+    phases, _ = period2_phases(recon, target)
+    pattern = phases.mean(0)  # (C, 4)
+    return (pattern - pattern.mean(1, keepdim=True)).reshape(-1, 2, 2)
+
+
 def pooled_checkerboard(phases: torch.Tensor, chance: torch.Tensor) -> tuple[float, float]:
     """The checkerboard amplitude common to a set of images, above chance, and its floor.
 

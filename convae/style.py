@@ -366,4 +366,3 @@ def layer_grams(
     """Gram matrix (C, C) of each layer for one image (1, C, H, W)."""
     layers = list(layers or extractor.layers)
     return {n: gram_matrix(f)[0] for n, f in extractor(x, layers).items()}
-

@@ -17,7 +17,8 @@ _AFTER_RELU = ("relu", "pool", "upsample")
 
 
 def layer_description(module: nn.Module) -> str:
-    """A torchinfo-like short text for one step's module, e.g. 'Conv2d(3, 16, 3, pad 1)'."""
+    """A torchinfo-like short text for one step's module, e.g. 'Conv2d(3, 16, 3, pad 1)',
+    'ConvTranspose2d(4, 16, 3, stride 2, pad 1, out pad 1)', 'PixelShuffle(x2)'."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         k = module.kernel_size[0]
         extra = []
@@ -25,12 +26,16 @@ def layer_description(module: nn.Module) -> str:
             extra.append(f"stride {module.stride[0]}")
         if module.padding[0]:
             extra.append(f"pad {module.padding[0]}")
+        if isinstance(module, nn.ConvTranspose2d) and module.output_padding[0]:
+            extra.append(f"out pad {module.output_padding[0]}")  # kernel 3: exactly 2x
         tail = f", {', '.join(extra)}" if extra else ""
         return f"{type(module).__name__}({module.in_channels}, {module.out_channels}, {k}{tail})"
     if isinstance(module, nn.MaxPool2d):
         return f"MaxPool2d({module.kernel_size}, {module.stride})"
     if isinstance(module, nn.Upsample):
         return f"Upsample(x{int(module.scale_factor)}, {module.mode})"
+    if isinstance(module, nn.PixelShuffle):
+        return f"PixelShuffle(x{module.upscale_factor})"
     return type(module).__name__
 
 

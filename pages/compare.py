@@ -18,6 +18,7 @@ TABS = {
     "class": ("Per class", compare_tabs.per_class),
     "training": ("Over training", compare_tabs.over_training),
     "tiles": ("Tiles and checkerboards", compare_tabs.tiles),
+    "family": ("Decoder family", compare_tabs.family),
 }
 MAX_IMAGES = 12
 
@@ -54,6 +55,9 @@ n = c2.slider(
     persist_state="session",
     help="How many pictures to compare; 1 to look at a single picture.",
 )
+# A link or a teacher's view may name a first picture past this split's end.
+if st.session_state.get("compare_start", 0) > max(len(images) - 1, 0):
+    st.session_state["compare_start"] = max(len(images) - 1, 0)
 start = c3.number_input(
     f"First picture (of {len(images):,})",
     0,
@@ -85,7 +89,8 @@ pick = st.session_state.pop("compare_tab_pick", None)  # a link or lesson asks f
 if pick in TABS:
     st.session_state["compare_tab"] = TABS[pick][0]
 tabs = st.tabs([title for title, _ in TABS.values()], key="compare_tab", on_change="rerun")
-for (_, body), tab in zip(TABS.values(), tabs, strict=True):
+for (tab_id, (_, body)), tab in zip(TABS.items(), tabs, strict=True):
     if tab.open:
+        st.session_state["compare_tab_id"] = tab_id  # a link's (and a class's) "tab"
         with tab:
             body(pair)

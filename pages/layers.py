@@ -19,8 +19,8 @@ from convae.figures.maps import (
     step_maps,
 )
 from convae.summary import channel_stats, joint_range, step_role, value_range
-from pages.glue import caches, choose, draw
-from pages.glue.links import show_copy_link, sync_link
+from pages.glue import caches, choose, classroom, draw
+from pages.glue.links import show_copy_link
 from pages.glue.state import current_data, require_model, selected_classes, selected_models
 
 st.title("Layers")
@@ -171,7 +171,9 @@ def stepper() -> None:
                 ),
             },
         )
-    sync_link()  # the address bar follows the step, also on a fragment-only rerun
+    # The address bar (and a class following this screen) follows the step, also on a
+    # fragment-only rerun.
+    classroom.view_changed()
     if not draw.presenting():
         show_copy_link(st.container())  # here, not in the sidebar: it follows the step
 

@@ -295,14 +295,16 @@ def test_keep_picker_offers_the_newest_run_first(app):
     assert keep.value == "trained:2" and keep.options[0].startswith("run2")
 
 
-def test_saving_for_everyone_needs_the_teacher_setting(app, tmp_path, monkeypatch):
+def test_saving_for_everyone_needs_the_teacher_key(app, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVAE_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("CONVAE_TEACHER_KEY", "save-test-teacher-key-01234")
+    monkeypatch.setenv("CONVAE_TEACHER", "1")  # the old server-wide switch opens nothing
     _open(app, "train")
     _train(app)
     assert not [b for b in app.button if b.key == "train_save"]  # download only
-    assert any("CONVAE_TEACHER=1" in c.value for c in app.caption)
-    monkeypatch.setenv("CONVAE_TEACHER", "1")
-    app.run()
+    assert any("sign in with the teacher key" in c.value for c in app.caption)
+    app.sidebar.text_input(key="class_key_side").set_value("save-test-teacher-key-01234")
+    app.sidebar.button(key="class_sign_in_side").click().run()
     app.text_input(key="train_save_name").set_value("bad name/..").run()
     app.button(key="train_save").click().run()
     assert any("Give a name" in e.value for e in app.error)
@@ -373,7 +375,7 @@ def test_presentation_mode_from_a_link_hides_the_details(app_env, monkeypatch):
     assert "html {font-size: 22px;}" in css
     assert not at.main.expander  # advanced tables and charts are left out
     # The sidebar's pickers fold into one expander, so the sidebar does not scroll.
-    assert [e.label for e in at.sidebar.expander] == ["Data set, models, classes"]
+    assert [e.label for e in at.sidebar.expander] == ["Join a class", "Data set, models, classes"]
     assert at.sidebar.multiselect(key="sidebar_models").value  # still there, folded
     at.sidebar.toggle(key="ui_present").set_value(False).run()
     assert at.main.expander and "22px" not in " ".join(h.proto.body for h in at.get("html"))

@@ -72,6 +72,36 @@ def test_receptive_field_box_is_10x10_inside_and_cut_at_the_border():
     assert receptive_field_box(m, (0, 7, 7)) == (25, 25, 32, 32)
 
 
+@pytest.mark.parametrize(
+    ("decoder", "box", "side"),
+    [
+        ("transpose", (12, 20, 16, 24), 4),  # rows 4r..4r+3: its own tile
+        ("transpose3", (9, 17, 16, 24), 7),  # rows 4r-3..4r+3
+        ("transpose4", (9, 17, 19, 27), 10),  # rows 4r-3..4r+6
+        ("upsample", (9, 17, 19, 27), 10),
+        ("bilinear", (6, 14, 22, 30), 16),  # bilinear reaches one more row each side
+        ("subpixel", (6, 14, 22, 30), 16),
+        ("subpixel-icnr", (6, 14, 22, 30), 16),
+    ],
+)
+def test_every_decoders_field_box_is_what_its_decode_reaches(decoder, box, side):
+    """The layer-geometry walk, checked against the model's own decode: the union of the
+    pixels a nudge of cell (1, 3, 5) changes over a few random codes fills exactly the box
+    (random weights: every tap is non-zero somewhere)."""
+    m = model(decoder)
+    assert decoder_field_box(m, (1, 3, 5)) == box
+    assert box[2] - box[0] == box[3] - box[1] == side
+    reach = torch.zeros(32, 32, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        z = torch.rand(4, 8, 8, generator=gen) * 3
+        reach |= (cell_footprint(m, z, (1, 3, 5), 1.0).difference.abs() > 0).any(0)
+    rows, cols = reach.any(1).nonzero()[:, 0], reach.any(0).nonzero()[:, 0]
+    assert (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1) == box
+    top, left, bottom, right = decoder_field_box(m, (0, 0, 7))  # cut at the border
+    assert top == 0 and right == 32
+
+
 def test_decoder_field_box_is_the_4x4_tile_or_a_10x10_patch():
     assert decoder_field_box(model("transpose"), (1, 3, 5)) == (12, 20, 16, 24)
     assert decoder_field_box(model("upsample"), (1, 3, 5)) == (9, 17, 19, 27)

@@ -149,3 +149,37 @@ def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):
     assert ck.config.decoder == "transpose"
     assert torch.allclose(ck.model.conv1.weight, good.conv1.weight)
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_a_checkpoint_naming_an_unknown_decoder_gets_one_sentence():
+    blob = checkpoint_dict(ConvAutoencoder())
+    blob["model_config"]["decoder"] = "deconv5"
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(_bytes(blob), name="future.pt")
+    text = str(err.value)
+    assert text.startswith("future.pt has an invalid model config: the decoder 'deconv5'")
+    assert "known decoders: transpose, transpose3, transpose4, upsample, bilinear" in text
+    assert "\n" not in text
+
+
+def test_a_checkpoint_from_before_the_family_loads_as_before(tmp_path):
+    """A checkpoint written before the family (no snapshots, no data source or time) loads,
+    and a family checkpoint round-trips with its decoder."""
+    old = ConvAutoencoder(AEConfig(decoder="transpose"))
+    blob = checkpoint_dict(
+        old, train_config={"loss": "mse"}, history=[{"epoch": 1}], test_metrics={"psnr": 21.0}
+    )
+    for key in ("snapshots", "data_source", "created", "data_fingerprint"):
+        blob.pop(key, None)
+    ck = load_checkpoint(_bytes(blob))
+    assert ck.config == AEConfig(decoder="transpose") and ck.snapshots == []
+    assert ck.test_metrics == {"psnr": 21.0} and ck.data_source == ""
+    for k, v in old.state_dict().items():
+        assert torch.equal(ck.model.state_dict()[k], v)
+    for decoder in ("transpose3", "subpixel-icnr"):
+        model = ConvAutoencoder(AEConfig(decoder=decoder))
+        back = load_checkpoint(save_checkpoint(tmp_path / f"{decoder}.pt", model))
+        assert back.config.decoder == decoder
+        x = torch.rand(2, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(back.model(x), model(x))

@@ -19,9 +19,9 @@ from convae.classroom import (
 )
 from convae.classroom.memory_store import MemoryStore
 from convae.classroom.quiz import prepare
-from convae.compare import reconstruct
 from convae.data import load_dataset
 from convae.metrics import blockiness, blockiness_floor, psnr
+from convae.recon import reconstruct
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"transpose": "shipped:t.pt", "upsample": "shipped:u.pt"}

@@ -157,3 +157,19 @@ def test_a_lesson_steps_to_its_end(app_env, monkeypatch):  # noqa: F811
     assert seen == list(range(len(lesson.steps)))
     at.button(key="lesson_end").click().run()
     assert "lesson_id" not in at.session_state and not at.exception
+
+
+def test_every_model_a_lesson_names_is_shipped():
+    """A lesson step's models are checkpoints in checkpoints/ (the decoder family's too):
+    a renamed file would silently show the defaults in class."""
+    shipped = {f"shipped:{p.name}" for p in (ROOT / "checkpoints").glob("*.pt")}
+    named = {
+        key
+        for les in load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)
+        for step in les.steps
+        for key in step.params.get("models", "").split(",")
+        if key
+    }
+    assert named and named <= shipped, named - shipped
+    tiles = load_lessons(ROOT / "lessons" / "lessons.toml", PAGES)[1]
+    assert {"checkerboard", "blockiness2"} <= {s.params.get("measure") for s in tiles.steps}

@@ -76,3 +76,10 @@ def test_copy_link_shows_the_current_choices(env):
     link = at.main.code[-1].value
     assert link.startswith("?") and "step=relu1" in link and "colour=layer" in link
     assert "models=shipped:shapes-transpose.pt" in link
+
+
+def test_a_link_picks_the_measure_over_training(env):
+    at = _run({"tab": "training", "measure": "checkerboard"}, "compare")
+    assert at.session_state["compare_curve_measure"] == "checkerboard"
+    bad = _run({"measure": "moire"})
+    assert "measure=moire" in " ".join(w.value for w in bad.warning)

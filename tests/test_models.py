@@ -116,3 +116,77 @@ def test_infer_config_and_same_outputs_as_course_model():
         assert torch.allclose(ours(x), course(x), atol=1e-6)
     with pytest.raises(ValueError, match="neither"):
         infer_config({"fc.weight": torch.zeros(2, 2)})
+
+
+# ------------------------------------------------------------------ the decoder family
+
+
+@pytest.mark.parametrize(
+    ("decoder", "rgb", "grey"),
+    [
+        ("transpose", 1495, 1077),
+        ("transpose3", 2055, 1477),
+        ("transpose4", 2839, 2037),
+        ("upsample", 2055, 1477),
+        ("bilinear", 2055, 1477),
+        ("subpixel", 5136, 3688),
+        ("subpixel-icnr", 5136, 3688),
+    ],
+)
+def test_every_decoder_of_the_family_shapes_and_parameters(decoder, rgb, grey):
+    for cfg, params in ((AEConfig(3, 32, decoder), rgb), (AEConfig(1, 28, decoder), grey)):
+        model = ConvAutoencoder(cfg)
+        assert count_parameters(model) == params
+        x = torch.rand(2, cfg.in_channels, cfg.image_size, cfg.image_size)
+        acts = dict(trace(model, x))
+        size = cfg.image_size
+        assert acts["pool2"].shape == (2, 4, size // 4, size // 4)
+        assert acts["relu3"].shape == (2, 16, size // 2, size // 2)  # 16 between the steps
+        assert acts["sigmoid"].shape == x.shape
+        with torch.no_grad():
+            assert torch.allclose(acts["sigmoid"], model(x), atol=1e-6)
+
+
+def test_family_names_keep_the_seed_layers_and_tell_kernels_apart():
+    for decoder, kernel in (("transpose", 2), ("transpose3", 3), ("transpose4", 4)):
+        state = ConvAutoencoder(AEConfig(decoder=decoder)).state_dict()
+        assert {k.split(".")[0] for k in state} == {"conv1", "conv2", "t_conv1", "t_conv2"}
+        assert state["t_conv1.weight"].shape[-1] == kernel
+        assert infer_config(state).decoder == decoder
+    bilinear = ConvAutoencoder(AEConfig(decoder="bilinear")).state_dict()
+    assert {k.split(".")[0] for k in bilinear} == {"conv1", "conv2", "conv4", "conv5"}
+    sub = ConvAutoencoder(AEConfig(decoder="subpixel-icnr")).state_dict()
+    assert {k.split(".")[0] for k in sub} == {"conv1", "conv2", "sp_conv1", "sp_conv2"}
+    assert infer_config(sub).decoder == "subpixel"  # same shapes: read as the plain one
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_icnr_starts_as_a_convolution_then_nearest_upsampling(seed):
+    """Aitken et al. 2017: at initialisation each ICNR sub-pixel step is exactly a 3x3
+    convolution (every fourth kernel) followed by nearest x2; the default one is not."""
+    torch.manual_seed(seed)
+    icnr = ConvAutoencoder(AEConfig(decoder="subpixel-icnr"))
+    plain = ConvAutoencoder(AEConfig(decoder="subpixel"))
+    for model, equal in ((icnr, True), (plain, False)):
+        for conv in (model.sp_conv1, model.sp_conv2):
+            x = torch.randn(2, conv.in_channels, 8, 8)
+            with torch.no_grad():
+                shuffled = model.shuffle(conv(x))
+                w, b = conv.weight[::4], conv.bias[::4]
+                resized = nn.functional.interpolate(
+                    nn.functional.conv2d(x, w, b, padding=1), scale_factor=2, mode="nearest"
+                )
+            assert torch.allclose(shuffled, resized, atol=1e-6) == equal
+    # ICNR draws its kernels like a convolution with 4x fewer outputs (nn.Conv2d's default
+    # bound 1/sqrt(fan_in)), so the weights keep the default layer's scale.
+    bound = 1 / (icnr.sp_conv2.in_channels * 9) ** 0.5
+    assert float(icnr.sp_conv2.weight.detach().abs().max()) <= bound
+
+
+def test_an_unknown_decoder_names_the_known_ones():
+    with pytest.raises(ValueError) as err:
+        AEConfig(decoder="deconv5")
+    text = str(err.value)
+    assert "'deconv5' is not one this app knows" in text
+    for known in ("transpose", "transpose3", "transpose4", "upsample", "bilinear", "subpixel-icnr"):
+        assert known in text

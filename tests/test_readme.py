@@ -39,3 +39,75 @@ def test_readme_training_time_is_the_checkpoints_own(name, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["epochs_done"] == info["train_config"]["epochs"]
     assert _training_times()[name] == round(info["training_s"])
+
+
+# ------------------------------------------------------------------ the decoder family
+
+FAMILY_JSON = ROOT / "bench" / "results" / "family.json"
+
+
+def _section(title: str) -> list[str]:
+    """The lines of the README section with this heading (to the next heading)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip("#").strip() == title)
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    end = next(
+        (
+            i
+            for i in range(start + 1, len(lines))
+            if lines[i].startswith("#") and len(lines[i]) - len(lines[i].lstrip("#")) <= level
+        ),
+        len(lines),
+    )
+    return lines[start:end]
+
+
+def _tables(lines: list[str]) -> list[list[list[str]]]:
+    """Every Markdown table in ``lines``: rows of cells, header first, separator left out."""
+    tables, rows = [], []
+    for ln in [*lines, ""]:
+        if ln.startswith("|"):
+            cells = [c.strip().strip("*") for c in ln.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                rows.append(cells)
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _cell(value: float, floor: float) -> str:
+    return f"{value:.2f} ({floor:.2f})"
+
+
+def test_readme_family_table_is_the_results_file():
+    """The family table's every figure, and its command, come from bench/results/family.json."""
+    res = json.loads(FAMILY_JSON.read_text())
+    section = _section("The decoder family")
+    assert any(res["command"].split(" bench/")[0] in ln for ln in section)
+    assert any("bench/results/family.json" in ln for ln in section)
+    table = next(t for t in _tables(section) if "tiles 4 (floor)" in t[0])
+    head, body = table[0], table[1:]
+    rows = {r["model"]: r for r in res["rows"]}
+    assert [b[0].strip("`") for b in body] == list(rows)
+    for cells in body:
+        r, got = rows[cells[0].strip("`")], dict(zip(head, cells, strict=True))
+        assert got["parameters"] == f"{r['parameters']:,}"
+        assert got["PSNR"] == f"{r['psnr']:.2f} dB" and got["SSIM"] == f"{r['ssim']:.3f}"
+        for key, name in (("blockiness4", "tiles 4"), ("blockiness2", "tiles 2")):
+            assert got[f"{name} (floor)"] == _cell(r[key], r[key + "_floor"])
+        assert got["checker (floor)"] == _cell(r["checkerboard"], r["checkerboard_floor"])
+    # each variant's sentence, as the command and the Compare page write it
+    text = " ".join(" ".join(section).split())
+    assert all(r["sentence"] in text for r in res["rows"])
+
+
+def test_readme_family_over_training_is_the_results_file():
+    res = json.loads(FAMILY_JSON.read_text())
+    table = next(t for t in _tables(_section("The decoder family")) if t[0][0] == "step")
+    names = table[0][1:]
+    for cells in table[1:]:
+        step = int(cells[0].replace(",", ""))
+        for name, cell in zip(names, cells[1:], strict=True):
+            q = next(q for q in res["over_training"][name] if q["step"] == step)
+            assert cell == _cell(q["checkerboard"], q["checkerboard_floor"]), (name, step)

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -73,3 +74,52 @@ def test_replicas_without_haproxy_say_how_to_get_it(monkeypatch, capsys):
     assert serve.serve_replicas(ReplicaPlan(2, "", 8600, ())) == 1
     err = capsys.readouterr().err
     assert "HAProxy, which is not installed" in err and "apt-get install haproxy" in err
+
+
+def test_the_teacher_key_is_printed_with_its_link_for_the_terminal_only(monkeypatch):
+    monkeypatch.setenv("CONVAE_TEACHER_KEY", "a-key-set-by-the-admin-0123")
+    assert serve.teacher_key() == "a-key-set-by-the-admin-0123"
+    banner = serve.teacher_banner("a-key-set-by-the-admin-0123", "", 8600)
+    assert "Teacher key: a-key-set-by-the-admin-0123" in banner
+    assert "http://localhost:8600/class?teacher=a-key-set-by-the-admin-0123" in banner
+    assert "Students join at http://localhost:8600/class" in banner
+    assert "http://10.0.0.5:80/class?teacher=" in serve.teacher_banner("k" * 20, "10.0.0.5", 80)
+
+
+def test_without_a_key_one_is_made_and_given_to_the_app(monkeypatch):
+    monkeypatch.delenv("CONVAE_TEACHER_KEY", raising=False)
+    key = serve.teacher_key()
+    assert len(key) >= 32 and os.environ["CONVAE_TEACHER_KEY"] == key  # replicas inherit it
+
+
+def test_an_unusable_key_stops_the_start_with_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("CONVAE_TEACHER_KEY", "short")
+    assert serve.teacher_key() is None
+    assert serve.serve_one([]) == 1
+    assert "CONVAE_TEACHER_KEY must be at least 16 characters" in capsys.readouterr().err
+
+
+def test_replicas_without_redis_say_how_to_get_it(monkeypatch, capsys):
+    monkeypatch.delenv("CONVAE_CLASS_STORE", raising=False)
+    monkeypatch.setattr(serve.shutil, "which", lambda name: "/bin/true")  # "haproxy"
+    monkeypatch.setattr(serve, "find_redis_server", lambda: None)
+    assert serve.serve_replicas(ReplicaPlan(2, "", 8600, ())) == 1
+    err = capsys.readouterr().err
+    assert "redis-server is not installed" in err and "apt-get install redis-server" in err
+
+
+def test_the_local_class_store_is_a_private_redis_server(redis_binary):
+    port = serve._free_loopback_port()
+    cmd = serve.redis_command(redis_binary, port)
+    assert cmd[cmd.index("--bind") + 1] == "127.0.0.1" and cmd[cmd.index("--save") + 1] == ""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20  # a busy machine may take a while to start it
+        while not serve.redis_answers(port) and proc.poll() is None:
+            assert time.monotonic() < deadline, "redis-server did not answer PING"
+            time.sleep(0.02)
+        assert serve.redis_answers(port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not serve.redis_answers(port)

@@ -50,3 +50,33 @@ def test_fashion_mnist_checkpoints(decoder, shared_root):
     res = evaluate(ck.model, load_dataset("fashion-mnist", root=shared_root).test)
     assert res["psnr"] == pytest.approx(ck.test_metrics["psnr"], abs=0.02)
     assert res["psnr"] > 19
+
+
+FAMILY = [
+    ("cifar10-transpose3.pt", 2055),
+    ("cifar10-transpose4.pt", 2839),
+    ("cifar10-bilinear.pt", 2055),
+    ("cifar10-subpixel.pt", 5136),
+    ("cifar10-subpixel-icnr.pt", 5136),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), FAMILY)
+def test_family_checkpoints_score_what_they_say(name, params, cifar):
+    """The rest of the decoder family: each loads, takes the seed pair's encoder and code,
+    and its stored test figures are what it does on the real test split (0.01 dB)."""
+    ck = load_checkpoint(CKPT / name)
+    assert count_parameters(ck.model) == params
+    assert ck.config.code_shape == (4, 8, 8) and ck.data_fingerprint == cifar.fingerprint
+    res = evaluate(ck.model, cifar.test)
+    assert res["n"] == 10000
+    assert res["psnr"] == pytest.approx(ck.test_metrics["psnr"], abs=0.01)
+    assert res["ssim"] == pytest.approx(ck.test_metrics["ssim"], abs=0.001)
+    assert res["psnr"] > 21  # every one of them learned (the seed transpose: 21.84)
+
+
+def test_the_family_shares_one_recipe_and_seed():
+    configs = [load_checkpoint(CKPT / name).train_config for name, _ in FAMILY]
+    recipes = [{k: v for k, v in c.items() if k != "decoder"} for c in configs]
+    assert all(r == recipes[0] for r in recipes) and recipes[0]["seed"] == 0
+    assert [c["decoder"] for c in configs] == [n[8:-3] for n, _ in FAMILY]

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..compare import compare_models, reconstruct
+from ..compare import compare_models
 from ..data import ImageSet
 from ..metrics import psnr
 from ..models import ConvAutoencoder
+from ..recon import reconstruct
 from .errors import QuestionError
 from .questions import PictureRef, Question
 

@@ -343,7 +343,8 @@ def architecture_diagram(rows: Sequence[dict]) -> go.Figure:
     max_side = max(int(r["output shape"].split(" x ")[-1]) for r in rows)
     for i, r in enumerate(rows):
         c, h, _w = (int(v) for v in r["output shape"].split(" x "))
-        width = 0.25 + 0.55 * math.sqrt(c / 16)
+        # capped: a sub-pixel layer's 64 channels would overlap the next block
+        width = 0.25 + 0.55 * math.sqrt(min(c, 16) / 16)
         height = h / max_side
         colour = PART_COLOURS[r["part"]]
         fig.add_trace(
@@ -405,7 +406,7 @@ def architecture_image(rows: Sequence[dict], scale: int = 2) -> np.ndarray:
     mid = top + max_h // 2
     for i, r in enumerate(rows):
         c, h, _w = (int(v) for v in r["output shape"].split(" x "))
-        bw = int(col_w * (0.2 + 0.5 * math.sqrt(c / 16)))
+        bw = int(col_w * (0.2 + 0.5 * math.sqrt(min(c, 16) / 16)))
         bh = max(3 * scale, int(max_h * h / max_side))
         cx = i * col_w + col_w // 2
         draw.rectangle(

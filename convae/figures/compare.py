@@ -19,6 +19,13 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from ..family import (
+    CHECKER_FLOOR_TIMES,
+    CHECKER_VISIBLE,
+    TILES_VISIBLE,
+    draws_tiles,
+    shows_checkerboard,
+)
 from ..metrics import GREY_LEVELS
 from ..models import step_role
 from . import RUN_COLOURS, display_scale, run_line, to_uint8, upscale
@@ -341,6 +348,15 @@ def per_class_bars(rows: Sequence[dict], metric: str = "psnr", height: int = 340
     return fig
 
 
+def pattern_image(pattern: torch.Tensor, size: int, gain: float) -> np.ndarray:
+    """A period-2 pattern (C, 2, 2) (:func:`convae.metrics.period2_pattern`) tiled over a
+    ``size`` x ``size`` picture around mid-grey, ``gain`` times stronger than it is, so
+    that a pattern of a grey level or two can be seen at all."""
+    c = pattern.shape[0]
+    tiled = pattern.float().repeat(1, size // 2, size // 2)[:, :size, :size]
+    return to_uint8((0.5 + gain * tiled).clamp(0, 1).reshape(c, size, size))
+
+
 def overlap_figure(
     counts: torch.Tensor, kernel_size: int, stride: int = 2, height: int = 420
 ) -> go.Figure:
@@ -467,24 +483,34 @@ def artifact_sentence(summary: Sequence[dict]) -> str:
     )
 
 
-# A tiling this many grey levels above its floor is called visible in the page's sentence:
-# the shipped transpose decoder is 9.5 above, the upsample decoder within 0.1.
-VISIBLE_TILES = 1.0
+# A tiling this many grey levels above its floor is called visible in the page's sentence
+# (convae.family.TILES_VISIBLE): the shipped transpose decoder is 9.5 above, the upsample
+# decoder within 0.1.
+VISIBLE_TILES = TILES_VISIBLE
 
 
 def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") -> str:
-    """What the Compare page found, in one plain sentence with its numbers (HTML <b>).
+    """What the Compare page found, in one plain sentence with its numbers (HTML <b>), for
+    any two models of the decoder family (or baselines).
+
+    The closer model, then the 4x4 tiles (every decoder of the family paints its picture
+    from a 4x4 grid of code cells; "draws tiles" when the step across that grid's edges is
+    :data:`VISIBLE_TILES` grey levels above its floor), then the period-2 checkerboard
+    (:func:`convae.family.shows_checkerboard`: at least half a grey level and twice its
+    floor). Only what the figures say: no decoder is assumed to have either.
 
     Args:
         summary: the two models' set-level rows, A then B (``Comparison.summary()``),
-            each with "model", "psnr", "blockiness4" and "blockiness4_floor".
+            each with "model", "psnr", "blockiness4", "checkerboard" and their floors.
         pictures: what was compared, e.g. "these 8 pictures".
 
     Returns:
         e.g. "<b>B (upsample)</b> rebuilds these 8 pictures 1.2 dB closer than <b>A
         (transpose)</b> (22.5 against 21.3 dB), and A draws tiles: its pictures step 9.1
-        grey levels more across the edges of its 4x4 tiles than inside them (B -0.4; error
-        without any grid scores about -0.3)."
+        grey levels more across the edges of the 4x4 grid of its code cells than inside
+        it (B -0.4; error without any grid scores about -0.3). Neither shows a period-2
+        checkerboard: A 0.31, B 0.20 grey levels (floors 0.40 and 0.37); it counts from
+        0.5 and 2 times its floor."
     """
     if len(summary) != 2:
         raise ValueError(f"give the two models' rows, got {len(summary)}")
@@ -497,29 +523,47 @@ def finding_sentence(summary: Sequence[dict], pictures: str = "these pictures") 
         f"than <b>{other} ({rows[other]['model']})</b> ({rows[best]['psnr']:.1f} against "
         f"{rows[other]['psnr']:.1f} dB)"
     )
-    tiled = [
-        t for t, r in rows.items() if r["blockiness4"] - r["blockiness4_floor"] > VISIBLE_TILES
-    ]
+    tiled = [t for t, r in rows.items() if draws_tiles(r, 4)]
     floor = (a["blockiness4_floor"] + b["blockiness4_floor"]) / 2
     if len(tiled) == 1:
         t = tiled[0]
         u = "B" if t == "A" else "A"
-        return (
-            f"{text}, and {t} draws tiles: its pictures step {rows[t]['blockiness4']:.1f} "
-            "grey levels more across the edges of its 4x4 tiles than inside them "
-            f"({u} {rows[u]['blockiness4']:.1f}; error without any grid scores about "
-            f"{floor:.1f})."
+        text += (
+            f", and {t} draws tiles: its pictures step {rows[t]['blockiness4']:.1f} "
+            "grey levels more across the edges of the 4x4 grid of its code cells than "
+            f"inside it ({u} {rows[u]['blockiness4']:.1f}; error without any grid scores "
+            f"about {floor:.1f})."
         )
-    if tiled:
-        return (
-            f"{text}; both draw tiles: {a['blockiness4']:.1f} and {b['blockiness4']:.1f} "
+    elif tiled:
+        text += (
+            f"; both draw tiles: {a['blockiness4']:.1f} and {b['blockiness4']:.1f} "
             "grey levels more across their 4x4 tile edges than inside (no grid: about "
             f"{floor:.1f})."
         )
+    else:
+        text += (
+            f"; neither draws visible tiles ({a['blockiness4']:.1f} and "
+            f"{b['blockiness4']:.1f} grey levels across 4x4 tile edges, about {floor:.1f} "
+            "for error without any grid)."
+        )
+    return f"{text} {_checker_finding(rows)}"
+
+
+def _checker_finding(rows: Mapping[str, Mapping]) -> str:
+    """The checkerboard half of :func:`finding_sentence`."""
+    shown = [t for t, r in rows.items() if shows_checkerboard(r)]
+    a, b = rows["A"], rows["B"]
+    values = (
+        f"A {a['checkerboard']:.2f}, B {b['checkerboard']:.2f} grey levels (floors "
+        f"{a['checkerboard_floor']:.2f} and {b['checkerboard_floor']:.2f})"
+    )
+    if len(shown) == 1:
+        return f"{shown[0]} shows a period-2 checkerboard: {values}."
+    if shown:
+        return f"Both show a period-2 checkerboard: {values}."
     return (
-        f"{text}; neither draws visible tiles ({a['blockiness4']:.1f} and "
-        f"{b['blockiness4']:.1f} grey levels across 4x4 tile edges, about {floor:.1f} "
-        "for error without any grid)."
+        f"Neither shows a period-2 checkerboard: {values}; it counts from "
+        f"{CHECKER_VISIBLE} and {CHECKER_FLOOR_TIMES:g} times its floor."
     )
 
 
@@ -544,8 +588,15 @@ def overlap_explanation(kernel: int, counts: torch.Tensor) -> tuple[str, str]:
         "- **k not a multiple of s (3): checkerboards.** The copies overlap unevenly, 1, 2 or "
         "4 taps from pixel to pixel, so even a flat input comes out as a checkerboard unless "
         "training balances the weights exactly.\n"
-        "- **Nearest upsampling, then a convolution** treats every position alike, which is "
-        "why the upsample decoder shows neither.\n\n"
+        "- **k a multiple of s (4): even overlap.** Every output pixel away from the border "
+        "gets 4 taps, 2 in each direction: no built-in checkerboard, and the copies blend "
+        "neighbouring cells, so no hard tile edges either.\n"
+        "- **Resize, then a convolution** (nearest or bilinear) treats every position "
+        "alike, which is why the upsample decoder shows neither.\n"
+        "- **Sub-pixel convolution** (a convolution to 4x the channels, then PixelShuffle) "
+        "has one kernel per position of each 2x2 block: nothing ties the four together, so "
+        "at random initialisation they differ (a checkerboard at step 0) unless ICNR "
+        "starts all four from one kernel (Aitken et al. 2017).\n\n"
         "(Odena, Dumoulin and Olah 2016, [Deconvolution and Checkerboard Artifacts]"
         "(https://distill.pub/2016/deconv-checkerboard/), Distill.)"
     )

@@ -107,3 +107,52 @@ def picture_rows_html(
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
+
+
+@dataclass
+class OptionCard:
+    """One answer option of a class question: its letter and picture.
+
+    Attributes:
+        letter: "A", "B", ... (what the student taps).
+        picture: a uint8 picture (H, W) or (H, W, 3), shown at true size and enlarged.
+        alt: its text alternative, e.g. "picture A" (never what the option is before the
+            reveal: a screen reader must not give the answer away).
+        caption: text under it ("" before the reveal; after it, what the option was).
+    """
+
+    letter: str
+    picture: np.ndarray
+    alt: str
+    caption: str = ""
+
+
+def option_cards_html(cards: Sequence[OptionCard], title: str = "") -> str:
+    """Answer options as cards: each picture at its true pixel size (one screen pixel per
+    picture pixel) and enlarged by the browser with nearest neighbour (the app's CSS:
+    ``cae-cards``), the option's letter above, an optional caption under.
+
+    Args:
+        cards: the options, in order.
+        title: an accessible name for the group.
+    """
+    parts = [
+        f'<div class="cae-cards" role="group" style="--cae-n: {max(len(cards), 1)};"'
+        + (f' aria-label="{html.escape(title)}"' if title else "")
+        + ">"
+    ]
+    for c in cards:
+        uri = data_uri(c.picture)
+        h, w = c.picture.shape[:2]
+        alt = html.escape(c.alt)
+        parts.append(
+            '<figure class="cae-card">'
+            f'<p class="cae-card-letter">{html.escape(c.letter)}</p>'
+            f'<img class="cae-card-big" src="{uri}" alt="{alt}, enlarged">'
+            f'<span class="cae-card-true"><img src="{uri}" width="{w}" height="{h}" '
+            f'alt="{alt} at its true size, {w} by {h} pixels"> true size</span>'
+            + (f"<figcaption>{html.escape(c.caption)}</figcaption>" if c.caption else "")
+            + "</figure>"
+        )
+    parts.append("</div>")
+    return "".join(parts)

@@ -8,6 +8,8 @@ pages/ above this package).
 - choose: widgets that choose pictures;
 - training: the one training driver (Train and Compare);
 - links, lessons: shareable links, and lessons in presentation mode;
+- classroom, class_questions: a live class (roles, following, the sidebar's class lines)
+  and its questions (asking, answering, the tally);
 - compare_tabs, style_panel, uses: parts of the Compare, Style and Uses pages;
 - server: once per server process (threads, garbage collection).
 """

@@ -22,6 +22,7 @@ so that this module is the only one that touches Streamlit's caches.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,6 +32,9 @@ import torch
 from convae.baselines import baselines_for
 from convae.catalog import ModelEntry
 from convae.checkpoints import CheckpointError, load_checkpoint
+from convae.classroom import ClassService, Question, QuestionError, TeacherKey, open_store
+from convae.classroom.questions import parse_questions
+from convae.classroom.quiz import PreparedQuestion, prepare
 from convae.codec import rate_distortion as _rate_distortion
 from convae.compare import (
     Comparison,
@@ -39,9 +43,11 @@ from convae.compare import (
     scores_over_training,
 )
 from convae.data import DataSet, ImageSet
+from convae.family import family_table as _family_table
 from convae.figures import step_thumbnail
 from convae.figures.maps import maps_html as figure_maps_html
 from convae.figures.maps import path_strip_html as figure_strip_html
+from convae.figures.qr import qr_png_data_uri
 from convae.lessons import Lesson, LessonError, load_lessons
 from convae.models import CODE_STEP
 from convae.models import trace as _trace_model
@@ -153,6 +159,73 @@ def lessons(path: Path, pages: set[str]) -> list[Lesson] | str:
     return _lessons(str(path), mtime, frozenset(pages))
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def class_room(store_spec: str, key_tag: str) -> tuple[ClassService, TeacherKey] | str:
+    """The live class service and the teacher key, one per process (and per store address
+    and key, which tests change), or the one-line reason there is none (a bad
+    ``CONVAE_CLASS_STORE`` or ``CONVAE_TEACHER_KEY``). ``key_tag`` is a digest of the key
+    variable, never the key: it only tells a changed variable apart."""
+    try:
+        key = TeacherKey.from_env()
+        return ClassService(open_store(store_spec), key=key), key
+    except ValueError as exc:  # ClassStoreConfigError is one; so is a key that is too short
+        return str(exc)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def qr_code(link: str) -> str:
+    """A join link's QR code as a PNG data URI (convae.figures.qr), made once per link."""
+    return qr_png_data_uri(link)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _class_questions(path: str, mtime_ns: int) -> list[Question] | str:
+    try:
+        return parse_questions(Path(path).read_text(encoding="utf-8"), where=Path(path).name)
+    except (QuestionError, OSError) as exc:
+        return str(exc)
+
+
+def class_questions(path: Path) -> list[Question] | str:
+    """The questions file (in its own words, without checking models and classes, which
+    differ per data set), read again only when it changed; no file: no questions; a bad
+    file: its error message."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return f"cannot read {path.name}: {exc.strerror}"
+    return _class_questions(str(path), mtime)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _prepared_question(key: Key, _q: Question, _models: dict, _test, seed: int):
+    return prepare(_q, _models, _test, seed)
+
+
+def prepared_question(
+    question: Question, models: Mapping[str, ModelEntry], data: DataSet, seed: int
+) -> PreparedQuestion:
+    """A class question's pictures, answer and reason (convae.classroom.quiz), per
+    question, seed, data set and weights: the teacher's session measures it when asking,
+    and a class of students rebuilding it share that one computation.
+
+    Raises:
+        QuestionError: a model or picture this server does not have.
+    """
+    wanted = {k: models[k] for k in question.models if k in models}
+    key = (
+        json.dumps(question.to_dict(), sort_keys=True),
+        seed,
+        data.fingerprint,
+        tuple((k, m.digest) for k, m in sorted(wanted.items())),
+    )
+    return _prepared_question(
+        key, question, {k: m.model for k, m in wanted.items()}, data.test, seed
+    )
+
+
 # ---------------------------------------------------------------- computations
 
 
@@ -243,6 +316,18 @@ def _per_class(key: Key, _models: dict, _images: ImageSet) -> list[dict]:
 def per_class(models: Mapping[str, object], keys: Sequence[str], images: ImageSet, pictures: str):
     """Mean measures per class and model over a split (``keys``: each model's key)."""
     return _per_class((tuple(zip(models, keys, strict=True)), pictures), dict(models), images)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _family(key: Key, _models: dict, _images: ImageSet) -> list[dict]:
+    return _family_table(_models, _images)
+
+
+def family_table(models: Mapping[str, ModelEntry], images: ImageSet, pictures: str) -> list[dict]:
+    """The decoder family table (convae.family) of these models on a whole split, once per
+    server for a set of weights and pictures (``pictures``: :func:`split_key`)."""
+    key = (named_key(models), pictures)
+    return _family(key, {k: m.model for k, m in models.items()}, images)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

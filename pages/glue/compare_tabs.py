@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from convae.catalog import ModelEntry, weights_digest
+from convae.catalog import ModelEntry, family_entries, weights_digest
 from convae.checkpoints import CheckpointError, snapshot_models
 from convae.compare import Comparison, overlap_map
 from convae.data import DataSet, ImageSet
+from convae.family import ARTIFACT_NAMES, ARTIFACTS, shows_checkerboard
 from convae.figures import to_uint8
 from convae.figures.compare import (
     CLASS_METRICS,
@@ -23,6 +24,7 @@ from convae.figures.compare import (
     error_scale_bar,
     overlap_explanation,
     overlap_figure,
+    pattern_image,
     per_class_bars,
     per_class_rows,
     per_image_table,
@@ -30,11 +32,12 @@ from convae.figures.compare import (
     spectrum_figure,
     swipe_image,
 )
-from convae.metrics import GREY_LEVELS, radial_power_spectrum
+from convae.metrics import GREY_LEVELS, checkerboard, period2_pattern, radial_power_spectrum
+from convae.models import DECODER_LABELS
 from convae.recipes import QUICK_PAIR
 from convae.recon import Reconstruction
-from pages.glue import caches, draw, training
-from pages.glue.state import baselines, device_name
+from pages.glue import caches, classroom, draw, training
+from pages.glue.state import baselines, device_name, shipped_models
 
 CURVE_IMAGES = 200  # pictures scored at every snapshot: enough for a smooth curve, ~0.5 s
 NUMBER_FORMATS = {"PSNR": "%.2f", "SSIM": "%.3f", "MSE": "%.4f", "checker": "%.2f", "tiles": "%.2f"}
@@ -89,6 +92,8 @@ def close_up(p: Pair) -> None:
     w = p.x.shape[-1]
     cut = w if view == "A" else 0
     if view == "swipe":
+        if st.session_state.get("compare_swipe", 0) > w:  # a link's divider past the edge
+            st.session_state["compare_swipe"] = w
         cut = st.slider(
             "Divider (column)",
             0,
@@ -103,6 +108,7 @@ def close_up(p: Pair) -> None:
     caps = [what, f"input {n} ({p.labels[i]})"]
     alts = [f"{what}, picture {n}", f"input picture {n}, {p.labels[i]}"]
     draw.pictures([draw.PictureRow("", pics, caps, alts)], columns=2, max_px=320)
+    classroom.view_changed()  # the address bar and a class follow the close-up
 
 
 def side_by_side(p: Pair) -> None:
@@ -288,6 +294,17 @@ def over_training(p: Pair) -> None:
     )
     if st.session_state.get("compare_snapshot") not in range(count):
         st.session_state["compare_snapshot"] = count - 1
+    measure = st.segmented_control(
+        "Measure over training",
+        list(MEASURES),
+        key="compare_curve_measure",
+        default="blockiness4",
+        required=True,
+        persist_state="session",
+        format_func=lambda k: MEASURES[k][0].replace(" (grey levels)", ""),
+        help="Which grid artifact to follow over training, next to its floor: the 4x4 "
+        "tiles, the 2x2 blocks or the period-2 checkerboard.",
+    )
     g1, g2 = st.columns([2, 3], gap="large")
     with g1:
         idx = st.select_slider(
@@ -312,7 +329,7 @@ def over_training(p: Pair) -> None:
         draw.pictures([draw.PictureRow("", pics, caps, alts)], columns=3, max_px=200)
     with g2:
         draw.chart(
-            snapshot_curves(curves, [snaps[na][idx].step, snaps[nb][idx].step]),
+            snapshot_curves(curves, [snaps[na][idx].step, snaps[nb][idx].step], measure),
             key="compare_snapshot_curves",
             summary=f"Mean over the first {len(pool)} {p.split} pictures of the "
             "chosen classes, at every snapshot.",
@@ -346,3 +363,142 @@ def tiles(p: Pair) -> None:
             summary=f"Kernel {k}, stride 2: taps per output pixel range from "
             f"{int(counts.min())} to {int(counts.max())}.",
         )
+    checkerboard_case(p)
+
+
+PATTERN_GAIN = 20  # the period-2 pattern drawn 20x: 1 grey level shows as 20, 0.1 as 2 (flat)
+
+
+def checkerboard_case(p: Pair) -> None:
+    """The shipped kernel-3 model (the checkerboard case) on a real picture: its
+    reconstruction, its error and the period-2 pattern it adds to every picture, trained
+    and at the snapshot where that pattern was strongest."""
+    entry = family_entries(shipped_models()[0], p.data).get("transpose3")
+    if entry is None:
+        return
+    st.subheader(f"The checkerboard case, trained: {entry.name}")
+    pool = p.images.head(CURVE_IMAGES).floats()
+    key = caches.split_key(p.data, p.split, p.classes, CURVE_IMAGES)
+    models = {"trained": entry.model}
+    try:
+        snaps = snapshot_models(entry.checkpoint.snapshots, entry.config, entry.name)
+    except CheckpointError:
+        snaps = []
+    if snaps:
+        curve = caches.snapshot_scores({entry.name: entry}, {entry.name: snaps}, pool, key)
+        peak = max(range(len(snaps)), key=lambda i: curve[entry.name][i]["checkerboard"])
+        if peak != len(snaps) - 1:
+            models = {f"step {snaps[peak].step}": snaps[peak].model, **models}
+    xi = p.x[p.focus : p.focus + 1]
+    name = f"{p.split} picture {p.start + p.focus} ({p.labels[p.focus]})"
+    rows, found, shown = [], [], []
+    for when, model in models.items():
+        digest = weights_digest(model)
+        rec = caches.reconstruction(digest, model, pool, key)
+        pattern = period2_pattern(rec.images, pool)
+        amp, floor = (float(v) for v in checkerboard(rec.images, pool, pooled=True))
+        found.append(f"{when}: {amp:.2f} grey levels (floor {floor:.2f})")
+        shown.append(shows_checkerboard({"checkerboard": amp, "checkerboard_floor": floor}))
+        one = caches.reconstruction(digest, model, xi)
+        err = (one.images - xi).abs()
+        psnr = float(one.psnr[0])
+        pics = [
+            to_uint8(one.images[0]),
+            error_images(err, float(err.max()), 1)[0],
+            pattern_image(pattern, xi.shape[-1], PATTERN_GAIN),
+        ]
+        caps = [
+            f"{when}: {psnr:.1f} dB",
+            f"its error (0-{GREY_LEVELS * float(err.max()):.0f})",
+            f"pattern x{PATTERN_GAIN}: {amp:.2f}",
+        ]
+        alts = [
+            f"{name} rebuilt by {entry.name} ({when}), {psnr:.1f} dB",
+            f"error map of {entry.name} ({when}) for {name}, bright = large error",
+            f"the period-2 pattern {entry.name} ({when}) adds to {len(pool)} pictures, "
+            f"{PATTERN_GAIN} times stronger, around mid-grey: {amp:.2f} grey levels "
+            f"(floor {floor:.2f})",
+        ]
+        rows.append(draw.PictureRow(when, pics, caps, alts))
+    top = draw.PictureRow("input", [to_uint8(xi[0])], [p.labels[p.focus]], [f"input {name}"])
+    draw.pictures([top, *rows], columns=3, max_px=180)
+    st.caption(
+        f"A real kernel-3 decoder ({entry.name}) on {name}. The pattern is the error it "
+        f"makes at each of the four positions of the 2x2 grid, averaged over the first "
+        f"{len(pool)} pictures of this split (what is left is built into the weights, not "
+        f"the pictures), tiled and drawn {PATTERN_GAIN} times stronger around mid-grey; "
+        f"its amplitude above chance: {'; '.join(found)}."
+        + (
+            " The snapshot is the one of its training with the strongest pattern"
+            + (": training balanced the uneven overlap away." if shown == [True, False] else ".")
+            if len(models) > 1
+            else ""
+        )
+        + ' The "Decoder family" tab has the same measure for every decoder on the '
+        "whole test split."
+    )
+
+
+# ---------------------------------------------------------------- decoder family
+
+
+def family(p: Pair) -> None:
+    """Every shipped decoder of the family on the whole test split: the table, one
+    sentence each, and one picture rebuilt by every one of them."""
+    entries = family_entries(shipped_models()[0], p.data)
+    if len(entries) < 2:
+        st.info(
+            "The decoder family table needs the shipped family checkpoints "
+            f"(checkpoints/cifar10-<decoder>.pt) for these pictures; found "
+            f"{len(entries)}. Train the rest with `python bench/train_family.py`."
+        )
+        return
+    test = p.data.test
+    models = entries
+    with st.spinner(
+        f"Scoring all {len(test):,} test pictures with {len(models)} decoders (once per server)..."
+    ):
+        rows = caches.family_table(models, test, caches.split_key(p.data, "test", []))
+    sample = p.data.source.endswith("-sample")
+    where = (
+        f"the {len(test):,} test pictures of the embedded sample (the full test split has "
+        "10,000; get the full data set from the sidebar for the README's figures)"
+        if sample
+        else f"all {len(test):,} test pictures"
+    )
+    xi = p.x[p.focus : p.focus + 1]
+    name = f"{p.split} picture {p.start + p.focus} ({p.labels[p.focus]})"
+    pics, caps, alts = [to_uint8(xi[0])], ["input"], [f"input {name}"]
+    for dec, e in models.items():
+        rec = caches.reconstruction(e.digest, e.model, xi)
+        psnr = float(rec.psnr[0])
+        pics.append(to_uint8(rec.images[0]))
+        caps.append(f"{dec}: {psnr:.1f} dB")
+        alts.append(f"{name} rebuilt by {e.name} ({DECODER_LABELS[dec]}), {psnr:.1f} dB")
+    draw.pictures(
+        [draw.PictureRow("", pics, caps, alts)],
+        columns=len(pics),
+        max_px=160,
+        title="One picture, rebuilt by every decoder of the family",
+    )
+    table = []
+    for r in rows:
+        row = {
+            "decoder": r["decoder"],
+            "what it does": r["label"],
+            "parameters": r["parameters"],
+            "PSNR (dB)": r["psnr"],
+            "SSIM": r["ssim"],
+        }
+        for k in ARTIFACTS:
+            row[ARTIFACT_NAMES[k]] = r[k]
+            row[f"{ARTIFACT_NAMES[k]} floor"] = r[f"{k}_floor"]
+        table.append(row)
+    draw.table(table, NUMBER_FORMATS | {"tiles": "%.2f", "checker": "%.2f"}, key="compare_family")
+    st.caption(
+        f"On {where}, whatever classes are picked. Tiles 4 / tiles 2: how many grey levels "
+        "more the picture steps across the edges of the 4x4 / 2x2 grid than inside it, "
+        "beyond the input's own; checker: the period-2 pattern common to all the pictures; "
+        "each next to its floor, what error of the same size with no grid scores."
+    )
+    st.markdown("\n".join(f"- **{r['decoder']}**: {r['sentence']}" for r in rows))

@@ -63,6 +63,46 @@ BASE = """
     grid-template-columns: repeat(auto-fill, minmax(var(--cae-track), 1fr));}
   .cae-rows.cae-labelled .cae-row-label {grid-column: 1 / -1; margin-top: 0.3rem;}
 }
+
+/* A live class (pages/live_class.py). The join card: the code large enough to read from
+   the back of a room, the QR code at least 440 px (28rem) wide where the page allows. */
+.cae-join {display: flex; flex-wrap: wrap; gap: 1rem 2.5rem; align-items: center;
+           margin: 0.5rem 0 1rem 0;}
+.cae-join-text {flex: 1 1 18rem; min-width: 0;}
+/* "p.cae-..." outranks presentation mode's rule for every paragraph of the page. */
+.stApp [data-testid="stMain"] p.cae-join-label {margin: 0; color: #31333f;
+                                                font-size: 1.1rem;}
+.stApp [data-testid="stMain"] p.cae-code {
+  font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-weight: 700;
+  font-size: 4.5rem; line-height: 1.1; letter-spacing: 0.08em; margin: 0.2rem 0;
+  color: #1f2330;}
+.stApp [data-testid="stMain"] p.cae-join-link {
+  font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 1.2rem;
+  overflow-wrap: anywhere; margin: 0.2rem 0 0 0; color: #1f2330;}
+.stApp [data-testid="stMain"] p.cae-join-line {font-size: 1.2rem; margin: 0 0 0.5rem 0;
+                                               color: #1f2330;}
+.cae-code-inline {font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-weight: 700;
+                  font-size: 1.6em; letter-spacing: 0.06em;}
+.cae-qr {width: min(100%, 28rem); height: auto; image-rendering: pixelated;
+         flex: 0 0 auto;}
+/* A question's pictures: cards that share the row up to 14rem each and wrap (never
+   narrower than 6.5rem, so three fit across a phone), each picture enlarged with nearest
+   neighbour and once more at its true size. */
+.cae-cards {display: grid; gap: 0.75rem 1.25rem; margin: 0.25rem 0 0.75rem 0;
+            grid-template-columns: repeat(auto-fit, minmax(6.5rem, 1fr));
+            max-width: calc(var(--cae-n, 4) * 14rem + (var(--cae-n, 4) - 1) * 1.25rem);}
+.cae-card {margin: 0; min-width: 0;}
+.cae-card-letter {font-weight: 700; font-size: 1.5rem; margin: 0 0 0.2rem 0; color: #1f2330;}
+.cae-card-big {width: 100%; height: auto; display: block; image-rendering: pixelated;
+               border-radius: 2px;}
+.cae-card-true {display: flex; align-items: center; gap: 0.4rem; margin-top: 0.3rem;
+                font-size: 0.85rem; color: #4b4f5c;}
+.cae-card-true img {image-rendering: pixelated; flex: 0 0 auto;}
+.cae-card figcaption {font-size: 0.9rem; line-height: 1.3; margin-top: 0.3rem;
+                      color: #31333f;}
+/* Answer buttons: large targets for a finger (at least 3.5rem high). */
+.st-key-class_answers button {min-height: 3.5rem;}
+.st-key-class_answers button p {font-size: 1.35rem; font-weight: 600;}
 """
 
 # Presentation mode: everything measured in rem grows with the root font size (Streamlit

@@ -3,7 +3,8 @@ through its views with Next / Previous while its note shows above the page.
 
 A step is a page plus the settings of a shared link (pages/links.py), so it opens exactly
 as that link would; the lesson and step are in the address too (``lesson=..&lstep=..``),
-so a link opens a lesson where it was left.
+so a link opens a lesson where it was left. In a live class the lesson is part of the
+teacher's view: a following student sees its note and step, and the teacher steps it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from convae.lessons import Lesson
-from pages.glue import caches, draw
+from pages.glue import caches, classroom, draw
 
 # The teacher's file; $CONVAE_LESSONS points elsewhere (tests, a school's own lessons).
 LESSONS_FILE = Path(__file__).resolve().parents[2] / "lessons" / "lessons.toml"
@@ -75,6 +76,9 @@ def banner(pages: dict, models: dict, data) -> None:
     with st.container(border=True, key="lesson_banner"):
         st.markdown(f"**{lesson.title}** · step {step + 1} of {len(lesson.steps)}")
         draw.takeaway(lesson.steps[step].note)
+        if classroom.following():  # the teacher steps it; Explore on my own frees the buttons
+            st.caption("Your teacher steps through this lesson; your screen follows.")
+            return
         b1, b2, b3, _ = st.columns([1, 1, 1, 3])
         prev = b1.button("◀ Previous", key="lesson_prev", disabled=step == 0, width="stretch")
         last = step == len(lesson.steps) - 1

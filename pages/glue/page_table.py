@@ -59,6 +59,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("repair.py", "Repair", ":material/healing:", "repairing", "Uses"),
     PageSpec("code.py", "Code", ":material/tune:", "the-code", "Uses"),
     PageSpec("style.py", "Style", ":material/palette:", "style-transfer", "Uses"),
+    # A live class: join, lead, ask and answer (url path: convae.classroom's JOIN_PAGE).
+    PageSpec("live_class.py", "Class", ":material/groups:", "class", "Teach"),
 )
 
 

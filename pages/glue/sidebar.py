@@ -21,6 +21,7 @@ from pages.glue.links import (
     PRESENT_KEY,
     apply_link,
     apply_params,
+    apply_view,
     show_copy_link,
     show_link_notice,
     sync_link,
@@ -294,6 +295,9 @@ def render_sidebar(copy_link: bool = True) -> None:
     pending = st.session_state.pop("links_pending", None)  # a lesson step's settings
     if pending:
         apply_params(pending, models, data)
+    follow = st.session_state.pop("links_follow", None)  # a class teacher's view, exactly
+    if follow is not None:
+        apply_view(follow, models, data)
     sb.toggle(
         "Presentation mode",
         key=PRESENT_KEY,

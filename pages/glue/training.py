@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,7 @@ from convae.progress import PROGRESS_POINTS, SHOWN, LivePoint, LiveRun
 from convae.recon import reconstruct
 from convae.train import TrainConfig, TrainEvent, TrainResult
 from convae.training_queue import env_nice, ordinal, training_queue, training_resources
-from pages.glue import draw
+from pages.glue import classroom, draw
 from pages.glue.state import add_trained_model, checkpoints_dir, will_be_picked
 
 try:  # where Streamlit 1.67 keeps its rerun / stop signals
@@ -154,15 +153,20 @@ class LiveView:
     the test PSNR and the pictures redrawn as convae.progress measures them, and the
     curves. A Streamlit interrupt (Stop or any other click) becomes "stop"."""
 
-    def __init__(self, n_runs: int, test: ImageSet, shown: Shown | None = None) -> None:
+    def __init__(self, what: str, n_runs: int, test: ImageSet, shown: Shown | None = None) -> None:
         self.n_runs, self.test, self.shown = n_runs, test, shown
         self.runs: list[Run] = []
         self.interrupt: BaseException | None = None
         self.last_ui = 0.0
-        with st.status("Training...", expanded=True) if shown else contextlib.nullcontext():
-            self.bar = st.progress(0.0, text="starting")
-            self.pics = st.empty() if shown else None
-            self.chart = st.empty() if shown else None
+        # Filled through its methods, not `with st.status(...)`: leaving that block at once
+        # (the training runs after it) marked the box complete before anything had run, and
+        # Streamlit re-sends the box without its `expanded` flag 50 ms later; a browser that
+        # drew both messages together (a slow or busy one) showed the box closed, so the
+        # progress, pictures and chart were hidden for the whole run (issue 21).
+        box = st.status(f"Training {what}...", expanded=True) if shown else st
+        self.bar = box.progress(0.0, text="starting")
+        self.pics = box.empty() if shown else None
+        self.chart = box.empty() if shown else None
 
     def start(self, label: str) -> Callable[[TrainEvent], bool]:
         self.runs.append(Run(LiveRun(label, self.test, measure=self.shown is not None)))
@@ -232,7 +236,7 @@ def train_models(
     what = " and ".join(c.decoder for c in configs)
     with training_slot(f"train: {what}", st.empty()):
         test = data.test.filter(list(configs[0].classes))
-        live = LiveView(len(configs), test, shown)
+        live = LiveView(what, len(configs), test, shown)
         for cfg in configs:
             result = trainer.fit(cfg, data, live.start(cfg.decoder), snapshots=SNAPSHOTS)
             run = live.runs[-1]
@@ -256,9 +260,9 @@ def train_models(
 
 
 def may_save() -> bool:
-    """Saving into the server's checkpoints folder, which every student sees, is allowed
-    only when the server was started with ``CONVAE_TEACHER=1``."""
-    return os.environ.get("CONVAE_TEACHER", "").lower() in ("1", "true", "yes")
+    """Saving into the server's checkpoints folder, which every student sees, is the
+    teacher's alone: a session that proved the teacher key (pages/glue/classroom.py)."""
+    return classroom.is_teacher()
 
 
 def server_target(name: str) -> Path | None:
@@ -371,8 +375,8 @@ def keep_trained_model() -> None:
     if not may_save():
         st.caption(
             "Models you train live in your browser session only; download one to keep it. "
-            "(Saving into the server's shared checkpoints folder is for the teacher: start "
-            "the server with CONVAE_TEACHER=1.)"
+            "(Saving into the server's shared checkpoints folder is for the teacher: sign in "
+            "with the teacher key the server printed at start.)"
         )
     else:
         name = s1.text_input(

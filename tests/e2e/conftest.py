@@ -11,9 +11,11 @@ checkpoints/. On a failing test the page is saved as a screenshot in test-artifa
 Without Playwright this whole folder is skipped at collection (a skip that fails the run
 under CI=true, see tests/conftest.py); without Chromium every browser test skips (idem).
 
-Runs are awaited through the app root's ``data-test-script-state`` attribute: an init
-script counts every change to "notRunning", so an action waits for exactly the run it
-caused, never a fixed sleep.
+Runs are awaited by counting them where they cannot be missed: an init script counts the
+``script_finished`` messages the app's websocket receives (see ``_RUN_COUNTER``), and an
+action waits until the count has moved past its start and the app root's
+``data-test-script-state`` reads "notRunning", so it waits for exactly the run it caused,
+never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -38,23 +40,65 @@ pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
 )
 
+from playwright.sync_api import expect  # noqa: E402
+
 from pages.glue.page_table import PAGES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RUN_TIMEOUT_MS = 90_000  # one script run, cold caches on a busy 2-core machine
+FOLLOW_MS = 60_000  # a class: a poll every 1.5 s, a jump after 2 s, a run on a busy box
 
-# Counts finished script runs (state -> notRunning) in window.__stRuns.
+# Counts finished script runs in window.__stRuns: every ForwardMsg whose script_finished
+# field (number 6, a varint) is set, except FINISHED_EARLY_FOR_RERUN (2: another run
+# follows at once), read from the app's websocket frames (one ForwardMsg each).
+# Not from the app root's data-test-script-state, as before (issue 21): the front end
+# handles messages in batches, and when the page's thread is busy for as long as a run
+# lasts (drawing a chart on a loaded machine) React draws the run's "running" and
+# "notRunning" in one render, so the attribute never changes and such a counter misses
+# the run, and act waits 90 s for a run that has come and gone (measured: 4 of 10 quick
+# runs missed with a 3 s long task in the page; seen unforced once in 419 traced runs;
+# the likely cause of the Keep-picker test's 90 s wait after "upsample" in issue 21).
+# The listener is added after the front end's own (a microtask later), so the count
+# moves once Streamlit has taken the message in.
 _RUN_COUNTER = """
 window.__stRuns = 0;
-new MutationObserver((records) => {
-  for (const r of records) {
-    if (r.target.getAttribute('data-test-script-state') === 'notRunning'
-        && r.oldValue !== 'notRunning') window.__stRuns += 1;
-  }
-}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                      attributeFilter: ['data-test-script-state']});
+(() => {
+  const FINISHED = 6, EARLY_FOR_RERUN = 2;
+  const finished = (data) => {  // the top-level fields of one ForwardMsg
+    const b = new Uint8Array(data);
+    let i = 0;
+    const varint = () => {
+      let x = 0, shift = 0, c;
+      do { c = b[i++]; x += (c & 127) * 2 ** shift; shift += 7; } while (c & 128);
+      return x;
+    };
+    while (i < b.length) {
+      const tag = varint(), field = Math.floor(tag / 8), wire = tag % 8;
+      if (wire === 0) {
+        const v = varint();
+        if (field === FINISHED) return v !== EARLY_FOR_RERUN;
+      } else if (wire === 2) {
+        const length = varint();  // read first: `i += varint()` adds to the old i
+        i += length;
+      }
+      else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else return false;
+    }
+    return false;
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      queueMicrotask(() => this.addEventListener('message', (e) => {
+        if (e.data instanceof ArrayBuffer && finished(e.data)) window.__stRuns += 1;
+      }));
+    }
+  };
+})();
 """
 
 
@@ -98,8 +142,10 @@ def server_data(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, 
 def app_data(request, tmp_path_factory) -> dict:
     """What the server runs on: ``env`` for it, and the data set's ``source``,
     ``classes``, ``n_train`` and ``n_test`` (image counts), ``test_counts`` (test images
-    per class), ``real`` (the real CIFAR-10) and ``checkpoints`` (its checkpoints folder,
-    a copy of the shipped ones)."""
+    per class), ``real`` (the real CIFAR-10), ``checkpoints`` (its checkpoints folder,
+    a copy of the shipped ones) and ``teacher_key`` (the server's, made for this run)."""
+    import secrets
+
     from convae.data import load_dataset
 
     ckdir = tmp_path_factory.mktemp("e2e_checkpoints")
@@ -109,7 +155,12 @@ def app_data(request, tmp_path_factory) -> dict:
     # Loaded here to read its classes and sizes; this also writes the data root's cache,
     # so the server's first page does not wait for the decode.
     data = load_dataset(source, root=root)
-    env = {"CONVAE_CHECKPOINTS": str(ckdir), "CONVAE_DATA": str(root)}
+    teacher_key = secrets.token_urlsafe(24)
+    env = {
+        "CONVAE_CHECKPOINTS": str(ckdir),
+        "CONVAE_DATA": str(root),
+        "CONVAE_TEACHER_KEY": teacher_key,
+    }
     if source == "cifar10":
         env["CONVAE_SOURCE"] = source  # else the app picks the sample by itself
     return {
@@ -121,6 +172,7 @@ def app_data(request, tmp_path_factory) -> dict:
         "test_counts": data.test.class_counts(),
         "real": source == "cifar10",
         "checkpoints": ckdir,
+        "teacher_key": teacher_key,
     }
 
 
@@ -319,3 +371,68 @@ def app(browser, server, request) -> Iterator[App]:
 def app2(browser, server, request) -> Iterator[App]:
     """A second, independent browser context: another user."""
     yield from _new_app(browser, server, request, "b")
+
+
+class Person(App):
+    """One browser context on the app, keeping every websocket frame it receives."""
+
+    def __init__(self, browser, base: str, width=1400, height=1000, touch=False) -> None:
+        self.context = browser.new_context(
+            viewport={"width": width, "height": height},
+            has_touch=touch,
+            is_mobile=touch,
+            accept_downloads=True,
+        )
+        self.context.add_init_script(_RUN_COUNTER)
+        page = self.context.new_page()
+        super().__init__(page, base)
+        self.frames: list[bytes] = []
+        self.documents: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        page.on("response", self._response)
+
+    def _frame(self, payload) -> None:
+        self.frames.append(payload if isinstance(payload, bytes) else payload.encode())
+
+    def _response(self, response) -> None:
+        if "text/html" in (response.headers.get("content-type") or ""):
+            self.documents.append(response.text())
+
+    def messages(self) -> list:
+        """Every message received, as ``streamlit.proto`` ForwardMsg objects."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        return [ForwardMsg.FromString(f) for f in self.frames]
+
+    def sees(self, text: str, timeout: int = FOLLOW_MS) -> None:
+        expect(self.page.get_by_text(text).first).to_be_visible(timeout=timeout)
+
+    def step_text(self) -> str:
+        return self.main.get_by_text(re.compile(r", step \d+ of \d+\)")).inner_text()
+
+
+def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
+    """A maker of :class:`Person` contexts on ``base``; each is screenshotted (under
+    test-artifacts/) when the test failed, and closed."""
+    made: list[Person] = []
+
+    def make(**kw) -> Person:
+        made.append(Person(browser, base, **kw))
+        return made[-1]
+
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    for i, p in enumerate(made):
+        if rep is not None and rep.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{i}")
+            with contextlib.suppress(Exception):  # a crashed page: the error says more
+                p.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
+        p.context.close()
+
+
+@pytest.fixture
+def people(browser, server, request) -> Iterator[Callable[..., Person]]:
+    """``people()`` opens one more browser context (a person: teacher or student) on the
+    app; ``people(width=390, height=844, touch=True)`` a phone."""
+    yield from people_on(browser, server, request)

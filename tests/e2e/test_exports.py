@@ -33,8 +33,16 @@ def download(app: App, name: str, nth: int = 0) -> bytes:
 
 
 def expand(app: App, label: str, scope=None) -> None:
-    """Open the expander whose title starts with ``label`` (no rerun: the browser only
-    shows what the last run already sent)."""
+    """Open the expander whose title starts with ``label`` and wait until it has finished
+    opening (no rerun: the browser only shows what the last run already sent).
+
+    Streamlit sets the <details> element's ``open`` attribute at the start of a 500 ms
+    height animation, during which the element is ``overflow: hidden`` and shorter than
+    what it holds. A click or focus on a widget inside then scrolls the <details>, and a
+    selectbox's list closes on any scroll of an element around its box (react-aria's
+    useCloseOnScroll): a choice made in that half second was thrown away before its
+    option could be clicked (issue 21: the Train page's Batch size in "More settings",
+    after which the test waited for a run that nothing had asked for)."""
     box = (
         (scope or app.main)
         .locator('[data-testid="stExpander"]')
@@ -43,9 +51,15 @@ def expand(app: App, label: str, scope=None) -> None:
     )
     summary = box.locator("summary")
     expect(summary).to_be_visible()
-    if box.locator("details").get_attribute("open") is None:
+    details = box.locator("details")
+    if details.get_attribute("open") is None:
         summary.click()
-    expect(box.locator("details")).to_have_attribute("open", "")
+    expect(details).to_have_attribute("open", "")
+    app.page.wait_for_function(
+        "d => d.open && d.getAnimations().length === 0 && d.style.overflow !== 'hidden'",
+        arg=details.element_handle(),
+        timeout=RUN_TIMEOUT_MS,
+    )
 
 
 def choose(
@@ -82,8 +96,9 @@ def in_fragment(action) -> None:
     """Do something that reruns only an st.fragment, without App.act: the caller waits
     for its outcome with expect(). A fragment's rerun takes a few ms on the server, and
     on a busy machine the browser can take its start and its end in one render, so the
-    app root's script state never reads "running" and App.act's counter never moves
-    (seen: the Layers switch toggled, its chart drawn, act still waiting 90 s later)."""
+    app root's script state never reads "running" and App.act's counter, when it
+    watched that state, never moved (seen: the Layers switch toggled, its chart drawn,
+    act still waiting 90 s later). It counts the websocket's messages since issue 21."""
     action()
 
 

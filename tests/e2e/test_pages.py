@@ -112,7 +112,7 @@ def _layers(app: App, data: dict) -> None:
 def _compare(app: App, data: dict) -> None:
     tabs = app.main.get_by_role("tab")
     expect(tabs).to_have_text(
-        ["Side by side", "Per class", "Over training", "Tiles and checkerboards"]
+        ["Side by side", "Per class", "Over training", "Tiles and checkerboards", "Decoder family"]
     )
     side = app.main.locator(".cae-rows")  # the side-by-side picture rows
     expect(side.first).to_be_visible()
@@ -192,6 +192,17 @@ def _style(app: App, data: dict) -> None:
     assert srcs(app)[0] != before[0]
 
 
+def _class(app: App, data: dict) -> None:
+    # A visitor types a code no class has: one line says so, and they explore on.
+    app.act(
+        lambda: (
+            app.main.get_by_label(re.compile("^Join a class")).fill("KKK KKK"),
+            app.main.get_by_role("button", name="Join", exact=True).click(),
+        )
+    )
+    expect(app.main.get_by_text("No class has the code KKKKKK")).to_be_visible()
+
+
 ACTIONS = {
     "": _overview,
     "recon": _recon,
@@ -203,6 +214,7 @@ ACTIONS = {
     "repairing": _repair,
     "the-code": _code,
     "style-transfer": _style,
+    "class": _class,
 }
 
 

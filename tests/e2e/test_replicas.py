@@ -1,5 +1,10 @@
 """Two app replicas behind HAProxy (``serve.py --replicas 2``) in a real Chromium.
 
+A live class across them: the teacher and the students land on different replicas and
+share the class through a real redis-server started by the test (CONVAE_CLASS_STORE);
+stopped mid-class, the teacher's screen says so in one line, the students explore with a
+notice and nothing crashes; started again, following resumes.
+
 A browser session stays on its replica across reruns: one websocket for the whole
 session, held open on the replica its cookie names (HAProxy's own counters say so), the
 cookie unchanged, and every picture (served from the memory of the replica that drew it)
@@ -24,8 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-from .conftest import _RUN_COUNTER, ROOT, App, _free_port, chromium_path
+from ..redistools import RedisServer
+from .conftest import _RUN_COUNTER, FOLLOW_MS, ROOT, App, _free_port, chromium_path, people_on
 
 COOKIE = "CONVAE_REPLICA"
 START_S = 180  # two replicas import torch at once on a busy 2-core machine
@@ -68,7 +75,17 @@ class Replicas:
 
 
 @pytest.fixture(scope="module")
-def replicas(app_data, tmp_path_factory) -> Iterator[Replicas]:
+def class_redis(redis_binary, tmp_path_factory) -> Iterator[RedisServer]:
+    """The class store the replicas share: a real redis-server this module starts (and
+    stops mid-class), so serve.py does not start its own."""
+    server = RedisServer(redis_binary, tmp_path_factory.mktemp("class_redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(app_data, class_redis, tmp_path_factory) -> Iterator[Replicas]:
     if chromium_path() is None:
         pytest.skip("no Chromium found: ./dev test installs it with apt")
     if not (shutil.which("haproxy") or os.access("/usr/sbin/haproxy", os.X_OK)):
@@ -76,6 +93,7 @@ def replicas(app_data, tmp_path_factory) -> Iterator[Replicas]:
     port = _free_port()
     log = tmp_path_factory.mktemp("replicas") / "serve.log"
     env = {**os.environ, **app_data["env"], "CONVAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env["CONVAE_CLASS_STORE"] = class_redis.url
     cmd = [
         sys.executable,
         "serve.py",
@@ -157,6 +175,15 @@ class Visitor:
         self.context.close()
 
 
+@pytest.fixture
+def people(chrome, replicas, request):
+    yield from people_on(chrome, replicas.url, request)
+
+
+def _replica(person) -> str:
+    return next(c["value"] for c in person.context.cookies() if c["name"] == COOKIE)
+
+
 def _both_up(replicas) -> bool:
     try:
         stats = replicas.stats()
@@ -166,10 +193,64 @@ def _both_up(replicas) -> bool:
 
 
 @pytest.mark.e2e
+def test_a_class_spans_replicas_through_redis_and_survives_its_outage(
+    replicas, people, class_redis, app_data
+):
+    """Runs first in this module: the next test stops a replica."""
+    replicas.wait_for("both replicas UP in HAProxy", lambda: _both_up(replicas), 30)
+    key = app_data["teacher_key"]
+    teacher = people()
+    teacher.open("class", f"teacher={key}")
+    teacher.click("Start a class")
+    code = teacher.main.locator(".cae-code").inner_text().replace(" ", "")
+    students = [people(), people(width=390, height=844, touch=True)]
+    for s in students:
+        s.open("class", f"join={code}")
+        s.sees(f"Class {code}.")
+    homes = {_replica(s) for s in students}
+    assert homes - {_replica(teacher)}, "least-connections: a student on the other replica"
+    teacher.sees("2 students present, 2 following", timeout=30_000)
+
+    teacher.act(lambda: teacher.sidebar.get_by_role("link", name="Layers").click())
+    teacher.click("Next ▶")
+    for s in students:  # followed across replicas: the view went through Redis
+        expect(s.main.get_by_text(re.compile(r"^relu1 \("))).to_be_visible(timeout=FOLLOW_MS)
+
+    class_redis.stop(save=True)  # mid-class (the class survives in dump.rdb)
+    teacher.sees("The class store cannot be reached", timeout=30_000)
+    for s in students:
+        s.sees("The class cannot be reached right now")
+    teacher.click("Next ▶")  # the teacher goes on; nobody can follow for now
+    students[0].click("◀ Prev")  # a student explores meanwhile
+    for p in (teacher, *students):
+        p.no_exception()
+
+    class_redis.start()
+    for s in students:  # following resumes at the teacher's step
+        expect(s.main.get_by_text(re.compile(r"^pool1 \("))).to_be_visible(timeout=FOLLOW_MS)
+        expect(s.page.get_by_text("The class cannot be reached right now")).to_have_count(0)
+    teacher.click("Next ▶")
+    for s in students:
+        expect(s.main.get_by_text(re.compile(r"^conv2 \("))).to_be_visible(timeout=FOLLOW_MS)
+    for p in (teacher, *students):
+        p.no_exception()
+    # The key is printed once, for the teacher; HAProxy logs the teacher's request to
+    # /class?teacher=... by its path alone.
+    after = replicas.text().split("[serve] Teacher link", 1)[1].split("\n", 1)[1]
+    assert re.search(r"\[haproxy\] .*\"GET /class HTTP", after), after[-2000:]
+    assert key not in after
+
+
+@pytest.mark.e2e
 def test_sessions_stick_to_their_replica_and_survive_the_loss_of_the_other(replicas, chrome):
     # Just started, HAProxy may still be making its socket or counting health checks
-    # ("UP 1/2"): both must be fully UP within its check interval.
+    # ("UP 1/2"): both must be fully UP within its check interval; the class test's
+    # websockets must be gone.
     replicas.wait_for("both replicas UP in HAProxy", lambda: _both_up(replicas), 30)
+    replicas.wait_for(
+        "no session left open",
+        lambda: {replicas.stats()[r]["scur"] for r in ("r1", "r2")} == {"0"},
+    )
 
     a = Visitor(chrome, replicas.url)
     home_a = a.replica()
