@@ -508,14 +508,18 @@ def section_time(args) -> dict:
         print(f"time to {TARGET_DB:g} dB ({key}), seeds 0-{seeds - 1}, alternating")
         with busy_core(loaded):
             for seed in range(seeds):
-                c = run_once(
-                    {"kind": "course_run", "seed": seed, "max_images": course_max, **common}
-                )
+                # the course's runs are long: its first args.course_seeds seeds only
+                if seed < args.course_seeds:
+                    c = run_once(
+                        {"kind": "course_run", "seed": seed, "max_images": course_max, **common}
+                    )
+                    runs["course"].append(c)
+                    print(f"  seed {seed}: course {_reach(c)}", flush=True)
                 o = run_once({"kind": "ours_run", "seed": seed, "recipe": recipe, **common})
-                runs["course"].append(c)
                 runs["ours"].append(o)
-                print(f"  seed {seed}: course {_reach(c)}, ours {_reach(o)}", flush=True)
+                print(f"  seed {seed}: ours {_reach(o)}", flush=True)
         out[key] = _time_summary(runs)
+        out[key]["load_average_after"] = load_average()
     return out
 
 
@@ -537,16 +541,16 @@ def _time_summary(runs: dict[str, list]) -> dict:
         if all(hits):
             out[name] = {k: spread([h[k] for h in hits]) for k in ("train_s", "cpu_s", "images")}
     if "course" in out and "ours" in out:
-        per_seed = [
-            _first(c)["train_s"] / _first(o)["train_s"]
-            for c, o in zip(runs["course"], runs["ours"], strict=True)
-        ]
-        out["course_over_ours"] = spread(per_seed)
-        cpu = [
-            _first(c)["cpu_s"] / _first(o)["cpu_s"]
-            for c, o in zip(runs["course"], runs["ours"], strict=True)
-        ]
-        out["course_over_ours_cpu"] = spread(cpu)
+        # seed by seed where both ran that seed (the course runs fewer)
+        for key, figure in (("course_over_ours", "train_s"), ("course_over_ours_cpu", "cpu_s")):
+            per_seed = [
+                _first(c)[figure] / _first(o)[figure]
+                for c, o in zip(runs["course"], runs["ours"], strict=False)
+            ]
+            out[key] = spread(per_seed)
+        out["course_over_ours_medians"] = (
+            out["course"]["train_s"]["median"] / out["ours"]["train_s"]["median"]
+        )
     return out
 
 
@@ -582,7 +586,10 @@ def section_page(args) -> dict:
 # The recipe search: batch size with its learning rate (Adam; raised with the batch),
 # each warmed up over the same 16,000 images (500 steps of 32), and one-cycle.
 RECIPE_CANDIDATES = {
-    "batch 32, lr 2e-3 (before)": {"batch_size": 32, "lr": 2e-3},
+    "batch 32, lr 2e-3, fp32 (before)": {"batch_size": 32, "lr": 2e-3, "precision": "fp32"},
+    "batch 32, lr 2e-2, bf16 (default)": {"batch_size": 32, "lr": 2e-2, "precision": "bf16"},
+    "batch 32, lr 2e-2, fp32": {"batch_size": 32, "lr": 2e-2, "precision": "fp32"},
+    "batch 32, lr 2e-3": {"batch_size": 32, "lr": 2e-3},
     "batch 32, lr 1.5e-2": {"batch_size": 32, "lr": 1.5e-2},
     "batch 32, lr 2e-2": {"batch_size": 32, "lr": 2e-2},
     "batch 32, lr 1.5e-2, one-cycle": {"batch_size": 32, "lr": 1.5e-2, "schedule": "onecycle"},
@@ -599,13 +606,12 @@ def section_recipes(args, save) -> dict:
     runs may share the cores); ``save(out)`` is called after every finished run."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    names = (
-        [n.strip() for n in args.candidates.split(";")]
-        if args.candidates
-        else list(RECIPE_CANDIDATES)
-    )
+    # "name" runs args.seeds seeds, "name=N" its first N
+    picked = [c.strip().rpartition("=") for c in (args.candidates or "").split(";") if c]
+    seeds = {n or k: int(k) if n else args.seeds for n, _, k in picked}
+    names = list(seeds) if seeds else list(RECIPE_CANDIDATES)
     spec = {"every": EVERY, "target": TARGET_DB, "to_the_end": True, "threads": 1}
-    tasks = [(n, seed) for seed in range(args.seeds) for n in names]
+    tasks = [(n, s) for s in range(args.seeds) for n in names if s < seeds.get(n, args.seeds)]
     out: dict = {n: {"recipe": RECIPE_CANDIDATES[n], "runs": {}} for n in names}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         jobs = {
@@ -644,6 +650,9 @@ def main() -> None:
     )
     ap.add_argument("--seeds", type=int, default=3, help="seeds of each timed run (default: 3)")
     ap.add_argument("--load-seeds", type=int, default=3, help="seeds with a core busy (default: 3)")
+    ap.add_argument(
+        "--course-seeds", type=int, default=1, help="time: the course's seeds (default: 1)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 1 seed, small")
     ap.add_argument("--jobs", type=int, default=1, help="recipes: runs at once (default: 1)")
     ap.add_argument(
@@ -659,9 +668,18 @@ def main() -> None:
         default=None,
         help=f"JSON results (default: {RESULTS.name}, or {RECIPES.name} for --only recipes)",
     )
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="merge the sections of these results files (later ones win) into --out",
+    )
     args = ap.parse_args()
     if args.worker:
         serve(json.loads(args.worker))
+        return
+    if args.merge:
+        merge(args.merge, Path(args.out or RESULTS))
         return
     sections = [s for s in SECTIONS if s != "recipes"]
     if args.only:
@@ -670,6 +688,7 @@ def main() -> None:
             ap.error(f"--only takes {', '.join(SECTIONS)}, got {args.only!r}")
     if args.quick:
         args.rounds, args.images, args.seeds, args.load_seeds = 2, 2000, 1, 1
+        args.course_seeds = 1
     out = Path(args.out or (RECIPES if sections == ["recipes"] else RESULTS))
     sys.stdout.reconfigure(line_buffering=True)
     root = data_root()
@@ -686,8 +705,17 @@ def main() -> None:
         "openmp_env": OPENMP_ENV,
     }
     print(f"torch {torch.__version__}, {CORES} cores, load average {report['load_average_before']}")
+    # A run of some sections keeps the others' results from earlier runs: each section
+    # carries its own date, load averages and torch version.
+    if out.exists() and args.only:
+        earlier = json.loads(out.read_text())
+        measured = [k for k in SECTIONS if f"{k}_measured" in earlier]
+        kept = {k: v for k, v in earlier.items() if k.removesuffix("_measured") in measured}
+        report = {**kept, **report}
+        report["sections"] = [s for s in SECTIONS if s in report]
     for name in sections:
         t0 = time.perf_counter()
+        before = load_average()
         if name == "roofline":
             report[name] = section_roofline()
         elif name == "changes":
@@ -702,8 +730,14 @@ def main() -> None:
             report[name] = section_recipes(
                 args, lambda part, n=name: _write(out, {**report, n: part})
             )
-        report[f"{name}_seconds"] = time.perf_counter() - t0
-        report[f"load_average_after_{name}"] = load_average()
+        report[f"{name}_measured"] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+            "load_average_before": before,
+            "load_average_after": load_average(),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        _write(out, report)
     report["load_average_after"] = load_average()
     _write(out, report)
     print(f"load average after {report['load_average_after']}; wrote {out}")
@@ -711,7 +745,83 @@ def main() -> None:
     print(markdown(report))
 
 
+def merge(files: list[str], out: Path) -> None:
+    """Put the measured sections of ``files`` (runs of some sections each, made one after
+    the other so that none disturbed another) into one results file, each with its own
+    date, load averages and torch version; the summary is derived again."""
+    report: dict = {}
+    for f in files:
+        part = json.loads(Path(f).read_text())
+        measured = [k for k in SECTIONS if f"{k}_measured" in part]
+        head = {k: v for k, v in part.items() if k not in SECTIONS and "_measured" not in k}
+        report = {**head, **report}
+        for k in measured:
+            report[k], report[f"{k}_measured"] = part[k], part[f"{k}_measured"]
+    report["sections"] = [k for k in SECTIONS if k in report]
+    report["merged_from"] = [Path(f).name for f in files]
+    _write(out, report)
+    print(markdown(report))
+
+
+def peak_summary(peaks: dict) -> dict:
+    """The roofline's ceilings from the measured peaks: for each kind, the best rate of
+    one running core (per CPU-second, over the thread counts: other work on a shared
+    machine takes cores away, not speed from a core while it runs), the machine's (that
+    times the cores), and the best wall-clock rate seen; the copy's bandwidth is its best
+    wall-clock rate."""
+    out = {}
+    for kind in next(iter(peaks.values())):
+        per_core = max(p[kind]["per_cpu_s"] for p in peaks.values())
+        wall = max(p[kind]["wall"] for p in peaks.values())
+        out[kind] = {"per_core": per_core, "machine": per_core * CORES, "best_wall": wall}
+    out["copy_GBps"]["machine"] = out["copy_GBps"]["best_wall"]
+    return out
+
+
+def _precision_of(name: str) -> str:
+    """The arithmetic of a throughput pipeline (ours by default: bf16 on this CPU)."""
+    return "bf16" if name.startswith("ours (") else "fp32"
+
+
+def summarise(report: dict) -> dict:
+    """The figures docs/training.md quotes, derived from the sections in ``report``:
+    the roofline's ceilings, each throughput pipeline's GFLOP/s and GB/s with their
+    fraction of those ceilings, and the headline times."""
+    out: dict = {}
+    roof = report.get("roofline")
+    if roof:
+        out["flops_per_image"] = roof["flops"]["transpose"]["flop_counter"]
+        out["peak"] = peak_summary(roof["peaks"])
+    if roof and "throughput" in report:
+        flops, peak = out["flops_per_image"], out["peak"]
+        out["throughput"] = {}
+        for key, pipelines in report["throughput"].items():
+            rows = out["throughput"][key] = {}
+            for name, v in pipelines.items():
+                if not isinstance(v, dict) or "images_per_s_spread" not in v:
+                    continue
+                p = _precision_of(name)
+                rate = v["images_per_s_spread"]["median"]
+                per_cpu = v["images_per_cpu_s_spread"]["median"]
+                gbps = rate * roof["bytes_per_image"][p] / 1e9
+                rows[name] = {
+                    "precision": p,
+                    "images_per_s": rate,
+                    "vs_course": v["ratio_per_s"]["median"],
+                    "gflops": rate * flops / 1e9,
+                    "of_machine_peak": rate * flops / 1e9 / peak[f"conv3x3_{p}"]["machine"],
+                    "gflops_per_cpu_s": per_cpu * flops / 1e9,
+                    "of_core_peak": per_cpu * flops / 1e9 / peak[f"conv3x3_{p}"]["per_core"],
+                    "GBps_upper_bound": gbps if name.startswith("ours") else None,
+                    "of_copy_bandwidth": gbps / peak["copy_GBps"]["machine"]
+                    if name.startswith("ours")
+                    else None,
+                }
+    return out
+
+
 def _write(out: Path, report: dict) -> None:
+    report["summary"] = summarise(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=1) + "\n")
@@ -801,15 +911,8 @@ def _changes_tables(c: dict) -> list[str]:
     return out
 
 
-def _peak_for(report: dict, threads: int, precision: str) -> dict | None:
-    peaks = report.get("roofline", {}).get("peaks", {})
-    p = peaks.get(str(threads))
-    return p and p[f"conv3x3_{precision}"]
-
-
 def _throughput_table(report: dict) -> list[str]:
-    t = report["throughput"]
-    flops = report.get("roofline", {}).get("flops", {}).get("transpose", {}).get("flop_counter")
+    t, summary = report["throughput"], report.get("summary", {}).get("throughput", {})
     rows = []
     for name in t["quiet"]:
         q, b = t["quiet"][name], t["one core busy"][name]
@@ -817,26 +920,23 @@ def _throughput_table(report: dict) -> list[str]:
             name,
             _range(q["images_per_s_spread"]),
             _range(q["ratio_per_s"], ".1f", "x"),
-            _range(q["images_per_cpu_s_spread"]),
             _range(b["images_per_s_spread"]),
             _range(b["ratio_per_s"], ".1f", "x"),
         ]
-        if flops:
-            gf = q["images_per_s_spread"]["median"] * flops / 1e9
-            precision = "bf16" if name.startswith("ours (") else "fp32"
-            peak = _peak_for(report, q["threads"], precision)
-            row.append(f"{gf:.1f}" + (f" ({gf / peak['wall']:.1%} of {precision})" if peak else ""))
+        s = summary.get("quiet", {}).get(name)
+        if s:
+            row.append(f"{s['gflops']:.1f} ({s['of_machine_peak']:.1%} of {s['precision']})")
+            row.append(f"{s['of_copy_bandwidth']:.0%}" if s["of_copy_bandwidth"] else "-")
         rows.append(row)
     head = [
         "pipeline",
         "quiet: images/s",
         "vs course in memory",
-        "images per CPU-s",
         "one core busy: images/s",
         "vs course in memory",
     ]
-    if flops:
-        head.append("GFLOP/s (of the conv peak)")
+    if summary:
+        head += ["quiet: GFLOP/s (of the conv peak)", "bytes moved, of the copy bandwidth"]
     return _table(head, rows)
 
 
