@@ -452,13 +452,16 @@ def section_changes(args) -> dict:
         },
         "threads": _thread_specs(),
     }
+    picked = args.groups.split(",") if args.groups else [*groups, "threads, one core busy"]
     out: dict = {}
     for name, specs in groups.items():
-        print(f"changes: {name}, {n} alternating rounds of {images:,} images")
-        out[name] = rounds(specs, n, images)
-    print("changes: threads, with a second process keeping one core busy")
-    out["threads, one core busy"] = rounds(_thread_specs(), n, images, loaded=True)
-    chain = list(out["step"].values())
+        if name in picked:
+            print(f"changes: {name}, {n} alternating rounds of {images:,} images")
+            out[name] = rounds(specs, n, images)
+    if "threads, one core busy" in picked:
+        print("changes: threads, with a second process keeping one core busy")
+        out["threads, one core busy"] = rounds(_thread_specs(), n, images, loaded=True)
+    chain = list(out.get("step", {}).values())
     for before, after in zip(chain, chain[1:], strict=False):
         per_round = [
             a / b
@@ -667,6 +670,12 @@ def main() -> None:
         "--out",
         default=None,
         help=f"JSON results (default: {RESULTS.name}, or {RECIPES.name} for --only recipes)",
+    )
+    ap.add_argument(
+        "--groups",
+        default=None,
+        help="changes: comma-separated groups of step, batch, threads, "
+        "'threads, one core busy' (default: all)",
     )
     ap.add_argument(
         "--merge",

@@ -13,11 +13,11 @@ from pathlib import Path
 
 # GNU OpenMP, which runs torch's threads, lets a thread that has done its part of an
 # operation spin until the others are done. When other work takes a core now and then (a
-# shared server, a classroom machine), it spins waiting for a thread that is not running:
-# a 2-thread training fell to a tenth of its speed here with one core busy, and sleeping
-# instead kept it at least as fast as one thread (bench/train_speed.py, docs/training.md).
-# The runtime reads this once, when torch is loaded, so the command line sets it before it
-# imports torch; a value already in the environment wins.
+# shared server, a classroom machine), it spins waiting for a thread that is not running;
+# sleeping instead gives that core back, at the price of a wake-up per operation
+# (bench/train_speed.py's "changes" section measures 1 thread against 2 spinning and 2
+# sleeping; docs/training.md). The runtime reads this once, when torch is loaded, so the
+# command line sets it before it imports torch; a value already in the environment wins.
 OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 if __name__ == "__main__":
     for _name, _value in OPENMP_ENV.items():

@@ -64,9 +64,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 def _logits(model: ConvAutoencoder, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     """The decoder's output before the sigmoid, as float32. With ``bf16`` the
-    convolutions run under bfloat16 autocast: on this project's 2-core Xeon (AVX-512
-    BF16, AMX) a step costs about a quarter less CPU time, and the test PSNR is the same
-    (bench/train_speed.py, docs/training.md). The sigmoid and the loss stay float32."""
+    convolutions run under bfloat16 autocast, which a CPU with AVX-512 BF16 or AMX runs
+    in hardware; the default recipe reaches the same 12-epoch test PSNR with it
+    (docs/training.md; its speed against float32 is bench/train_speed.py's "changes"
+    section). The sigmoid and the loss stay float32."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model.decode_logits(model.encode(x))
     return logits.float()
