@@ -11,14 +11,27 @@ import os
 import sys
 from pathlib import Path
 
-import torch
+# GNU OpenMP, which runs torch's threads, lets a thread that has done its part of an
+# operation spin until the others are done. When other work takes a core now and then (a
+# shared server, a classroom machine), it spins waiting for a thread that is not running;
+# sleeping instead gives that core back, at the price of a wake-up per operation
+# (bench/train_speed.py's "changes" section measures 1 thread against 2 spinning and 2
+# sleeping; docs/training.md). The runtime reads this once, when torch is loaded, so the
+# command line sets it before it imports torch; a value already in the environment wins.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+if __name__ == "__main__":
+    for _name, _value in OPENMP_ENV.items():
+        os.environ.setdefault(_name, _value)
 
-from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
-from .codespace.cli import add_probe_parser, cmd_probe
-from .data import SOURCES, DataNotFoundError, load_dataset
-from .models import DECODERS, count_parameters
-from .recipes import cli_config, parse_classes
-from .train import LOSSES, TrainConfig, configure_threads, fit
+import torch  # noqa: E402
+
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint  # noqa: E402
+from .codespace.cli import add_probe_parser, cmd_probe  # noqa: E402
+from .data import SOURCES, DataNotFoundError, load_dataset  # noqa: E402
+from .models import DECODERS, count_parameters  # noqa: E402
+from .recipes import cli_config, parse_classes  # noqa: E402
+from .steps import PRECISIONS  # noqa: E402
+from .train import LOSSES, SCHEDULES, TrainConfig, configure_threads, fit  # noqa: E402
 
 D = TrainConfig()  # defaults shown in --help come from the dataclass, stated once
 
@@ -116,6 +129,17 @@ RECIPE_OPTIONS = {
         "joined by commas pick one per image (default: none)",
     ),
     "--seed": dict(type=int, default=D.seed, help="random seed (same seed, same model)"),
+    "--schedule": dict(
+        choices=SCHEDULES,
+        default=D.schedule,
+        help="learning rate: cosine (warm-up, then cosine decay) or onecycle",
+    ),
+    "--precision": dict(
+        choices=PRECISIONS,
+        default=D.precision,
+        help="bf16: convolutions in bfloat16 (weights, optimiser and loss stay float32); "
+        "auto: bf16 where the CPU or GPU has it in hardware, else fp32",
+    ),
     "--device": dict(
         choices=("auto", "cpu", "cuda"), default=D.device, help="auto uses CUDA when present"
     ),

@@ -3,7 +3,9 @@ put together, in one place.
 
 * :func:`classroom_config` - the Train page's run: a few epochs on a few thousand
   pictures, with :func:`classroom_warmup` (a short warm-up, so the learning rate reaches
-  its peak within a short run).
+  its peak within a short run); :func:`classroom_default` is the page's run as it opens
+  (:data:`CLASSROOM_EPOCHS` epochs on :data:`CLASSROOM_PICTURES` pictures, the rest
+  ``TrainConfig``'s defaults: the command line's recipe).
 * :data:`QUICK_PAIR` - the Compare page's "train a small pair with snapshots": both
   decoders, same seed and data order, weights kept at 8 points of the run.
 * :func:`cli_config` - ``python -m convae train``'s arguments.
@@ -43,6 +45,41 @@ def classroom_warmup(steps_total: int) -> int:
         steps_total: the run's optimizer steps (:func:`steps_in_run`).
     """
     return min(MAX_WARMUP, max(1, steps_total // WARMUP_SHARE))
+
+
+# The Train page's run as it opens: about 15,000 pictures, a few seconds on one core.
+CLASSROOM_EPOCHS = 3
+CLASSROOM_PICTURES = 5000
+
+
+def classroom_default(
+    decoder: str, data: DataSet, seed: int = 0, device: str = "cpu"
+) -> TrainConfig:
+    """The Train page's recipe with the settings it opens with: all classes,
+    :data:`CLASSROOM_EPOCHS` epochs on the first :data:`CLASSROOM_PICTURES` training
+    pictures (fewer when the data set has fewer), and ``TrainConfig``'s batch size,
+    learning rate, loss and precision, as ``python -m convae train`` uses them.
+
+    Args:
+        decoder: one of ``convae.models.DECODERS``.
+        data: the data set the page trains on.
+        seed: the page's seed (0 as it opens).
+        device: "cpu" or "cuda".
+    """
+    d = TrainConfig()
+    return classroom_config(
+        decoder,
+        epochs=CLASSROOM_EPOCHS,
+        limit=min(CLASSROOM_PICTURES, len(data.train)),
+        batch_size=d.batch_size,
+        lr=d.lr,
+        loss=d.loss,
+        seed=seed,
+        noise=0.0,
+        classes=data.classes,
+        all_classes=data.classes,
+        device=device,
+    )
 
 
 def class_filter(picked: Sequence[str], available: Sequence[str]) -> tuple[str, ...]:
@@ -158,6 +195,8 @@ CLI_RECIPE = (
     "seed",
     "device",
     "corruption",
+    "precision",
+    "schedule",
 )
 
 
@@ -171,7 +210,7 @@ def cli_config(args: argparse.Namespace, workers: int) -> TrainConfig:
 
     Args:
         args: the train command's arguments (decoder, loss, epochs, batch_size, lr,
-            classes, limit, noise, seed, device, corruption).
+            classes, limit, noise, seed, device, corruption, precision, schedule).
         workers: the data-parallel processes that will train (``--workers`` or torchrun's).
     """
     recipe = {name: getattr(args, name) for name in CLI_RECIPE}

@@ -9,8 +9,10 @@ backpropagates, and moves the optimiser and the learning-rate schedule on by one
   the batch (convae/distributed.py), and learns the whole batch's loss and rank 0's stop
   request from the same all-reduce as the gradients.
 
-Another way to take a step (mixed precision, a compiled model, ...) is another class with
-the same call: ``step(x, target, batch_images, stop) -> (loss, stop_asked)``.
+Both can run the model's convolutions in bfloat16 (``bf16=True``; see
+:func:`resolve_precision`): the weights, the optimiser and the loss stay float32. Another
+way to take a step is another class with the same call:
+``step(x, target, batch_images, stop) -> (loss, stop_asked)``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,49 @@ from .models import ConvAutoencoder
 
 if TYPE_CHECKING:
     from .distributed import Team
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA GPU that supports it, or
+    a CPU with AVX-512 BF16 or AMX (an emulated bf16 is slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:  # private in torch 2.14; a torch without them gets float32
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The arithmetic a run uses: "fp32" or "bf16".
+
+    Args:
+        name: "fp32", "bf16", or "auto" (bf16 where :func:`native_bf16`, else fp32).
+        device: the device the model trains on.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return name
+
+
+def _logits(model: ConvAutoencoder, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """The decoder's output before the sigmoid, as float32. With ``bf16`` the
+    convolutions run under bfloat16 autocast, which a CPU with AVX-512 BF16 or AMX runs
+    in hardware; the default recipe reaches the same 12-epoch test PSNR with it
+    (docs/training.md; its speed against float32 is bench/train_speed.py's "changes"
+    section). The sigmoid and the loss stay float32."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model.decode_logits(model.encode(x))
+    return logits.float()
 
 
 class TrainStep(Protocol):
@@ -49,18 +94,25 @@ class TrainStep(Protocol):
 
 
 def reconstruction_loss(
-    model: ConvAutoencoder, x: torch.Tensor, target: torch.Tensor, loss: str
+    model: ConvAutoencoder,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    loss: str,
+    bf16: bool = False,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """The mean loss of ``model``'s reconstructions of ``x`` against ``target``.
+    """The loss of ``model``'s reconstructions of ``x`` against ``target``.
 
     Args:
         loss: "bce" (binary cross-entropy) or "mse".
+        bf16: run the convolutions in bfloat16 (see :func:`_logits`).
+        reduction: "mean" or "sum" over every value of the batch.
     """
-    z = model.encode(x)
+    logits = _logits(model, x, bf16)
     if loss == "bce":
         # BCE on logits: same value as BCE(sigmoid(.)) but stable and one op cheaper.
-        return F.binary_cross_entropy_with_logits(model.decode_logits(z), target)
-    return F.mse_loss(model.decode(z), target)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
+    return F.mse_loss(torch.sigmoid(logits), target, reduction=reduction)
 
 
 def update(
@@ -83,17 +135,19 @@ class LocalStep:
         model: the model being trained (on its device).
         loss: "mse" or "bce".
         opt, sched: the optimiser and its learning-rate schedule.
+        bf16: convolutions in bfloat16 (:func:`resolve_precision`).
     """
 
     model: ConvAutoencoder
     loss: str
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
+    bf16: bool = False
 
     def __call__(
         self, x: torch.Tensor, target: torch.Tensor, batch_images: int, stop: bool
     ) -> tuple[float, bool]:
-        loss = reconstruction_loss(self.model, x, target, self.loss)
+        loss = reconstruction_loss(self.model, x, target, self.loss, self.bf16)
         update(loss, self.opt, self.sched)
         return loss.item(), False
 
@@ -115,21 +169,17 @@ class ShardLoss(nn.Module):
     Its value being zero, the loss and the model's gradients are unchanged.
     """
 
-    def __init__(self, model: ConvAutoencoder, loss: str) -> None:
+    def __init__(self, model: ConvAutoencoder, loss: str, bf16: bool = False) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
+        self.bf16 = bf16
         self.report = nn.Parameter(torch.zeros(2))
 
     def forward(
         self, x: torch.Tensor, target: torch.Tensor, scale: float, stop: bool
     ) -> torch.Tensor:
-        z = self.model.encode(x)
-        if self.loss == "bce":
-            out = self.model.decode_logits(z)
-            total = F.binary_cross_entropy_with_logits(out, target, reduction="sum")
-        else:
-            total = F.mse_loss(self.model.decode(z), target, reduction="sum")
+        total = reconstruction_loss(self.model, x, target, self.loss, self.bf16, "sum")
         mine = total * scale
         carried = torch.stack([mine.detach(), mine.new_tensor(float(stop))])
         return mine + (self.report * carried).sum()
@@ -156,7 +206,7 @@ class TeamStep(LocalStep):
     values_per_image: int = 0
 
     def __post_init__(self) -> None:
-        self.shard = ShardLoss(self.model, self.loss).to(self.team.device)
+        self.shard = ShardLoss(self.model, self.loss, self.bf16).to(self.team.device)
         self.ddp = self.team.wrap(self.shard)
 
     def __call__(

@@ -17,6 +17,7 @@ batch under DistributedDataParallel and ends with the weights one process would 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import time
@@ -31,13 +32,14 @@ from .data import DataSet, ImageSet, add_gaussian_noise
 from .metrics import mse, psnr_from_mse, ssim
 from .models import AEConfig, ConvAutoencoder
 from .recon import BATCH_SIZE, EvalCopy
-from .steps import LocalStep, TeamStep, TrainStep
+from .steps import PRECISIONS, LocalStep, TeamStep, TrainStep, resolve_precision
 from .tasks import evaluate_corrupted
 
 if TYPE_CHECKING:
     from .distributed import Team
 
 LOSSES = ("bce", "mse")
+SCHEDULES = ("cosine", "onecycle")
 
 
 @dataclass
@@ -51,15 +53,21 @@ class TrainConfig:
     loss: str = "mse"
     epochs: int = 12
     # Images per optimizer step over all workers (with N workers each takes every N-th
-    # image of it), so the recipe, lr included, does not change with N. 32: as fast per
-    # image as 64 or 256 here (channels-last oneDNN), and with lr 2e-3 it matches the
-    # course's batch 20 / lr 1e-3 after 12 epochs (21.81 vs 21.79 dB) where batch 64 /
-    # 3e-3 fell short (21.71) (bench/train_speed.py).
+    # image of it), so the recipe, lr included, does not change with N. 32: larger
+    # batches are barely faster per image here (channels-last oneDNN) and need more images
+    # to reach the same PSNR (bench/train_speed.py, docs/training.md).
     batch_size: int = 32
-    lr: float = 2e-3  # Adam peak rate, for this global batch
+    # Adam peak rate, for this global batch. 2e-2, ten times the earlier 2e-3: it reaches
+    # 21 dB on the test split in about a third of the images, and the 12-epoch PSNR is
+    # no lower (bench/results/train_speed.json "recipes", docs/training.md).
+    lr: float = 2e-2
     # Linear warm-up, then cosine decay to 5% of lr (Goyal et al. 2017; Loshchilov and
     # Hutter 2017). The warm-up keeps the 4 code channels from dying in the first steps.
     warmup_steps: int = 500
+    # "cosine": the warm-up above, then cosine decay; "onecycle": Smith and Topin's
+    # one-cycle (2018) as torch's OneCycleLR shapes it: up from lr/25 over the first
+    # quarter of the run, then down to lr/10^4 (warmup_steps unused).
+    schedule: str = "cosine"
     classes: tuple[str, ...] = ()  # class names to train on; empty = all
     limit: int | None = None  # use only the first N training images (None = all)
     noise: float = 0.0  # std of Gaussian noise added to inputs; targets stay clean
@@ -72,6 +80,11 @@ class TrainConfig:
     # can be repeated: with noise or corruption the draws depend on it (one generator per
     # rank), without them N workers train the same model as one (convae/distributed.py).
     workers: int = 1
+    # Arithmetic of the convolutions: "bf16" runs them under bfloat16 autocast (weights,
+    # optimiser and loss stay float32), "fp32" does not, "auto" is bf16 where the device
+    # has it in hardware and fp32 elsewhere (convae.steps.resolve_precision). A finished
+    # run records what "auto" became.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         self.classes = tuple(self.classes)
@@ -93,6 +106,14 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         parse_corruption(self.corruption)  # a bad spec fails here, not mid-training
 
     def to_dict(self) -> dict:
@@ -289,7 +310,9 @@ class Trainer:
         self.main = team is None or team.rank == 0  # rank 0 alone reports and scores
         self.train_set, self.test_set = training_split(data, cfg)
         self.model = self._start_model(model)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        # Fused: one kernel updates every parameter, instead of a dozen small operators per
+        # parameter tensor (the same update to float rounding; bench/train_speed.py).
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=True)
         # The epoch orders come from this generator on every rank alike. Alone, noise and
         # corruption draw from it too (as always); in a team each rank draws from its own,
         # since a share's draws would otherwise put the ranks' orders out of step.
@@ -303,10 +326,13 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_set) / self.batch)
         total = cfg.epochs * self.steps_per_epoch
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: lr_factor(s, cfg.warmup_steps, total)
+            self.opt, lambda s: lr_factor(s, cfg.warmup_steps, total, cfg.schedule)
         )
+        self.precision = resolve_precision(cfg.precision, self.device)
         self.step_fn = self.make_step()
-        self.result = TrainResult(self.model, cfg, data_fingerprint=data.fingerprint)
+        # The recipe as it ran: "auto" precision recorded as what it became here.
+        ran = dataclasses.replace(cfg, precision=self.precision)
+        self.result = TrainResult(self.model, ran, data_fingerprint=data.fingerprint)
         self.good_state = copy.deepcopy(self.model.state_dict())  # the last finished epoch
         self.snapshots = Snapshots(snapshots, total)
         if snapshots > 0:
@@ -331,10 +357,11 @@ class Trainer:
     def make_step(self) -> TrainStep:
         """The optimiser step, chosen once for the run: alone, or this rank's share of
         every batch under DDP. Override it (or swap ``step_fn``) to train another way."""
+        bf16 = self.precision == "bf16"
         if self.team is None:
-            return LocalStep(self.model, self.cfg.loss, self.opt, self.sched)
+            return LocalStep(self.model, self.cfg.loss, self.opt, self.sched, bf16)
         values = self.train_set.channels * self.train_set.image_size**2
-        return TeamStep(self.model, self.cfg.loss, self.opt, self.sched, self.team, values)
+        return TeamStep(self.model, self.cfg.loss, self.opt, self.sched, bf16, self.team, values)
 
     def run(self) -> TrainResult:
         """Train for ``cfg.epochs`` epochs, or until a stop or a divergence (the model
@@ -390,13 +417,12 @@ class Trainer:
             _Stop: rank 0 asked the team to stop, or the loss is not finite.
         """
         mine = idx if self.team is None else self.team.share(idx)
-        target = (
-            self.images[mine.to(self.images.device)]
-            .to(self.device)
-            .float()
-            .div_(255)
-            .contiguous(memory_format=torch.channels_last)
-        )
+        pictures = self.images[mine.to(self.images.device)].to(self.device)
+        # uint8 to float32 and to channels-last in one copy, then scaled in place.
+        target = torch.empty(
+            pictures.shape, device=self.device, memory_format=torch.channels_last
+        ).copy_(pictures)
+        target.div_(255)
         x = training_inputs(target, self.cfg, self.draws)
         value, asked = self.step_fn(x, target, len(idx), self.pending_stop)
         self.step += 1
@@ -588,8 +614,19 @@ def _snapshot(model: ConvAutoencoder, step: int, epoch: int) -> dict:
     return {"step": step, "epoch": epoch, "state_dict": state}
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Multiplier of the peak lr at ``step``: linear warm-up, then cosine down to 0.05."""
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Multiplier of the peak lr at ``step`` of ``total``.
+
+    Args:
+        schedule: "cosine": linear warm-up over ``warmup`` steps, then cosine down to 0.05;
+            "onecycle": cosine up from 1/25 over the first quarter, then cosine down to 1e-4.
+    """
+    if schedule == "onecycle":
+        up = max(1, round(0.25 * total))
+        if step < up:
+            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * step / up))
+        t = min(1.0, (step - up) / max(1, total - up))
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * t))
     if step < warmup:
         return (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))

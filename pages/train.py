@@ -10,7 +10,7 @@ import streamlit as st
 
 from convae.models import DECODER_LABELS, DECODERS, SEED_DECODERS
 from convae.progress import PROGRESS_IMAGES, PROGRESS_POINTS, SHOWN
-from convae.recipes import classroom_config
+from convae.recipes import CLASSROOM_EPOCHS, CLASSROOM_PICTURES, classroom_config
 from convae.train import TrainConfig
 from pages.glue import draw, training
 from pages.glue.state import device_name, require_data, selected_classes, source_label
@@ -47,7 +47,9 @@ if decoder == "family":
     decoder = c1.selectbox(
         "Which decoder", others, key="train_family", format_func=DECODER_LABELS.get
     )
-epochs = c2.number_input("Epochs", 1, 100, 3, key="train_epochs", persist_state="session")
+epochs = c2.number_input(
+    "Epochs", 1, 100, CLASSROOM_EPOCHS, key="train_epochs", persist_state="session"
+)
 n_train = len(data.train.filter(classes))
 if n_train == 0:  # e.g. an empty class folder picked alone
     st.warning(
@@ -59,7 +61,7 @@ limit = c3.number_input(
     f"Training pictures (of {n_train:,})",
     1,
     max(n_train, 1),
-    min(5000, n_train),
+    min(CLASSROOM_PICTURES, n_train),
     step=1000,
     key="train_limit",
     persist_state="session",

@@ -87,8 +87,13 @@ def _launch(n: int, fn, *args) -> dict:
 
 # 72 images in batches of 15: four batches split 8 + 7 between the ranks, the last one
 # (12 images) 6 + 6, so uneven shares are covered. 5 steps an epoch.
-PLAIN = {"epochs": 2, "batch_size": 15, "warmup_steps": 2, "seed": 5}
+# float32: two workers then train one process's weights to float rounding (1e-6); bf16's
+# own rounding is checked apart (BF16), at a small lr: Adam moves a weight by about lr a
+# step whatever its gradient's size, so a gradient that bf16 rounds across zero moves it
+# the other way by that much.
+PLAIN = {"epochs": 2, "batch_size": 15, "warmup_steps": 2, "seed": 5, "precision": "fp32"}
 NOISY = {**PLAIN, "noise": 0.1, "corruption": "mask:4-8,grey"}
+BF16 = {**PLAIN, "precision": "bf16", "lr": 2e-3}
 STOPS = [("step", 7), ("epoch", 5), ("step", 10)]  # mid-epoch, at an epoch's end, last step
 DIVERGES = {**PLAIN, "lr": 1e12, "warmup_steps": 0}
 
@@ -100,7 +105,7 @@ def two_workers(tmp_path_factory):
         pytest.skip("POSIX processes")
     base = tmp_path_factory.mktemp("team")
     tree = make_image_tree(base / "shapes", n_train=24, n_test=8)  # tiny_data's pictures
-    recipes = [PLAIN, NOISY, NOISY]
+    recipes = [PLAIN, NOISY, NOISY, BF16]
     recipes += [{**PLAIN, "epochs": 3, "stop": stop} for stop in STOPS]
     recipes += [DIVERGES]
     results = _launch(2, _rank_main, str(tree), str(base / "root"), recipes)
@@ -134,11 +139,26 @@ def test_two_gloo_workers_train_what_one_process_trains(two_workers, tiny_data):
     assert not torch.allclose(r0[1]["state"]["conv1.weight"], r0[0]["state"]["conv1.weight"])
 
 
+def test_two_workers_in_bf16_train_what_one_process_trains(two_workers, tiny_data):
+    """bf16 convolutions on a team: both ranks hold the same weights, and they are one
+    process's bf16 weights up to bf16's rounding of each share's gradients."""
+    r0, r1 = two_workers[0][3], two_workers[1][3]
+    for k, v in r0["state"].items():
+        assert torch.equal(v, r1["state"][k]), f"ranks differ in {k}"
+    alone = fit(TrainConfig(**BF16), tiny_data)
+    assert alone.train_config.precision == "bf16"
+    for k, v in alone.model.state_dict().items():
+        assert torch.allclose(v, r0["state"][k], atol=2e-3, rtol=2e-2), k
+    assert r0["history"][-1]["test_psnr"] == pytest.approx(alone.history[-1]["test_psnr"], abs=0.05)
+    # not the float32 run's weights: bf16 did run
+    assert not torch.equal(r0["state"]["conv1.weight"], two_workers[0][0]["state"]["conv1.weight"])
+
+
 @pytest.mark.parametrize("i", range(len(STOPS)))
 def test_a_stop_on_rank_0_stops_both_ranks_where_one_process_stops(two_workers, tiny_data, i):
     """Only rank 0's callback runs; its stop reaches rank 1 a step later, and both keep
     the model one process keeps when its callback stops at the same event."""
-    r0, r1 = two_workers[0][3 + i], two_workers[1][3 + i]
+    r0, r1 = two_workers[0][4 + i], two_workers[1][4 + i]
     alone = fit(TrainConfig(**{**PLAIN, "epochs": 3}), tiny_data, _stop_at(*STOPS[i]))
     assert r0["stopped"] and alone.stopped
     assert r0["epochs_done"] == r1["epochs_done"] == alone.epochs_done

@@ -116,7 +116,8 @@ def test_noise_reaches_the_inputs_at_its_strength_and_targets_stay_clean(tiny_da
     # a deep copy of the model, which keeps the hook (and this list).
     model.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
     losses = []
-    cfg = TrainConfig(epochs=1, batch_size=8, limit=8, noise=std, warmup_steps=1)
+    # float32, so that the reported loss can be checked against a float32 forward pass
+    cfg = TrainConfig(epochs=1, batch_size=8, limit=8, noise=std, warmup_steps=1, precision="fp32")
     fit(cfg, tiny_data, lambda ev: losses.append(ev.loss) if ev.kind == "step" else None, model)
     x = seen[0].contiguous()  # the first training step's inputs
     pool = tiny_data.train.floats(slice(0, 8))
@@ -149,6 +150,7 @@ def test_noise_reaches_the_inputs_at_its_strength_and_targets_stay_clean(tiny_da
         dict(loss="l1"),
         dict(noise=-0.1),
         dict(limit=0),
+        dict(precision="fp16"),
     ],
 )
 def test_config_rejects_bad_values(bad):
@@ -172,3 +174,36 @@ def test_evaluate_per_class_and_channel_check(tiny_models, tiny_data):
     )
     with pytest.raises(ValueError, match="channel"):
         evaluate(model, grey)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_decides_the_convolutions_arithmetic(tiny_data, precision):
+    """bf16 runs the convolutions in bfloat16 and keeps the weights and the loss in
+    float32; both train the model (its loss falls alike)."""
+    dtypes, losses = set(), []
+    model = ConvAutoencoder(AEConfig())
+    model.conv1.register_forward_hook(lambda m, args, out: dtypes.add(out.dtype))
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, precision=precision)
+    r = fit(cfg, tiny_data, lambda ev: losses.append(ev.loss) if ev.kind == "step" else None, model)
+    want = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert torch.float32 in dtypes and want in dtypes  # the test scoring runs in float32
+    assert dtypes <= {torch.float32, want}
+    assert all(p.dtype == torch.float32 for p in r.model.parameters())
+    assert sum(losses[-3:]) < sum(losses[:3])
+    assert r.train_config.precision == precision
+
+
+def test_auto_precision_is_recorded_as_what_it_became(tiny_data):
+    from convae.steps import native_bf16
+
+    r = fit(TrainConfig(epochs=1, batch_size=16), tiny_data)
+    assert TrainConfig().precision == "auto"
+    assert r.train_config.precision == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
+
+
+def test_onecycle_schedule_shape():
+    assert lr_factor(0, 500, 100, "onecycle") == pytest.approx(1 / 25)
+    assert lr_factor(25, 500, 100, "onecycle") == pytest.approx(1.0)  # the top, a quarter in
+    assert lr_factor(100, 500, 100, "onecycle") == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="step")
