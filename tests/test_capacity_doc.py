@@ -16,14 +16,14 @@ RESULTS = ROOT / "bench" / "results" / "capacity-class.json"
 FIRST_CELLS = ("students", "trainings", "server CPU per poll")  # the class table's header
 
 
-def _class_table() -> dict[tuple[int, int], dict[str, str]]:
+def _class_table(doc: Path = DOC, first: tuple[str, ...] = FIRST_CELLS) -> dict:
     """{(students, trainings): {column: cell}} from the table whose header starts so."""
     rows, header = {}, None
-    for line in DOC.read_text().splitlines():
+    for line in doc.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("|"):
             header = None
-        elif tuple(cells[:3]) == FIRST_CELLS:
+        elif tuple(cells[: len(first)]) == first:
             header = cells
         elif header is not None and cells[0].isdigit():
             rows[(int(cells[0]), int(cells[1]))] = dict(zip(header, cells, strict=True))
@@ -60,3 +60,18 @@ def test_the_page_names_every_parts_date_and_command():
     for r in _sizes():
         assert r["when"][:16].replace("T", " ") in text, r["when"]
         assert r["command"].split(" ", 1)[1] in text, r["command"]
+
+
+README_FIRST_CELLS = ("students", "trainings", "student click p50 / p95")
+
+
+@pytest.mark.parametrize("r", _sizes(), ids=lambda r: f"n{r['students']}-t{r['trainings']}")
+def test_the_readme_class_table_is_the_results_files(r):
+    """The README's short class table: the same figures for every measured size."""
+    table = _class_table(ROOT / "README.md", README_FIRST_CELLS)
+    assert set(table) == {(s["students"], s["trainings"]) for s in _sizes()}
+    row = table[(r["students"], r["trainings"])]
+    assert row["student click p50 / p95"] == _ms(r["student_clicks_ms"])
+    assert row["teacher to student p50 / p95"] == _ms(r["follow_ms"])
+    assert row["answers lost of sent"] == f"{r['answers']['lost']} of {r['answers']['sent']}"
+    assert row["errors"] == str(r["errors"]["total"])
