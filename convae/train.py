@@ -46,7 +46,7 @@ SCHEDULES = ("cosine", "onecycle")
 class TrainConfig:
     """How a model is trained (stored in every checkpoint, so it can be reproduced)."""
 
-    decoder: str = "transpose"  # "transpose" | "upsample"
+    decoder: str = "transpose"  # one of convae.models.DECODERS
     # "mse" (the course notes) | "bce" (the CIFAR assignment). MSE is the default: it is
     # what PSNR measures, reaches the same or better PSNR, and trains ~1.3x faster on CPU
     # (BCE-with-logits' log-sigmoid is a slow kernel here; bench/train_speed.py).
