@@ -25,7 +25,6 @@ import argparse
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pages.glue.page_table import PAGES  # noqa: E402
+from bench.common import free_port  # noqa: E402
+from pages.glue.page_table import page_paths  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SIZES = {
@@ -43,18 +43,6 @@ SIZES = {
     "phone": (390, 844),
     "tablet": (768, 1024),
 }
-
-
-def page_paths() -> list[tuple[str, str]]:
-    """(address, title) of every page of the app's page table ("" for the default page,
-    which is served at the app's root)."""
-    return [(p.address, p.title) for p in PAGES]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_idle(page, timeout_ms: int = 120_000) -> None:
@@ -138,7 +126,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     key = secrets.token_urlsafe(24)  # the teacher key of this run's server
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CONVAE_TEACHER_KEY": key}
     proc = subprocess.Popen(

@@ -73,6 +73,12 @@ def groups() -> dict[str, list[PageSpec]]:
     return out
 
 
+def page_paths() -> list[tuple[str, str]]:
+    """(address, title) of every page ("" for the default page, which is served at the
+    app's root): what the browser tests and docs/screenshots.py visit."""
+    return [(p.address, p.title) for p in PAGES]
+
+
 def url_paths() -> set[str]:
     """Every page's address, and "" for the root (lessons name pages by these)."""
     return {p.url_path for p in PAGES} | {""}

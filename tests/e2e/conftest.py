@@ -24,9 +24,7 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -42,7 +40,8 @@ pytest.importorskip(
 
 from playwright.sync_api import expect  # noqa: E402
 
-from pages.glue.page_table import PAGES  # noqa: E402
+from bench.common import free_port as _free_port  # noqa: E402
+from bench.common import serve_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -115,18 +114,6 @@ def chromium_path() -> str | None:
     return None
 
 
-def page_paths() -> list[tuple[str, str]]:
-    """(address, title) of every page of the app's page table ("" for the default page,
-    which is served at the app's root)."""
-    return [(p.address, p.title) for p in PAGES]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_data(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, Path]:
     """The one place that chooses the data set of the browser tests' server:
     (source, data root). The real CIFAR-10 copy when the suite has it, else what a fresh
@@ -190,18 +177,7 @@ def running_app(env: dict, log: Path) -> Iterator[str]:
     # One torch thread in the server, as in tests/conftest.py: on a busy 2-core machine
     # two OpenMP threads made training 20-80x slower, and the training tests time out.
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [
-        sys.executable,
-        "serve.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    cmd = serve_command(port)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -31,6 +31,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from bench.common import serve_command
+
 from ..redistools import RedisServer
 from .conftest import _RUN_COUNTER, FOLLOW_MS, ROOT, App, _free_port, chromium_path, people_on
 
@@ -94,18 +96,7 @@ def replicas(app_data, class_redis, tmp_path_factory) -> Iterator[Replicas]:
     log = tmp_path_factory.mktemp("replicas") / "serve.log"
     env = {**os.environ, **app_data["env"], "CONVAE_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     env["CONVAE_CLASS_STORE"] = class_redis.url
-    cmd = [
-        sys.executable,
-        "serve.py",
-        "--replicas",
-        "2",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    cmd = serve_command(port, launcher=[sys.executable, "serve.py", "--replicas", "2"])
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     r = Replicas(proc, log, f"http://127.0.0.1:{port}")
