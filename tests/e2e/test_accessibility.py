@@ -9,7 +9,9 @@ import re
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from .conftest import App, page_paths
+from pages.glue.page_table import page_paths
+
+from .conftest import App
 
 WCAG_AA = {
     "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},

@@ -15,8 +15,9 @@ from playwright.sync_api import expect
 
 from convae.checkpoints import load_checkpoint
 from convae.lessons import load_lessons
+from pages.glue.page_table import page_paths
 
-from .conftest import _RUN_COUNTER, ROOT, App, page_paths, running_app
+from .conftest import _RUN_COUNTER, ROOT, App, running_app
 
 
 def _pictures(app: App) -> list[dict]:

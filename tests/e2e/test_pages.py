@@ -13,8 +13,9 @@ import pytest
 from playwright.sync_api import expect
 
 from convae.checkpoints import load_checkpoint
+from pages.glue.page_table import page_paths
 
-from .conftest import _RUN_COUNTER, App, page_paths, running_app
+from .conftest import _RUN_COUNTER, App, running_app
 from .test_exports import choose, download, expand, in_fragment
 
 PICTURES = ".cae-pic img"
