@@ -22,14 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convae.checkpoints import save_checkpoint  # noqa: E402
 from convae.data import load_dataset  # noqa: E402
-from convae.family import FAMILY_SNAPSHOT_STEPS, merge_snapshots, snapshot_callback  # noqa: E402
+from convae.family import (  # noqa: E402
+    FAMILY_RECIPE,
+    FAMILY_SNAPSHOT_STEPS,
+    merge_snapshots,
+    snapshot_callback,
+)
 from convae.models import DECODERS, SEED_DECODERS  # noqa: E402
 from convae.train import TrainConfig, configure_threads, fit  # noqa: E402
 
 NEW = tuple(d for d in DECODERS if d not in SEED_DECODERS)
-
-# The shipped family's recipe, where it differs from today's TrainConfig defaults.
-FAMILY_RECIPE = {"lr": 2e-3, "precision": "fp32"}
 
 
 def train_one(decoder: str, data, source: str, out: Path) -> None:

@@ -44,6 +44,10 @@ from .models import DECODER_LABELS, DECODERS, ConvAutoencoder, count_parameters
 if TYPE_CHECKING:
     from .train import TrainEvent
 
+# The shipped family's recipe (bench/train_family.py), where it differs from today's
+# TrainConfig defaults: they were trained at lr 2e-3 in float32, before the default moved.
+FAMILY_RECIPE = {"lr": 2e-3, "precision": "fp32"}
+
 # Snapshot steps besides step 0 and the final step: dense early (an artifact of the
 # initial weights fades within the first few hundred steps, during the 500-step warm-up),
 # then sparse, so that a checkpoint keeps its whole story in a few tens of kB.

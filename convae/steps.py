@@ -68,7 +68,9 @@ def _logits(model: ConvAutoencoder, x: torch.Tensor, bf16: bool) -> torch.Tensor
     in hardware; the default recipe reaches the same 12-epoch test PSNR with it
     (docs/training.md; its speed against float32 is bench/train_speed.py's "changes"
     section). The sigmoid and the loss stay float32."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    if not bf16:  # no autocast at all: it refuses device types it has no rules for
+        return model.decode_logits(model.encode(x)).float()
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
         logits = model.decode_logits(model.encode(x))
     return logits.float()
 

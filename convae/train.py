@@ -311,8 +311,10 @@ class Trainer:
         self.train_set, self.test_set = training_split(data, cfg)
         self.model = self._start_model(model)
         # Fused: one kernel updates every parameter, instead of a dozen small operators per
-        # parameter tensor (the same update to float rounding; bench/train_speed.py).
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=True)
+        # parameter tensor (the same update to float rounding; bench/train_speed.py). Only
+        # where torch has the fused kernel (CPU and CUDA); elsewhere Adam's usual one.
+        fused = self.device.type in ("cpu", "cuda")
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused)
         # The epoch orders come from this generator on every rank alike. Alone, noise and
         # corruption draw from it too (as always); in a team each rank draws from its own,
         # since a share's draws would otherwise put the ranks' orders out of step.
