@@ -169,6 +169,14 @@ def map_figure(
                 hovertemplate=hover + "<extra></extra>",
             )
         )
+    _map_layout(fig, method, shares, height, value_title if v is not None else None)
+    return fig
+
+
+def _map_layout(
+    fig: go.Figure, method: str, shares: Sequence[float], height: int, value_title: str | None
+) -> None:
+    """The map's axes, legend and (when coloured by a value) colour bar."""
     xt, yt = _axis_titles(method, shares)
     fig.update_layout(
         height=height,
@@ -187,7 +195,7 @@ def map_figure(
         hovermode="closest",
         uirevision=method,  # keep the zoom while the colouring changes
     )
-    if v is not None:
+    if value_title is not None:
         fig.update_layout(
             coloraxis={
                 "colorscale": SEQUENTIAL,
@@ -195,7 +203,6 @@ def map_figure(
             },
             legend={"title": {"text": "shape: class"}},
         )
-    return fig
 
 
 def selected_indices(points: Sequence[Mapping]) -> list[int]:
