@@ -159,7 +159,9 @@ shown = training.Shown(test_pool)
 
 def _keep(runs: list[dict]) -> None:
     state["train_last"] = runs
-    state["train_keep_model"] = next((r["key"] for r in reversed(runs) if r["key"]), None)
+    # Not the picker's own key: a Stop click's rerun carries the picker's shown value and
+    # would put it back; keep_trained_model applies this once, before drawing the picker.
+    state["train_keep_newest"] = next((r["key"] for r in reversed(runs) if r["key"]), None)
 
 
 if start:

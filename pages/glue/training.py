@@ -356,8 +356,13 @@ def keep_trained_model() -> None:
         return
     st.subheader("Keep a trained model")
     keys = list(trained)[::-1]  # newest first
-    if st.session_state.get("train_keep_model") not in keys:
-        st.session_state["train_keep_model"] = keys[0]
+    state = st.session_state
+    newest = state.get("train_keep_newest")
+    if newest in keys and state.get("train_keep_applied") != newest:
+        # A run just finished: offer it, once (the student may pick another afterwards).
+        state["train_keep_model"] = state["train_keep_applied"] = newest
+    elif state.get("train_keep_model") not in keys:
+        state["train_keep_model"] = keys[0]
     s1, s2, s3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     key = s1.selectbox(
         "Model", keys, key="train_keep_model", format_func=lambda k: trained[k].label
