@@ -396,10 +396,17 @@ def _train_rank(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
             if main_rank and not os.environ.get(distributed.LAUNCHED_ENV):
                 print("\ninterrupted: no checkpoint written", file=sys.stderr)
             return 130
+        # Every rank leaves the group together, after rank 0 has written: a worker that
+        # tore its gloo connections down while rank 0 still held them was aborted now and
+        # then ("terminate called without an active exception", SIGABRT). If rank 0 fails
+        # instead, the launcher stops the others.
         if not main_rank:
+            team.barrier()
             return 0
         how = f"on {team.world} workers of {threads} thread(s) each"
-        return _save_result(args, cfg, data, result, out, how)
+        code = _save_result(args, cfg, data, result, out, how)
+        team.barrier()
+        return code
     finally:
         distributed.leave(team)
 
