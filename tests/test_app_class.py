@@ -263,6 +263,44 @@ def test_both_sides_say_when_redis_is_away_and_follow_again_when_it_is_back(
         server.stop()
 
 
+def test_a_step_taken_while_the_store_was_away_does_not_end_following(
+    env, monkeypatch, redis_binary, tmp_path
+):
+    """While the class is away a student's own clicks do not stop following, also when the
+    jump back waits for the student's hand (DEFER_S): the first run after the store is back
+    once compared the student's step with the last jump's and stopped following."""
+    from .redistools import RedisServer
+
+    server = RedisServer(redis_binary, tmp_path)
+    server.start()
+    try:
+        monkeypatch.setenv("CONVAE_CLASS_STORE", server.url)
+        t, code = _teacher_with_class()
+        t.switch_page("pages/layers.py").run()
+        t.button(key="layers_next").click().run()
+        s = _session({"join": code})
+        assert s.select_slider(key="layers_step").value == "relu1"
+        server.stop(save=True)
+        t.button(key="layers_next").click().run()  # the teacher goes on: pool1
+        s.run()
+        assert "The class cannot be reached right now" in _texts(s)
+        s.button(key="layers_prev").click().run()  # the student explores meanwhile
+        assert s.select_slider(key="layers_step").value == "conv1"
+        server.start()
+        t.run()  # published again now that the store is back
+        monkeypatch.setattr(classroom, "DEFER_S", 3600.0)  # the student's hand is busy
+        s.run()
+        ok(s)
+        assert "cannot be reached" not in _texts(s)
+        assert s.session_state[classroom.FOLLOWING]  # still following, the jump waits
+        assert s.select_slider(key="layers_step").value == "conv1"
+        monkeypatch.setattr(classroom, "DEFER_S", 0.0)
+        s.run()
+        assert s.select_slider(key="layers_step").value == "pool1"
+    finally:
+        server.stop()
+
+
 def test_the_built_in_and_the_teachers_own_questions(env):
     t, code = _teacher_with_class()
     t.selectbox(key="class_question_pick").set_value("builtin:worst")

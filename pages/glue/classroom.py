@@ -86,6 +86,8 @@ BEAT, OFFLINE, SHOWN = "class_beat", "class_offline", "class_shown"
 NOTICE, STATUS_NOTE, PAGE = "class_notice", "class_status_note", "class_page"
 PUBLISHED, QSEEN, ANSWERS = "class_published", "class_qseen", "class_answers"
 CATCH, POLL_EVERY = "class_catch", "class_poll_every"
+OWN_RUN = "class_own_run"  # the next full run is the class's (a status line changed), not
+# the student's: it does not count as their last action
 
 OFFLINE_TEACHER = (
     "The class store cannot be reached: students explore on their own until it is back; "
@@ -328,7 +330,7 @@ def begin_run(page_url: str) -> None:
     state[PAGE] = page_url
     jumping = state.pop(JUMPING, False)
     state[IN_JUMP] = jumping
-    if not jumping:
+    if not jumping and not state.pop(OWN_RUN, False):
         state[TOUCH] = time.monotonic()
     take_address()
 
@@ -403,6 +405,7 @@ def run_page(page) -> None:
 def _rerun_if_status_changed() -> None:
     # The page's own lines (exploring, the store away) were drawn by the last full run.
     if _fragment_run() and st.session_state.get(SHOWN) != _status():
+        st.session_state[OWN_RUN] = True  # the class's run, not a student's action
         st.rerun(scope="app")
 
 
@@ -421,7 +424,11 @@ def _poll(s: Seat) -> None:
             svc.heartbeat(s, following=bool(state.get(FOLLOWING)))
             state[BEAT] = now
         if state.pop(OFFLINE, False):
-            state[SEEN] = None  # back: show the teacher's view as it is now
+            # Back: show the teacher's view as it is now. What the student did while the
+            # class was away does not count as leaving it (no mark until the next jump):
+            # without this, the status line's rerun (when the jump waits for DEFER_S)
+            # compared the student's own view with the last jump's and stopped following.
+            state[SEEN], state[MARK] = None, None
         if state.get(FOLLOWING) and version != state.get(SEEN):
             if state.get(CATCH) or now - state.get(TOUCH, 0.0) >= DEFER_S:
                 _jump(svc, s)

@@ -395,6 +395,13 @@ class Person(App):
     def step_text(self) -> str:
         return self.main.get_by_text(re.compile(r", step \d+ of \d+\)")).inner_text()
 
+    def at_step(self, layer: str, timeout: int = FOLLOW_MS) -> None:
+        """Wait until the Layers step line names ``layer``. A run redraws the page from the
+        top: the lesson banner can already show the new step while the step line further
+        down is still the last run's, so read the line itself, not the banner."""
+        line = self.main.get_by_text(re.compile(rf"^{re.escape(layer)} \(.*, step \d+ of \d+\)"))
+        expect(line).to_be_visible(timeout=timeout)
+
 
 def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
     """A maker of :class:`Person` contexts on ``base``; each is screenshotted (under
