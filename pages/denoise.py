@@ -30,7 +30,7 @@ CURVE_POINTS = {
 st.title("Denoise")
 data = require_data()
 head = st.container()  # the takeaway, once the numbers are known
-c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
+c1, c2, c3, c4 = st.columns([2.6, 2.4, 2.4, 1.6])  # the noise buttons need their width
 with c1:
     kind = segmented("Noise", KINDS, "denoise_kind", "saltpepper")
 label, top, default, step = STRENGTH[kind]

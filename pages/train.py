@@ -37,9 +37,10 @@ decoder = c1.segmented_control(
     default="transpose",
     required=True,
     persist_state="session",
-    format_func=lambda d: {"both": "both, same seed", "family": "other..."}.get(d, d),
+    # Short labels: the four buttons fit one row of a phone (390 px) and of this column.
+    format_func=lambda d: {"family": "other…"}.get(d, d),
     help="'both' trains a transpose and an upsample model one after the other with the "
-    "same seed and data order: a fair comparison. 'other...' offers the rest of the "
+    "same seed and data order: a fair comparison. 'other…' offers the rest of the "
     "decoder family (kernel 3 and 4 transpose, bilinear, sub-pixel).",
 )
 if decoder == "family":

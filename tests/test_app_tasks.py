@@ -87,7 +87,7 @@ def test_denoise_shows_plain_and_denoiser_and_strength_changes_them(app):
     _ok(app)
     assert "sigma" in _plotly(app, "denoise_curve")["layout"]["xaxis"]["title"]["text"]
     # The upsample decoder has no denoiser here: a clear warning, the page still works.
-    app.segmented_control(key="denoise_decoder").set_value("upsample").run()
+    app.selectbox(key="denoise_decoder").set_value("upsample").run()
     _ok(app)
     assert any("No denoiser with the upsample decoder" in w.value for w in app.warning)
 

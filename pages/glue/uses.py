@@ -8,7 +8,7 @@ import streamlit as st
 
 from convae.catalog import ModelEntry
 from convae.data import DataSet
-from convae.models import DECODERS
+from convae.models import DECODER_LABELS, DECODERS
 from convae.tasks import pick
 from pages.glue.state import models_for, selected_models, source_label
 
@@ -53,11 +53,13 @@ def choose_decoder(page: str, data: DataSet) -> str:
     if st.session_state.get(key) not in present:
         picked = [m.config.decoder for m in selected_models() if m.fits(data)]
         st.session_state[key] = picked[0] if picked and picked[0] in present else present[0]
-    return st.segmented_control(
+    # A list, not a row of buttons: with the whole family there are up to 7, which a
+    # row cannot hold in a column (it scrolled sideways at 1440 px and on a phone).
+    return st.selectbox(
         "Decoder",
         present,
         key=key,
-        required=True,
+        format_func=lambda d: DECODER_LABELS.get(d, d),
         persist_state="session",
         help="Which decoder's plain and task models to show.",
     )
