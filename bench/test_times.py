@@ -113,7 +113,20 @@ def summarize(folder: Path, reference: Path | None, note: str) -> dict:
         path = folder / f"{name}.json"
         if not path.is_file():
             continue
-        s = summarize_pass(json.loads(path.read_text()))
+        doc = json.loads(path.read_text())
+        # Two pytest-xdist workers: the tests are in their files, the totals in the
+        # controller's (whose CPU counts the workers and what they started).
+        workers = sorted(folder.glob(f"{name}-gw*.json"))
+        for w in workers:
+            wdoc = json.loads(w.read_text())
+            doc["tests"].update(wdoc["tests"])
+            doc["loads"] = doc.get("loads", []) + [wdoc["load_mean_1min"]]
+        if workers:
+            doc["load_mean_1min"] = round(sum(doc["loads"]) / len(doc["loads"]), 2)
+        s = summarize_pass(doc)
+        s["workers"] = len(workers) or 1
+        if workers:  # the workers' tests overlap in time: their sum is worker-seconds
+            s["outside_tests_wall"] = None
         if ref and name in ref["passes"] and ref["passes"][name].get("quiet_wall"):
             r = ref["passes"][name]
             s["quiet_wall_estimate"] = round(r["quiet_wall"] * s["cpu"] / r["cpu"], 0)

@@ -73,9 +73,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "machine_data: runs on the machine's data set (the fresh pass runs these)"
     )
     # Per-test wall and CPU seconds (tests/cputime.py), when asked for; only in the
-    # outermost pytest (the suite's own pytest subprocesses inherit the variable).
+    # outermost pytest (the suite's own pytest subprocesses inherit the variable) and in
+    # its pytest-xdist workers (whose parent is that pytest).
     folder = os.environ.get("CONVAE_TEST_CPU")
-    if folder and not os.environ.get("CONVAE_TEST_CPU_OWNER"):
+    owner = os.environ.get("CONVAE_TEST_CPU_OWNER")
+    xdist_worker = bool(os.environ.get("PYTEST_XDIST_WORKER")) and owner == str(os.getppid())
+    if folder and (not owner or xdist_worker):
         from tests.cputime import CpuTimes
 
         os.environ["CONVAE_TEST_CPU_OWNER"] = str(os.getpid())

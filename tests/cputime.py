@@ -10,7 +10,8 @@ torchrun's workers). A long-lived server's CPU goes to the test during which it 
 
 Switched on by ``CONVAE_TEST_CPU=FOLDER`` (tests/conftest.py registers it then; off, it
 costs nothing): each pytest run writes ``FOLDER/pass1.json`` (or ``pass2.json`` in the
-fresh-machine pass, ``CONVAE_FRESH_PASS=1``). ``bench/test_times.py`` runs both passes
+fresh-machine pass, ``CONVAE_FRESH_PASS=1``), and each pytest-xdist worker its tests to
+``pass1-gw0.json``, ... ``bench/test_times.py`` runs both passes
 with it and sums them up (slowest tests, per-file totals, load average).
 """
 
@@ -128,6 +129,12 @@ class CpuTimes:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         end = sample()
         name = "pass2" if os.environ.get("CONVAE_FRESH_PASS") == "1" else "pass1"
+        # Under pytest-xdist each worker writes its tests to pass1-gw0.json, ...; the
+        # controller, which runs no test, writes pass1.json: the pass's wall time and the
+        # CPU of everything it started (the workers and what they started).
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker:
+            name = f"{name}-{worker}"
         self.folder.mkdir(parents=True, exist_ok=True)
         doc = {
             "pass": name,
