@@ -14,6 +14,9 @@ Usage::
 
     # run both passes (CI=true, as .ci/run does) in this checkout, then sum them up
     python bench/test_times.py run [--out bench/results/test_times.json] [--reference F]
+    # run `bash .ci/run` as CI does (no per-test recording) N times in a row: each
+    # run's exit status, both passes' wall seconds and counts, the load average
+    python bench/test_times.py ci [--runs 3] [--out bench/results/test_times-ci.json]
     # sum up a folder that CONVAE_TEST_CPU=FOLDER ./dev test wrote
     python bench/test_times.py summarize FOLDER [--out ...] [--reference F]
     # ... beside a "before" run: its folder, and/or a pytest --durations listing of it
@@ -193,9 +196,57 @@ def run_suite(folder: Path) -> int:
     return subprocess.run(["./dev", "test"], cwd=ROOT, env=env, check=False).returncode
 
 
+PASS_LINE = re.compile(r"^== pass (\d) \(([^)]*)\): exit status (\d+), (\d+) s$")
+COUNT_LINE = re.compile(r"^=+ (.*\d+ (?:passed|failed).*) in ([\d.]+)s")
+
+
+def ci_runs(runs: int, out: Path, note: str) -> int:
+    """``bash .ci/run`` ``runs`` times, as CI runs it; each run's passes from its output."""
+    doc = {
+        "what": "bash .ci/run (CI=true ./dev test), run after run, wall seconds per pass",
+        "note": note,
+        "commit": _git("rev-parse", "HEAD"),
+        "machine": f"{os.cpu_count()} cores",
+        "runs": [],
+    }
+    worst = 0
+    for i in range(runs):
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            ["bash", ".ci/run"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        wall = time.monotonic() - t0
+        passes, counts = {}, []
+        for line in proc.stdout.splitlines():
+            if m := COUNT_LINE.match(line):
+                counts.append(m[1])
+            if m := PASS_LINE.match(line):
+                passes[f"pass{m[1]}"] = {"exit_status": int(m[3]), "wall": int(m[4])}
+        for (_, p), c in zip(sorted(passes.items()), counts, strict=False):
+            p["counts"] = c
+        run = {
+            "started": started,
+            "exit_status": proc.returncode,
+            "wall": round(wall),
+            "passes": passes,
+            "load_before": load_before,
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "failures": [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")],
+        }
+        doc["runs"].append(run)
+        worst = max(worst, proc.returncode)
+        print(f"run {i + 1}: exit status {proc.returncode}, {wall:.0f} s, {passes}", flush=True)
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {out}")
+    return worst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["run", "summarize"])
+    ap.add_argument("what", choices=["run", "summarize", "ci"])
+    ap.add_argument("--runs", type=int, default=3, help="ci: runs in a row (default: 3)")
     ap.add_argument("folder", nargs="?", type=Path, help="summarize: the CONVAE_TEST_CPU folder")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/test_times.json")
     ap.add_argument("--reference", type=Path, help="a results file with quiet_wall per pass")
@@ -206,6 +257,9 @@ def main() -> None:
         "--before-durations", type=Path, help="a pytest --durations listing of a run before"
     )
     args = ap.parse_args()
+    if args.what == "ci":
+        out = args.out if "--out" in sys.argv else ROOT / "bench/results/test_times-ci.json"
+        return ci_runs(args.runs, out, args.note)
     if args.what == "run":
         folder = Path(tempfile.mkdtemp(prefix="test_times-"))
         t0 = time.monotonic()

@@ -478,7 +478,10 @@ def section_changes(args) -> dict:
 def _thread_specs() -> dict:
     default = TrainConfig()
     recipe = {"batch_size": default.batch_size, "precision": "bf16"}
-    specs = {"1 thread": ours(recipe, threads=1)}
+    specs = {
+        "1 thread": ours(recipe, threads=1),
+        "1 thread, fp32": ours({**recipe, "precision": "fp32"}, threads=1),
+    }
     if CORES > 1:
         specs[f"{CORES} threads, waiting threads spin"] = ours(recipe, threads=CORES, env=SPIN)
         specs[f"{CORES} threads, waiting threads sleep"] = ours(recipe, threads=CORES)

@@ -10,11 +10,13 @@ the shared-data skips, never the browser or service ones. The markers are applie
 from the fixtures a test uses, so a new test cannot forget them.
 
 That pass runs only the tests marked machine_data (``-m machine_data``): those on the data
-set this machine has (fixture ``app_data``, the browser tests' server: the real CIFAR-10
-in the main pass, the embedded sample on a fresh machine). Every other test pins its own
-data (a synthetic tree, a temp data root) or needs the shared copy, so a second run would
-repeat the first or skip. What the fresh pass also showed for them, that they never read
-./data or ../shared, the main pass checks instead (see ``_guard_fresh_pass``).
+set this machine has (fixture ``app_data``, the browser tests' server, on the embedded
+sample there), and the main pass runs every other test (``-m "not machine_data"``), so
+each test runs once. Every other test pins its own data (a synthetic tree, a temp data
+root) or needs the shared copy, so a second run would repeat the first or skip. What the
+fresh pass also showed for them, that they never read ./data or ../shared, the main pass
+checks instead (see ``_guard_fresh_pass``). Both passes run in two pytest-xdist workers,
+one test file per worker: session fixtures are built once per worker.
 """
 
 from __future__ import annotations
