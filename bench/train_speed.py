@@ -338,9 +338,11 @@ def _page_run(spec: dict) -> dict:
 
 def serve(spec: dict) -> None:
     """A worker's life: set its threads, build its pipeline, answer commands."""
-    from convae.train import configure_threads
+    from convae.train import TRAINING_THREADS, configure_threads
 
-    configure_threads(spec.get("threads"))
+    # Ours: the thread count `python -m convae train` takes; the course: torch's default.
+    ours_kind = spec["kind"] in ("ours", "ours_run", "page")
+    configure_threads(spec.get("threads"), default=TRAINING_THREADS if ours_kind else None)
     kind, pipeline = spec["kind"], None
     for line in sys.stdin:
         cmd = json.loads(line)

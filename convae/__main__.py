@@ -16,7 +16,10 @@ from pathlib import Path
 # shared server, a classroom machine), it spins waiting for a thread that is not running;
 # sleeping instead gives that core back, at the price of a wake-up per operation
 # (bench/train_speed.py's "changes" section measures 1 thread against 2 spinning and 2
-# sleeping; docs/training.md). The runtime reads this once, when torch is loaded, so the
+# sleeping; docs/training.md). A training runs on one thread unless --threads says more
+# (convae.train.TRAINING_THREADS), where this changes nothing; it matters for a training
+# on 2 or more threads (sleeping: slower on a quiet machine, far faster on a busy one)
+# and for the other commands. The runtime reads this once, when torch is loaded, so the
 # command line sets it before it imports torch; a value already in the environment wins.
 OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 if __name__ == "__main__":
@@ -31,7 +34,14 @@ from .data import SOURCES, DataNotFoundError, load_dataset  # noqa: E402
 from .models import DECODERS, count_parameters  # noqa: E402
 from .recipes import cli_config, parse_classes  # noqa: E402
 from .steps import PRECISIONS  # noqa: E402
-from .train import LOSSES, SCHEDULES, TrainConfig, configure_threads, fit  # noqa: E402
+from .train import (  # noqa: E402
+    LOSSES,
+    SCHEDULES,
+    TRAINING_THREADS,
+    TrainConfig,
+    configure_threads,
+    fit,
+)
 
 D = TrainConfig()  # defaults shown in --help come from the dataclass, stated once
 
@@ -160,8 +170,8 @@ def _run_arguments(t: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads per process (default: $CONVAE_THREADS, else the cores shared "
-        "out among the workers)",
+        help="CPU threads per process (default: $CONVAE_THREADS, else 1: this model's "
+        "convolutions are too small to gain from more; see docs/training.md)",
     )
     t.add_argument(
         "--workers",
@@ -257,7 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_rank(args, cfg, out)
     if workers > 1:
         return _launch_workers(args, cfg, out)
-    threads = configure_threads(args.threads)
+    threads = configure_threads(args.threads, default=TRAINING_THREADS)
     data = load_dataset(args.data, progress=None if args.quiet else _progress_bar())
     try:
         result = fit(cfg, data, _train_progress(args, cfg), snapshots=args.snapshots)
@@ -379,7 +389,9 @@ def _train_rank(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
 
     team = distributed.join(cfg.device)
     try:
-        threads = configure_threads(args.threads, processes=team.local_world)
+        threads = configure_threads(
+            args.threads, processes=team.local_world, default=TRAINING_THREADS
+        )
         main_rank = team.rank == 0
         # Each machine's first rank decodes the data set (once, into the cache) before
         # the others map it; not N decodes of the same files at once.

@@ -168,7 +168,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def configure_threads(n: int | None = None, processes: int = 1) -> int:
+# Threads of one training process unless told otherwise (--threads, $CONVAE_THREADS).
+# The model's convolutions (3 to 16 channels) are too small to split between threads:
+# on this project's 2-core machine, quiet, one thread trained 4,690 images/s against
+# 7,188 for two threads that spin while they wait and 1,467 for two that sleep
+# (bench/train_speed.py --only changes --groups threads, docs/training.md), and two
+# spinning threads fall to about a hundred images/s when other work takes a core, one
+# thread does not. So a training takes one core and leaves the other to the rest.
+TRAINING_THREADS = 1
+
+
+def configure_threads(n: int | None = None, processes: int = 1, default: int | None = None) -> int:
     """Set the intra-op threads of this process and return how many.
 
     Tiny convolutions gain nothing from more threads than cores, and oversubscription
@@ -180,6 +190,8 @@ def configure_threads(n: int | None = None, processes: int = 1) -> int:
             among ``processes`` (at least one each).
         processes: how many processes on this machine share its cores (the training
             workers of ``--workers N`` or torchrun's ``--nproc-per-node``).
+        default: at most this many when neither ``n`` nor ``$CONVAE_THREADS`` says
+            (a training's :data:`TRAINING_THREADS`).
 
     Raises:
         ValueError: a thread count (argument or ``$CONVAE_THREADS``) that is not >= 1.
@@ -197,6 +209,8 @@ def configure_threads(n: int | None = None, processes: int = 1) -> int:
             )
     if n is None:
         n = max(1, (os.cpu_count() or 1) // max(1, processes))
+        if default is not None:
+            n = min(n, default)
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")
     torch.set_num_threads(n)
