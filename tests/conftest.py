@@ -22,6 +22,7 @@ one test file per worker: session fixtures are built once per worker.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import sys
@@ -87,10 +88,46 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(CpuTimes(Path(folder)), "convae-cputime")
 
 
+# The last recorded run of the suite with its workers (bench/test_times.py): each file's
+# wall seconds and test count, to start the longest files first (see below).
+TIMES_OF_RECORD = ROOT / "bench" / "results" / "test_times-workers.json"
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """Order the files by their expected wall time, longest first, keeping each file's own
+    order. A file runs on one pytest-xdist worker; a long file that starts last keeps the
+    other worker idle at the end of its pass. A file's expected time is its seconds per
+    test in the run of record times its tests now; a file not in that run gets its
+    folder's median seconds per test. Without the record the order stays as collected."""
+    try:
+        doc = json.loads(TIMES_OF_RECORD.read_text())
+        files = [f for p in doc["passes"].values() for f in p["files"]]
+        per_test = {f["file"]: f["wall"] / max(f["tests"], 1) for f in files}
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    first: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = item.nodeid.split("::")[0]
+        first.setdefault(name, i)
+        count[name] = count.get(name, 0) + 1
+
+    def folder_median(name: str) -> float:
+        near = sorted(v for k, v in per_test.items() if Path(k).parent == Path(name).parent)
+        return near[len(near) // 2] if near else 0.0
+
+    expected = {n: per_test.get(n, folder_median(n)) * c for n, c in count.items()}
+    items.sort(
+        key=lambda it: (-expected[it.nodeid.split("::")[0]], first[it.nodeid.split("::")[0]])
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests by the fixtures they use (their whole closure, so through other
     fixtures too): a browser test is e2e, a test on the shared copy is shared_data, a test
-    on a real redis-server is service, a test on the machine's data set machine_data."""
+    on a real redis-server is service, a test on the machine's data set machine_data.
+    Then start the longest files first (:func:`_longest_files_first`)."""
+    _longest_files_first(items)
     for item in items:
         if Path(str(item.fspath)).name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
