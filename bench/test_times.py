@@ -248,7 +248,12 @@ def main() -> None:
     ap.add_argument("what", choices=["run", "summarize", "ci"])
     ap.add_argument("--runs", type=int, default=3, help="ci: runs in a row (default: 3)")
     ap.add_argument("folder", nargs="?", type=Path, help="summarize: the CONVAE_TEST_CPU folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/test_times.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default: bench/results/test_times.json, test_times-ci.json for ci)",
+    )
     ap.add_argument("--reference", type=Path, help="a results file with quiet_wall per pass")
     ap.add_argument("--note", default="", help="a line saying what was measured")
     ap.add_argument("--before", type=Path, help="the CONVAE_TEST_CPU folder of a run before")
@@ -258,8 +263,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.what == "ci":
-        out = args.out if "--out" in sys.argv else ROOT / "bench/results/test_times-ci.json"
-        return ci_runs(args.runs, out, args.note)
+        return ci_runs(args.runs, args.out or ROOT / "bench/results/test_times-ci.json", args.note)
+    args.out = args.out or ROOT / "bench/results/test_times.json"
     if args.what == "run":
         folder = Path(tempfile.mkdtemp(prefix="test_times-"))
         t0 = time.monotonic()

@@ -116,10 +116,15 @@ def _longest_files_first(items: list[pytest.Item]) -> None:
         near = sorted(v for k, v in per_test.items() if Path(k).parent == Path(name).parent)
         return near[len(near) // 2] if near else 0.0
 
-    expected = {n: per_test.get(n, folder_median(n)) * c for n, c in count.items()}
-    items.sort(
-        key=lambda it: (-expected[it.nodeid.split("::")[0]], first[it.nodeid.split("::")[0]])
-    )
+    expected = {
+        n: (per_test[n] if n in per_test else folder_median(n)) * c for n, c in count.items()
+    }
+
+    def order(item: pytest.Item) -> tuple[float, int]:
+        name = item.nodeid.split("::")[0]
+        return (-expected[name], first[name])
+
+    items.sort(key=order)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
