@@ -15,7 +15,8 @@ from pages.glue.widgets import segmented
 
 KINDS = {"saltpepper": "salt and pepper", "gauss": "Gaussian"}
 # Defaults where the denoiser visibly wins: at 20% salt and pepper the plain upsample
-# model reaches 17.9 dB and the denoiser 20.6 (200 test pictures); at Gaussian 0.2 the
+# model (the 20-epoch pair of 2026-11) reached 17.9 dB and the denoiser 20.6 (200 test
+# pictures; the 30-epoch pair copies noise more, so the gap grew); at Gaussian 0.2 the
 # gap was 0.9 dB and the pictures looked alike.
 STRENGTH = {
     "gauss": ("noise strength (sigma)", 0.5, 0.3, 0.01),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from convae.__main__ import main
+from convae.checkpoints import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -46,6 +47,21 @@ def test_readme_training_time_is_the_checkpoints_own(name, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["epochs_done"] == info["train_config"]["epochs"]
     assert _training_times()[name] == round(info["training_s"])
+
+
+def test_readme_training_table_shows_the_shipped_pair_as_stored():
+    """The training section's row for the shipped pair: each checkpoint's own test PSNR and
+    training time, at or above the targets (tests/test_shipped.py scores them again on
+    the real test split)."""
+    table = next(t for t in _tables(_section("Training")) if t[0][-1] == "target")
+    row = next(r for r in table if r[0].startswith("the shipped CIFAR-10 pair"))
+    for decoder, target in (("transpose", 22.0), ("upsample", 23.0)):
+        ck = load_checkpoint(ROOT / "checkpoints" / f"cifar10-{decoder}.pt")
+        psnr = ck.test_metrics["psnr"]
+        assert psnr >= target
+        assert f"{decoder} {psnr:.2f} dB" in row[1]
+        assert f"{round(ck.history[-1]['elapsed_s'])} s" in row[1]
+        assert f"{target:.1f}" in row[2]
 
 
 # ------------------------------------------------------------------ the decoder family
