@@ -1,6 +1,8 @@
 """Accessible to every student (issue 16): axe-core's WCAG 2.0/2.1 A and AA rules find no
-violation on any page, in the normal and the presentation look, and Layers can be stepped
-end to end with the keyboard alone, with a visible focus."""
+violation on any page, in the normal look (checked by test_pages.py, which opens every page)
+and the presentation look (test_accessibility_presenting.py), every picture has a text
+alternative, and Layers can be stepped end to end with the keyboard alone, with a visible
+focus."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-
-from pages.glue.page_table import page_paths
 
 from .conftest import App
 
@@ -23,7 +23,7 @@ WCAG_AA = {
 STREAMLIT_OWNED: dict[str, list[str]] = {}
 
 
-def _violations(app: App) -> list[str]:
+def violations(app: App) -> list[str]:
     # Every picture decoded and every widget drawn: Streamlit shows a skeleton while a
     # widget's code loads, which a fresh browser on a busy machine can still be doing
     # after the run has ended (axe then checks a half-drawn page).
@@ -49,24 +49,21 @@ def check_page(app: App, path: str, title: str, look: str) -> None:
     """No axe-core violation on one page in one look ("normal" or "presentation")."""
     app.open(path, "present=1" if look == "presentation" else "")
     app.no_exception()
-    found = _violations(app)
+    found = violations(app)
     assert not found, f"{title} ({look}):\n" + "\n".join(found)
+    assert missing_alt(app) == 0, f"{title} ({look}): {missing_alt(app)} pictures without alt"
 
 
-# The presentation look and the class views are in test_accessibility_presenting.py: a
-# file runs on one pytest-xdist worker, and this one alone was the longest of its pass.
-@pytest.mark.e2e
-@pytest.mark.parametrize("path,title", page_paths())
-def test_no_wcag_violations(app, path, title):
-    check_page(app, path, title, "normal")
+def missing_alt(app: App) -> int:
+    """How many pictures of the page's main area have no text alternative (no alt)."""
+    return app.page.locator('[data-testid="stMain"] img:not([alt])').count()
 
 
-@pytest.mark.e2e
-def test_every_picture_has_a_text_alternative(app):
-    for path, title in page_paths():
-        app.open(path)
-        missing = app.page.locator('[data-testid="stMain"] img:not([alt])')
-        assert missing.count() == 0, f"{title}: {missing.count()} pictures without alt"
+# Every page in the normal look is checked where test_pages.py opens it anyway
+# (test_page_renders_and_its_main_control_works: axe-core and every picture's alt text on
+# the page as it opens, then its main control), so a page is opened and drawn once for
+# the three checks. The presentation look and the class views are in
+# test_accessibility_presenting.py (a file runs on one pytest-xdist worker).
 
 
 @pytest.mark.e2e

@@ -8,7 +8,7 @@ import pytest
 
 from pages.glue.page_table import page_paths
 
-from .test_accessibility import _violations, check_page
+from .test_accessibility import check_page, violations
 
 
 @pytest.mark.e2e
@@ -36,5 +36,5 @@ def test_the_class_views_pass_on_a_laptop_and_a_phone(people, app_data):
         for width, height in ((1400, 1000), (390, 844)):
             person.page.set_viewport_size({"width": width, "height": height})
             person.no_exception()
-            found = _violations(person)
+            found = violations(person)
             assert not found, f"the {who}'s Class page at {width}x{height}:\n" + "\n".join(found)

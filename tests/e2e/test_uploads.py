@@ -80,22 +80,19 @@ def test_checkpoint_uploads(app, app_data):
 
 
 @pytest.mark.e2e
-def test_upload_over_the_size_limit_is_refused_by_the_page(app):
+def test_upload_over_the_size_limit_is_refused_by_the_page(app, tmp_path):
     """.streamlit/config.toml's maxUploadSize (20 MB): the browser refuses the file with
     its size in the message, and the server never sees it."""
     app.open()
     before = picked_models(app)
     expand(app, UPLOADER, app.sidebar)
     box = app.widget("stFileUploader", "Add a checkpoint (.pt)", app.sidebar)
-    box.locator('input[type="file"]').set_input_files(
-        files=[
-            {
-                "name": "huge.pt",
-                "mimeType": "application/octet-stream",
-                "buffer": b"\0" * (21 * 1024 * 1024),
-            }
-        ]
-    )
+    # A file on disk, which the local browser reads itself (a 21 MB in-memory buffer went
+    # through Playwright's protocol as base64 and took about 20 s of this machine's CPU).
+    huge = tmp_path / "huge.pt"
+    with open(huge, "wb") as f:
+        f.truncate(21 * 1024 * 1024)
+    box.locator('input[type="file"]').set_input_files(huge)
     expect(box).to_contain_text(re.compile(r"File must be 20(\.0)? ?MB or smaller"))
     app.no_exception()
     assert picked_models(app) == before
