@@ -235,6 +235,8 @@ def ci_runs(runs: int, out: Path, note: str) -> int:
             "load_after": [round(x, 2) for x in os.getloadavg()],
             "failures": [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")],
         }
+        if proc.returncode:  # what a failure said, to find its cause afterwards
+            run["output_tail"] = (proc.stdout + proc.stderr)[-30000:]
         doc["runs"].append(run)
         worst = max(worst, proc.returncode)
         print(f"run {i + 1}: exit status {proc.returncode}, {wall:.0f} s, {passes}", flush=True)

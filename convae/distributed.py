@@ -263,9 +263,17 @@ def _failure_line(exc: Exception, workers: int, out: Path, before: tuple | None)
     """One line for a failed run: the worker that failed first and what became of --out."""
     failures = exc.failures  # rank -> ProcessFailure (exitcode < 0: killed by -exitcode)
     # Workers that torchrun stopped itself (SIGTERM) or that lost their partner are
-    # consequences; the cause is another one.
+    # consequences; the cause is another one. A worker killed by any other signal
+    # (SIGKILL, SIGSEGV, ...) cannot be a consequence, while one that raised can be one
+    # its error handling did not recognise (a lost connection surfacing as a plain
+    # RuntimeError): the killed one is the cause. Timestamps are whole seconds (a killed
+    # worker's is when torchrun saw it), so they rank the failures only among their kind.
     consequences = (LOST_PARTNER_STATUS, -signal.SIGTERM.value)
-    causes = {r: f for r, f in failures.items() if f.exitcode not in consequences} or failures
+    causes = (
+        {r: f for r, f in failures.items() if f.exitcode < 0 and f.exitcode not in consequences}
+        or {r: f for r, f in failures.items() if f.exitcode not in consequences}
+        or failures
+    )
     rank = min(causes, key=lambda r: (causes[r].timestamp, r))
     f = causes[rank]
     if f.exitcode < 0:

@@ -88,7 +88,10 @@ def _run(tmp_path: Path, env: dict, folder: str = "cases") -> tuple[int, dict, s
     """pytest on ``tmp_path/folder`` with tests/conftest.py loaded as a plugin; returns
     the exit code, {test name: passed|failed|skipped} and the output."""
     xml = tmp_path / f"{folder}-{len(list(tmp_path.glob('*.xml')))}.xml"
-    full_env = {k: v for k, v in os.environ.items() if k not in ("CI", "CONVAE_FRESH_PASS")}
+    # Not the suite's own run settings: a recording folder (CONVAE_TEST_CPU) would get
+    # this inner run's tests written over a worker's record (PYTEST_XDIST_WORKER).
+    outer = ("CI", "CONVAE_FRESH_PASS", "CONVAE_TEST_CPU", "PYTEST_XDIST_WORKER")
+    full_env = {k: v for k, v in os.environ.items() if k not in outer}
     full_env.update(
         PYTHONPATH=str(ROOT),
         CONVAE_SHARED=str(tmp_path / "no-shared"),

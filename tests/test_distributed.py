@@ -298,3 +298,39 @@ def test_a_killed_worker_ends_the_run_in_one_line_and_keeps_the_old_checkpoint(
     ], rest
     assert out.read_bytes() == before and os.listdir(out.parent) == ["model.pt"]
     assert load_checkpoint(out).config.decoder == "upsample"
+
+
+def _failure(tmp_path: Path, rank: int, exitcode: int, message: str | None = None):
+    """torchrun's own record of a failed worker (an error file when it raised)."""
+    import json
+
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    error_file = tmp_path / f"error-{rank}.json"
+    if message is not None:
+        data = {"message": {"message": message, "extraInfo": {"timestamp": "100"}}}
+        error_file.write_text(json.dumps(data))
+    return ProcessFailure(
+        local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file=str(error_file)
+    )
+
+
+def test_a_killed_worker_is_named_over_one_that_raised_in_the_same_second(tmp_path):
+    """What CI saw once on a busy machine: the survivor raised (a lost connection it did
+    not recognise) and its error file's whole-second timestamp tied with the moment
+    torchrun saw the killed worker. The killed one is the cause."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from convae import distributed
+
+    raised = _failure(tmp_path, 0, 2, "Connection closed by peer [127.0.0.1]:29500")
+    killed = _failure(tmp_path, 1, -signal.SIGKILL.value)
+    killed.timestamp = raised.timestamp  # the same second
+    exc = ChildFailedError("convae", {0: raised, 1: killed})
+    line = distributed._failure_line(exc, 2, tmp_path / "model.pt", None)
+    assert line.startswith("training worker 1 of 2 was killed by SIGKILL;"), line
+    # with nobody killed, the one that raised is the cause, not the one torchrun stopped
+    stopped = _failure(tmp_path, 1, -signal.SIGTERM.value)
+    exc = ChildFailedError("convae", {0: raised, 1: stopped})
+    line = distributed._failure_line(exc, 2, tmp_path / "model.pt", None)
+    assert line.startswith("training worker 0 of 2 "), line

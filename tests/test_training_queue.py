@@ -110,9 +110,12 @@ def test_a_waiting_caller_reads_its_place_in_line_as_it_moves_up():
 
     th = _in_thread(student)
     _until(lambda: seen == [3])
-    for h in holders:
-        time.sleep(0.05)
+    # One release at a time, each once the caller has read its place: a fixed sleep
+    # between releases let a busy machine run two releases before the caller looked
+    # (it then read [3, 0]).
+    for h, place in zip(holders, (2, 1, 0), strict=True):
         h.release()
+        _until(lambda place=place: seen[-1] == place)
     th.join(10)
     assert seen == [3, 2, 1, 0]
 
