@@ -229,70 +229,6 @@ def browser():
         b.close()
 
 
-class ContextPool:
-    """Browser contexts kept warm between the tests of one worker.
-
-    A context's HTTP cache holds Streamlit's JavaScript, fetched and compiled once: a
-    page opened in a warm context cost 2.2-2.5 s of Chromium CPU here against 4.1-4.7 s
-    in a new context (docs/testing.md), and the browser tests open well over a hundred
-    pages. Every test still gets pages of its own (a page is a Streamlit session of its
-    own), in contexts no other running test holds; a context given back has its pages
-    closed and its cookies, local and session storage cleared, so only the cache carries
-    over. A context whose storage cannot be cleared (a crashed page) is closed instead.
-    """
-
-    def __init__(self, browser) -> None:
-        self.browser = browser
-        self.free: dict[tuple, list] = {}
-
-    @staticmethod
-    def _key(options: dict) -> tuple:
-        return tuple(
-            sorted(
-                (k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
-                for k, v in options.items()
-            )
-        )
-
-    def take(self, **options):
-        """A context with these ``browser.new_context`` options, warm if one is free."""
-        free = self.free.get(self._key(options))
-        if free:
-            return free.pop()
-        context = self.browser.new_context(**options)
-        context.add_init_script(_RUN_COUNTER)
-        context._pool_key = self._key(options)
-        return context
-
-    def give_back(self, context) -> None:
-        try:
-            for page in context.pages:
-                if page.url.startswith("http"):
-                    page.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
-                page.close()
-            context.clear_cookies()
-        except Exception:  # a crashed page or context: start the next test afresh
-            with contextlib.suppress(Exception):
-                context.close()
-            return
-        self.free.setdefault(context._pool_key, []).append(context)
-
-    def close(self) -> None:
-        for contexts in self.free.values():
-            for context in contexts:
-                with contextlib.suppress(Exception):
-                    context.close()
-        self.free.clear()
-
-
-@pytest.fixture(scope="session")
-def contexts(browser) -> Iterator[ContextPool]:
-    """The worker's warm browser contexts (see :class:`ContextPool`)."""
-    pool = ContextPool(browser)
-    yield pool
-    pool.close()
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
@@ -389,11 +325,12 @@ class App:
         self.act(btn.click, timeout)
 
 
-DESKTOP = {"viewport": {"width": 1400, "height": 1000}, "accept_downloads": True}
-
-
-def _screenshot_if_failed(request, page, name: str) -> None:
-    """Save ``page`` under test-artifacts/ when the test failed (setup or call)."""
+def _new_app(browser, server, request, name: str) -> Iterator[App]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.add_init_script(_RUN_COUNTER)
+    page = context.new_page()
+    app = App(page, server)
+    yield app
     failed = any(
         getattr(request.node, f"rep_{w}", None) is not None
         and getattr(request.node, f"rep_{w}").failed
@@ -406,41 +343,32 @@ def _screenshot_if_failed(request, page, name: str) -> None:
             page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
         except Exception as exc:  # a crashed page: the test's own error says more
             print(f"screenshot failed: {exc}")
-
-
-def _new_app(contexts: ContextPool, server, request, name: str) -> Iterator[App]:
-    context = contexts.take(**DESKTOP)
-    page = context.new_page()
-    app = App(page, server)
-    yield app
-    _screenshot_if_failed(request, page, name)
-    contexts.give_back(context)
+    context.close()
 
 
 @pytest.fixture
-def app(contexts, server, request) -> Iterator[App]:
-    """A browser tab of its own (its own Streamlit session) on the app."""
-    yield from _new_app(contexts, server, request, "a")
+def app(browser, server, request) -> Iterator[App]:
+    """A fresh browser context (its own Streamlit session) on the app."""
+    yield from _new_app(browser, server, request, "a")
 
 
 @pytest.fixture
-def app2(contexts, server, request) -> Iterator[App]:
+def app2(browser, server, request) -> Iterator[App]:
     """A second, independent browser context: another user."""
-    yield from _new_app(contexts, server, request, "b")
+    yield from _new_app(browser, server, request, "b")
 
 
 class Person(App):
     """One browser context on the app, keeping every websocket frame it receives."""
 
-    def __init__(
-        self, contexts: ContextPool, base: str, width=1400, height=1000, touch=False
-    ) -> None:
-        self.context = contexts.take(
+    def __init__(self, browser, base: str, width=1400, height=1000, touch=False) -> None:
+        self.context = browser.new_context(
             viewport={"width": width, "height": height},
             has_touch=touch,
             is_mobile=touch,
             accept_downloads=True,
         )
+        self.context.add_init_script(_RUN_COUNTER)
         page = self.context.new_page()
         super().__init__(page, base)
         self.frames: list[bytes] = []
@@ -475,23 +403,28 @@ class Person(App):
         expect(line).to_be_visible(timeout=timeout)
 
 
-def people_on(contexts: ContextPool, base: str, request) -> Iterator[Callable[..., Person]]:
-    """A maker of :class:`Person` s on ``base``, each in a browser context of its own;
-    each is screenshotted (under test-artifacts/) when the test failed."""
+def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
+    """A maker of :class:`Person` contexts on ``base``; each is screenshotted (under
+    test-artifacts/) when the test failed, and closed."""
     made: list[Person] = []
 
     def make(**kw) -> Person:
-        made.append(Person(contexts, base, **kw))
+        made.append(Person(browser, base, **kw))
         return made[-1]
 
     yield make
+    rep = getattr(request.node, "rep_call", None)
     for i, p in enumerate(made):
-        _screenshot_if_failed(request, p.page, str(i))
-        contexts.give_back(p.context)
+        if rep is not None and rep.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{i}")
+            with contextlib.suppress(Exception):  # a crashed page: the error says more
+                p.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
+        p.context.close()
 
 
 @pytest.fixture
-def people(contexts, server, request) -> Iterator[Callable[..., Person]]:
-    """``people()`` opens one more person (teacher or student: a browser context of its
-    own) on the app; ``people(width=390, height=844, touch=True)`` a phone."""
-    yield from people_on(contexts, server, request)
+def people(browser, server, request) -> Iterator[Callable[..., Person]]:
+    """``people()`` opens one more browser context (a person: teacher or student) on the
+    app; ``people(width=390, height=844, touch=True)`` a phone."""
+    yield from people_on(browser, server, request)

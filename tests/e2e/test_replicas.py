@@ -167,8 +167,8 @@ class Visitor:
 
 
 @pytest.fixture
-def people(chrome, contexts, replicas, request):
-    yield from people_on(contexts, replicas.url, request)
+def people(chrome, replicas, request):
+    yield from people_on(chrome, replicas.url, request)
 
 
 def _replica(person) -> str:
