@@ -1,6 +1,7 @@
 """What a browser test's page costs the browser: Chromium CPU seconds to open a page of
-the app in a new browser context against a new page in a warm one (the choice behind
-tests/e2e/conftest.py's ContextPool).
+the app in a new browser context (what every browser test opens, tests/e2e/conftest.py)
+against a new page in a warm one (tried on 2026-12-06 to shorten the browser tests: no
+gain, so each test keeps a fresh context).
 
     .venv/bin/python bench/browser_contexts.py [--rounds 2] [--out ...]
 
