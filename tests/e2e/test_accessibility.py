@@ -49,14 +49,16 @@ def check_page(app: App, path: str, title: str, look: str) -> None:
     """No axe-core violation on one page in one look ("normal" or "presentation")."""
     app.open(path, "present=1" if look == "presentation" else "")
     app.no_exception()
+    assert_accessible(app, f"{title} ({look})")
+
+
+def assert_accessible(app: App, where: str) -> None:
+    """No axe-core WCAG 2.1 AA violation on the page as it is now, and every picture of
+    its main area with a text alternative (an alt)."""
     found = violations(app)
-    assert not found, f"{title} ({look}):\n" + "\n".join(found)
-    assert missing_alt(app) == 0, f"{title} ({look}): {missing_alt(app)} pictures without alt"
-
-
-def missing_alt(app: App) -> int:
-    """How many pictures of the page's main area have no text alternative (no alt)."""
-    return app.page.locator('[data-testid="stMain"] img:not([alt])').count()
+    assert not found, f"{where}:\n" + "\n".join(found)
+    missing = app.page.locator('[data-testid="stMain"] img:not([alt])').count()
+    assert missing == 0, f"{where}: {missing} pictures without alt"
 
 
 # Every page in the normal look is checked where test_pages.py opens it anyway

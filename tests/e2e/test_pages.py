@@ -16,7 +16,7 @@ from convae.checkpoints import load_checkpoint
 from pages.glue.page_table import page_paths
 
 from .conftest import _RUN_COUNTER, App, running_app
-from .test_accessibility import missing_alt, violations
+from .test_accessibility import assert_accessible
 from .test_exports import choose, download, expand, in_fragment
 
 PICTURES = ".cae-pic img"
@@ -248,9 +248,7 @@ def test_page_renders_and_its_main_control_works(app, app_data, path, title):
     expect(app.main.locator("h1").first).to_be_visible()
     # Accessible as it opens (test_accessibility.py): no axe-core WCAG 2.1 AA violation,
     # every picture with a text alternative.
-    found = violations(app)
-    assert not found, f"{title}:\n" + "\n".join(found)
-    assert missing_alt(app) == 0, f"{title}: {missing_alt(app)} pictures without alt"
+    assert_accessible(app, title)
     action = ACTIONS.get(path)
     if action is None:
         pytest.fail(f"page {path!r} ({title}) is new: add its main control to ACTIONS")
