@@ -17,6 +17,9 @@ Usage::
     # run `bash .ci/run` as CI does (no per-test recording) N times in a row: each
     # run's exit status, both passes' wall seconds and counts, the load average
     python bench/test_times.py ci [--runs 3] [--out bench/results/test_times-ci.json]
+    # some tests N times in a row as the fresh-machine pass runs them (CI=true, no
+    # shared data, an empty data root): each run's outcome, wall seconds, failures
+    python bench/test_times.py repeat --runs 20 --out F -- tests/e2e/test_train_stop.py ...
     # sum up a folder that CONVAE_TEST_CPU=FOLDER ./dev test wrote
     python bench/test_times.py summarize FOLDER [--out ...] [--reference F]
     # ... beside a "before" run: its folder, and/or a pytest --durations listing of it
@@ -245,9 +248,62 @@ def ci_runs(runs: int, out: Path, note: str) -> int:
     return worst
 
 
+def repeat_runs(runs: int, out: Path, note: str, tests: list[str]) -> int:
+    """Run ``tests`` ``runs`` times in a row as pass 2 of ./dev test runs them (a fresh
+    machine: no shared data, an empty data root, offline, CI=true), one pytest process
+    each; every run's exit status, counts, wall seconds and failures."""
+    doc = {
+        "what": "the same tests run after run, as ./dev test's fresh-machine pass runs them",
+        "tests": tests,
+        "note": note,
+        "commit": _git("rev-parse", "HEAD"),
+        "runs": [],
+    }
+    worst = 0
+    for i in range(runs):
+        with tempfile.TemporaryDirectory(prefix="repeat-data-") as root:
+            env = {
+                **os.environ,
+                "CI": "true",
+                "CONVAE_SHARED": "/nonexistent",
+                "CONVAE_DATA": root,
+                "CONVAE_OFFLINE": "1",
+                "CONVAE_FRESH_PASS": "1",
+            }
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            load_before = [round(x, 2) for x in os.getloadavg()]
+            t0 = time.monotonic()
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *tests],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        lines = proc.stdout.splitlines()
+        run = {
+            "started": started,
+            "exit_status": proc.returncode,
+            "wall": round(time.monotonic() - t0),
+            "counts": next((m[1] for ln in lines if (m := COUNT_LINE.match(ln))), ""),
+            "load_before": load_before,
+            "failures": [ln for ln in lines if ln.startswith("FAILED")],
+        }
+        if proc.returncode:
+            run["output_tail"] = (proc.stdout + proc.stderr)[-30000:]
+        doc["runs"].append(run)
+        worst = max(worst, proc.returncode)
+        print(f"run {i + 1}: exit status {proc.returncode}, {run['wall']} s, {run['counts']}")
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+    green = sum(r["exit_status"] == 0 for r in doc["runs"])
+    print(f"{green} of {runs} runs green; wrote {out}")
+    return worst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["run", "summarize", "ci"])
+    ap.add_argument("what", choices=["run", "summarize", "ci", "repeat"])
     ap.add_argument("--runs", type=int, default=3, help="ci: runs in a row (default: 3)")
     ap.add_argument("folder", nargs="?", type=Path, help="summarize: the CONVAE_TEST_CPU folder")
     ap.add_argument(
@@ -263,7 +319,13 @@ def main() -> None:
     ap.add_argument(
         "--before-durations", type=Path, help="a pytest --durations listing of a run before"
     )
+    ap.add_argument("tests", nargs="*", help="repeat: the pytest arguments (after --)")
     args = ap.parse_args()
+    if args.what == "repeat":
+        tests = [str(args.folder), *args.tests] if args.folder else args.tests
+        if not tests or args.out is None:
+            ap.error("repeat needs --out FILE and the tests to run (after --)")
+        return repeat_runs(args.runs, args.out, args.note, tests)
     if args.what == "ci":
         return ci_runs(args.runs, args.out or ROOT / "bench/results/test_times-ci.json", args.note)
     args.out = args.out or ROOT / "bench/results/test_times.json"

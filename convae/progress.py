@@ -82,6 +82,7 @@ class LiveRun:
         self.pictures: torch.Tensor | None = None
         self._keep_every = 1
         self._marks: set[int] | None = None
+        self._last: tuple[str, int, int, int] | None = None  # kind, epoch, step, steps/epoch
 
     def update(self, ev: TrainEvent) -> LivePoint | None:
         """Record ``ev``; at a measuring step, measure the model and return the point.
@@ -91,6 +92,7 @@ class LiveRun:
         """
         if self._marks is None:
             self._marks = measuring_steps(ev.epochs * ev.steps_per_epoch, self.points)
+        self._last = (ev.kind, ev.epoch, ev.step, ev.steps_per_epoch)
         if ev.kind == "epoch":
             self.history.append({"epoch": ev.epoch, "test_psnr": ev.test_psnr})
             return None
@@ -119,6 +121,16 @@ class LiveRun:
             "psnr_points": self.psnr_points,
             "history": self.history,
         }
+
+    def where(self) -> str:
+        """Where the run was at its latest event, in words: where a Stop was taken
+        ("in epoch 2, at step 61 of its 376" or "at the end of epoch 2")."""
+        if self._last is None:
+            return "before its first step"
+        kind, epoch, step, per_epoch = self._last
+        if kind == "epoch":
+            return f"at the end of epoch {epoch}"
+        return f"in epoch {epoch}, at step {step - (epoch - 1) * per_epoch:,} of its {per_epoch:,}"
 
     def status(self, ev: TrainEvent, index: int = 0, runs: int = 1) -> tuple[float, str]:
         """How far the page's runs are, 0..1, and a line saying where this one is.

@@ -82,6 +82,7 @@ def test_live_progress_measures_at_step_1_and_ten_points(tiny_data):
     assert measured[-1].psnr == pytest.approx(final.mean_psnr, abs=1e-4)
     assert torch.allclose(live.pictures, final.images[:4], atol=1e-5)
     assert [h["epoch"] for h in live.history] == [1, 2] and len(live.steps) == 10
+    assert live.where() == "at the end of epoch 2"  # the run's last event
     curve = live.curve()
     assert curve["psnr_points"] == [(p.step, p.psnr) for p in measured]
     done, text = live.status(_event(2, total=4), index=1, runs=2)  # half of the 2nd run
@@ -95,3 +96,17 @@ def test_live_progress_keeps_the_loss_curve_light(tiny_data):
     assert MAX_STEP_POINTS // 2 <= len(live.steps) <= MAX_STEP_POINTS
     assert live.steps[0][0] >= 1 and live.steps[-1][0] > 4900
     assert measuring_steps(5000) == {1, *range(500, 5001, 500)}
+
+
+def test_live_progress_says_where_a_stop_was_taken(tiny_data):
+    """The Train page's stop note names the step where the server took the Stop: the
+    step counted within its epoch, or the end of an epoch."""
+    live = LiveRun("t", tiny_data.test, measure=False)
+    assert live.where() == "before its first step"
+    for step in range(1, 6):  # epoch 1: steps 1-5 of 5, then its end
+        live.update(TrainEvent("step", step, 1, 2, 5, loss=1.0, images_per_s=1.0))
+    assert live.where() == "in epoch 1, at step 5 of its 5"
+    live.update(TrainEvent("epoch", 5, 1, 2, 5, loss=1.0, images_per_s=1.0))
+    assert live.where() == "at the end of epoch 1"
+    live.update(TrainEvent("step", 7, 2, 2, 5, loss=1.0, images_per_s=1.0))
+    assert live.where() == "in epoch 2, at step 2 of its 5"

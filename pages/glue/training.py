@@ -138,6 +138,7 @@ class Run:
             **self.live.curve(),
             "history": r.history if r else self.live.history,
             "stopped": bool(r and r.stopped),
+            "where": self.live.where(),
             "diverged": r.diverged if r else None,
             "epochs_done": r.epochs_done if r else 0,
             "metrics": r.test_metrics if r else {},
@@ -306,10 +307,11 @@ def show_runs(last: list[dict], shown: Shown, measured: int) -> None:
             st.error(f"{r['label']}: {r['diverged']}")
         elif r["epochs_done"] == 0:
             st.warning(
-                f"{r['label']}: stopped before the first epoch finished, so no model was kept."
+                f"{r['label']}: stopped {r['where']}, before the first epoch finished, "
+                "so no model was kept."
             )
         elif r["stopped"]:
-            st.info(f"{r['label']}: stopped; kept epoch {r['epochs_done']}.")
+            st.info(f"{r['label']}: stopped {r['where']}; kept epoch {r['epochs_done']}.")
         if r["epochs_done"]:
             where = (
                 "added to the sidebar's models, after the ones you had picked"
