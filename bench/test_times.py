@@ -19,7 +19,7 @@ Usage::
     python bench/test_times.py ci [--runs 3] [--out bench/results/test_times-ci.json]
     # some tests N times in a row as the fresh-machine pass runs them (CI=true, no
     # shared data, an empty data root): each run's outcome, wall seconds, failures
-    python bench/test_times.py repeat --runs 20 --out F -- tests/e2e/test_train_stop.py ...
+    python bench/test_times.py repeat --runs 20 --out F tests/e2e/test_train_stop.py ...
     # sum up a folder that CONVAE_TEST_CPU=FOLDER ./dev test wrote
     python bench/test_times.py summarize FOLDER [--out ...] [--reference F]
     # ... beside a "before" run: its folder, and/or a pytest --durations listing of it
@@ -319,12 +319,12 @@ def main() -> None:
     ap.add_argument(
         "--before-durations", type=Path, help="a pytest --durations listing of a run before"
     )
-    ap.add_argument("tests", nargs="*", help="repeat: the pytest arguments (after --)")
-    args = ap.parse_args()
+    ap.add_argument("tests", nargs="*", help="repeat: the tests to run (pytest node ids)")
+    args = ap.parse_intermixed_args()
     if args.what == "repeat":
         tests = [str(args.folder), *args.tests] if args.folder else args.tests
         if not tests or args.out is None:
-            ap.error("repeat needs --out FILE and the tests to run (after --)")
+            ap.error("repeat needs --out FILE and the tests to run")
         return repeat_runs(args.runs, args.out, args.note, tests)
     if args.what == "ci":
         return ci_runs(args.runs, args.out or ROOT / "bench/results/test_times-ci.json", args.note)
