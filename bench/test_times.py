@@ -294,7 +294,10 @@ def repeat_runs(runs: int, out: Path, note: str, tests: list[str]) -> int:
             run["output_tail"] = (proc.stdout + proc.stderr)[-30000:]
         doc["runs"].append(run)
         worst = max(worst, proc.returncode)
-        print(f"run {i + 1}: exit status {proc.returncode}, {run['wall']} s, {run['counts']}")
+        print(
+            f"run {i + 1}: exit status {proc.returncode}, {run['wall']} s, {run['counts']}",
+            flush=True,
+        )
         out.write_text(json.dumps(doc, indent=1) + "\n")
     green = sum(r["exit_status"] == 0 for r in doc["runs"])
     print(f"{green} of {runs} runs green; wrote {out}")
