@@ -200,7 +200,7 @@ def run_suite(folder: Path) -> int:
 
 
 PASS_LINE = re.compile(r"^== pass (\d) \(([^)]*)\): exit status (\d+), (\d+) s$")
-COUNT_LINE = re.compile(r"^=+ (.*\d+ (?:passed|failed).*) in ([\d.]+)s")
+COUNT_LINE = re.compile(r"^(?:=+ )?(.*\d+ (?:passed|failed).*) in ([\d.]+)s")
 
 
 def ci_runs(runs: int, out: Path, note: str) -> int:
