@@ -248,6 +248,23 @@ def ci_runs(runs: int, out: Path, note: str) -> int:
     return worst
 
 
+def fresh_pass_env(data_root: str) -> dict[str, str]:
+    """The environment of ./dev test's fresh-machine pass (pass 2), under CI=true: no
+    shared data, ``data_root`` (an empty folder) as the data root, offline."""
+    return {
+        **os.environ,
+        "CI": "true",
+        "CONVAE_SHARED": "/nonexistent",
+        "CONVAE_DATA": data_root,
+        "CONVAE_OFFLINE": "1",
+        "CONVAE_FRESH_PASS": "1",
+    }
+
+
+# ./dev test's pass 2 as one pytest command (its two workers; see ./dev)
+FRESH_PASS = ["-m", "machine_data", "tests/e2e", "-n", "2", "--dist", "loadfile"]
+
+
 def repeat_runs(runs: int, out: Path, note: str, tests: list[str]) -> int:
     """Run ``tests`` ``runs`` times in a row as pass 2 of ./dev test runs them (a fresh
     machine: no shared data, an empty data root, offline, CI=true), one pytest process
@@ -262,14 +279,7 @@ def repeat_runs(runs: int, out: Path, note: str, tests: list[str]) -> int:
     worst = 0
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="repeat-data-") as root:
-            env = {
-                **os.environ,
-                "CI": "true",
-                "CONVAE_SHARED": "/nonexistent",
-                "CONVAE_DATA": root,
-                "CONVAE_OFFLINE": "1",
-                "CONVAE_FRESH_PASS": "1",
-            }
+            env = fresh_pass_env(root)
             started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             load_before = [round(x, 2) for x in os.getloadavg()]
             t0 = time.monotonic()

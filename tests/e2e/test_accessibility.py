@@ -1,8 +1,8 @@
 """Accessible to every student (issue 16): axe-core's WCAG 2.0/2.1 A and AA rules find no
-violation on any page, in the normal look (checked by test_pages.py, which opens every page)
-and the presentation look (test_accessibility_presenting.py), every picture has a text
-alternative, and Layers can be stepped end to end with the keyboard alone, with a visible
-focus."""
+violation on any page, in the normal and the presentation look (checked by test_pages.py,
+which opens every page), nor in the class views (test_accessibility_presenting.py), every
+picture has a text alternative, and Layers can be stepped end to end with the keyboard
+alone, with a visible focus."""
 
 from __future__ import annotations
 
@@ -45,13 +45,6 @@ def violations(app: App) -> list[str]:
     ]
 
 
-def check_page(app: App, path: str, title: str, look: str) -> None:
-    """No axe-core violation on one page in one look ("normal" or "presentation")."""
-    app.open(path, "present=1" if look == "presentation" else "")
-    app.no_exception()
-    assert_accessible(app, f"{title} ({look})")
-
-
 def assert_accessible(app: App, where: str) -> None:
     """No axe-core WCAG 2.1 AA violation on the page as it is now, and every picture of
     its main area with a text alternative (an alt)."""
@@ -61,11 +54,12 @@ def assert_accessible(app: App, where: str) -> None:
     assert missing == 0, f"{where}: {missing} pictures without alt"
 
 
-# Every page in the normal look is checked where test_pages.py opens it anyway
+# Every page is checked where test_pages.py opens it anyway
 # (test_page_renders_and_its_main_control_works: axe-core and every picture's alt text on
-# the page as it opens, then its main control), so a page is opened and drawn once for
-# the three checks. The presentation look and the class views are in
-# test_accessibility_presenting.py (a file runs on one pytest-xdist worker).
+# the page as it opens, again with the presentation switch on, then its main control), so
+# a page is opened and drawn once for all the checks (it was three times until
+# 2026-12-06). The class views are in test_accessibility_presenting.py (a file runs on one
+# pytest-xdist worker).
 
 
 @pytest.mark.e2e

@@ -247,12 +247,25 @@ def test_page_renders_and_its_main_control_works(app, app_data, path, title):
     expect(app.sidebar.get_by_role("link", name=title, exact=True)).to_be_visible()
     expect(app.main.locator("h1").first).to_be_visible()
     # Accessible as it opens (test_accessibility.py): no axe-core WCAG 2.1 AA violation,
-    # every picture with a text alternative.
+    # every picture with a text alternative; then in the presentation look, switched on
+    # in the sidebar as a teacher does (what ?present=1 opens), and off again.
     assert_accessible(app, title)
+    _present(app, True)
+    assert_accessible(app, f"{title} (presentation)")
+    _present(app, False)
     action = ACTIONS.get(path)
     if action is None:
         pytest.fail(f"page {path!r} ({title}) is new: add its main control to ACTIONS")
     action(app, app_data)
+    app.no_exception()
+
+
+def _present(app: App, on: bool) -> None:
+    """Switch presentation mode on or off with the sidebar's switch."""
+    switch = app.sidebar.get_by_role("switch", name="Presentation mode")
+    # by keyboard, as test_exports does: the switch's own <input> is a 1 px box
+    app.act(lambda: switch.press("Space"))
+    (expect(switch).to_be_checked if on else expect(switch).not_to_be_checked)()
     app.no_exception()
 
 

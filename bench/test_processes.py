@@ -1,0 +1,130 @@
+"""Where the browser pass's CPU goes: ./dev test's fresh-machine pass (pass 2) run once
+while every process on the machine is sampled, its CPU seconds summed by kind (Chromium's
+renderers, its browser and GPU processes, the app servers, pytest, Playwright's driver,
+HAProxy, redis-server), beside the machine's busy CPU seconds from /proc/stat.
+
+    .venv/bin/python bench/test_processes.py [--out bench/results/test_processes.json]
+
+Run it with nothing else running: every process on the machine is counted. A process is
+sampled every 0.5 s, so one that lives less than that is missed (the total beside the
+machine's busy seconds says how much was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
+
+from bench.common import ROOT, add_out_argument, run_stamp, write_results  # noqa: E402
+from bench.test_times import FRESH_PASS, fresh_pass_env  # noqa: E402
+
+EVERY_S = 0.5
+CHROMIUM_TYPES = ("renderer", "gpu-process", "utility", "zygote")
+
+
+def kind(p: psutil.Process) -> str:
+    """What a process is, for the sums."""
+    name, cmd = p.name(), " ".join(p.cmdline())
+    if "chrom" in name:
+        return next(
+            (f"chromium {t}" for t in CHROMIUM_TYPES if f"--type={t}" in cmd), "chromium browser"
+        )
+    if "node" in name:
+        return "playwright driver (node)"
+    if "serve.py" in cmd or "streamlit" in cmd:
+        return "app servers"
+    if "pytest" in cmd:
+        return "pytest and its workers"
+    if name in ("haproxy", "redis-server"):
+        return name
+    if "python" in name:
+        return "other python (CLI runs, torchrun workers)"
+    return "other"
+
+
+def busy_cpu_s() -> float:
+    """The machine's busy CPU seconds since boot (all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Sampler(threading.Thread):
+    """Every EVERY_S, each process's CPU seconds; a process is counted from its first
+    sample when it was there at the start, else from its birth."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.t0 = time.time()
+        self.seen: dict[tuple[int, float], list] = {}  # (pid, birth): [kind, first, last]
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for p in psutil.process_iter():
+                try:
+                    t = p.cpu_times()
+                    key = (p.pid, p.create_time())
+                    if key not in self.seen:
+                        self.seen[key] = [kind(p), t.user + t.system, 0.0]
+                    self.seen[key][2] = t.user + t.system
+                except psutil.Error:
+                    continue
+            self.done.wait(EVERY_S)
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (_, born), (k, first, last) in self.seen.items():
+            out[k] = out.get(k, 0.0) + last - (first if born < self.t0 else 0.0)
+        return dict(sorted(((k, round(v, 1)) for k, v in out.items()), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_out_argument(p, "test_processes.json")
+    args = p.parse_args()
+    result = run_stamp(command="python bench/test_processes.py", pytest_args=FRESH_PASS)
+    with tempfile.TemporaryDirectory(prefix="processes-data-") as root:
+        sampler = Sampler()
+        busy0, t0 = busy_cpu_s(), time.monotonic()
+        sampler.start()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *FRESH_PASS],
+            cwd=ROOT,
+            env=fresh_pass_env(root),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        sampler.done.set()
+        sampler.join()
+        wall, busy = time.monotonic() - t0, busy_cpu_s() - busy0
+    by_kind = sampler.totals()
+    result.update(
+        exit_status=proc.returncode,
+        summary=proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "",
+        wall_s=round(wall, 1),
+        machine_busy_cpu_s=round(busy, 1),
+        cores_busy=round(busy / wall, 2),
+        sampled_cpu_s=round(sum(by_kind.values()), 1),
+        cpu_s_by_kind=by_kind,
+    )
+    for k, v in by_kind.items():
+        if v >= 0.5:
+            print(f"{v:8.1f} s  {k}")
+    print(f"{result['summary']}; machine busy {busy:.0f} CPU s in {wall:.0f} s")
+    write_results(args.out, result)
+    sys.exit(proc.returncode)
+
+
+if __name__ == "__main__":
+    main()
