@@ -109,7 +109,9 @@ def main() -> None:
         sampler.join()
         wall, busy = time.monotonic() - t0, busy_cpu_s() - busy0
     by_kind = sampler.totals()
+    lines = proc.stdout.splitlines()
     result.update(
+        failures=[ln for ln in lines if ln.startswith("FAILED")],
         exit_status=proc.returncode,
         summary=proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "",
         wall_s=round(wall, 1),
@@ -118,6 +120,8 @@ def main() -> None:
         sampled_cpu_s=round(sum(by_kind.values()), 1),
         cpu_s_by_kind=by_kind,
     )
+    if proc.returncode:  # what a failure said, to find its cause
+        result["output_tail"] = (proc.stdout + proc.stderr)[-30000:]
     for k, v in by_kind.items():
         if v >= 0.5:
             print(f"{v:8.1f} s  {k}")
