@@ -1,9 +1,11 @@
-"""Where the browser pass's CPU goes: ./dev test's fresh-machine pass (pass 2) run once
+"""Where a test pass's CPU goes: one pass of ./dev test (by default pass 2, the browser
+tests as on a fresh machine; ``--pass 1``, the main pass) run once
 while every process on the machine is sampled, its CPU seconds summed by kind (Chromium's
 renderers, its browser and GPU processes, the app servers, pytest, Playwright's driver,
 HAProxy, redis-server), beside the machine's busy CPU seconds from /proc/stat.
 
-    .venv/bin/python bench/test_processes.py [--out bench/results/test_processes.json]
+    .venv/bin/python bench/test_processes.py [--pass 1|2] [--out FILE]
+    (default: bench/results/test_processes.json, test_processes-pass1.json for pass 1)
 
 Run it with nothing else running: every process on the machine is counted. A process is
 sampled every 0.5 s, so one that lives less than that is missed (the total beside the
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil  # noqa: E402
 
 from bench.common import ROOT, add_out_argument, run_stamp, write_results  # noqa: E402
-from bench.test_times import FRESH_PASS, fresh_pass_env  # noqa: E402
+from bench.test_times import FRESH_PASS, MAIN_PASS, fresh_pass_env  # noqa: E402
 
 EVERY_S = 0.5
 CHROMIUM_TYPES = ("renderer", "gpu-process", "utility", "zygote")
@@ -43,12 +45,14 @@ def kind(p: psutil.Process) -> str:
         return "playwright driver (node)"
     if "serve.py" in cmd or "streamlit" in cmd:
         return "app servers"
-    if "pytest" in cmd:
+    if "pytest" in cmd or "exec(eval(sys.stdin.readline()))" in cmd:  # xdist's workers
         return "pytest and its workers"
+    if "-m convae" in cmd or "torch.distributed.run" in cmd:
+        return "convae command line runs (and torchrun's workers)"
     if name in ("haproxy", "redis-server"):
         return name
     if "python" in name:
-        return "other python (CLI runs, torchrun workers)"
+        return "other python"
     return "other"
 
 
@@ -90,17 +94,29 @@ class Sampler(threading.Thread):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pass", dest="which", type=int, choices=(1, 2), default=2)
     add_out_argument(p, "test_processes.json")
     args = p.parse_args()
-    result = run_stamp(command="python bench/test_processes.py", pytest_args=FRESH_PASS)
+    if args.which == 1 and args.out.endswith("/test_processes.json"):
+        args.out = args.out.replace("test_processes.json", "test_processes-pass1.json")
+    pytest_args = MAIN_PASS if args.which == 1 else FRESH_PASS
+    result = run_stamp(
+        command=f"python bench/test_processes.py --pass {args.which}", pytest_args=pytest_args
+    )
     with tempfile.TemporaryDirectory(prefix="processes-data-") as root:
+        # pass 1 reads the shared data unpacked into ./data (./dev sets CONVAE_DATA so)
+        env = (
+            {**os.environ, "CI": "true", "CONVAE_DATA": str(ROOT / "data")}
+            if args.which == 1
+            else fresh_pass_env(root)
+        )
         sampler = Sampler()
         busy0, t0 = busy_cpu_s(), time.monotonic()
         sampler.start()
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *FRESH_PASS],
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args],
             cwd=ROOT,
-            env=fresh_pass_env(root),
+            env=env,
             capture_output=True,
             text=True,
             check=False,

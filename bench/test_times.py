@@ -261,7 +261,8 @@ def fresh_pass_env(data_root: str) -> dict[str, str]:
     }
 
 
-# ./dev test's pass 2 as one pytest command (its two workers; see ./dev)
+# ./dev test's passes as pytest arguments (two workers each; see ./dev)
+MAIN_PASS = ["-m", "not machine_data", "-n", "2", "--dist", "loadfile"]
 FRESH_PASS = ["-m", "machine_data", "tests/e2e", "-n", "2", "--dist", "loadfile"]
 
 

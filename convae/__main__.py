@@ -584,7 +584,13 @@ def _report(exc: Exception) -> int:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if os.environ.get(distributed.LAUNCHED_ENV):
         if isinstance(exc, torch.distributed.DistError):
-            return distributed.LOST_PARTNER_STATUS
+            # Out at once: left to the interpreter's shutdown, a gloo thread that lost
+            # its peer was destroyed still running, C++ printed "terminate called without
+            # an active exception" and the worker died by SIGABRT, which the launcher
+            # could take for the cause (a CI run, 2026-12-06).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(distributed.LOST_PARTNER_STATUS)
         if distributed.record_error(text):
             return 2
     rank = os.environ.get("RANK", "0") if distributed.env_world() > 1 else "0"

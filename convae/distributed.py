@@ -268,9 +268,17 @@ def _failure_line(exc: Exception, workers: int, out: Path, before: tuple | None)
     # its error handling did not recognise (a lost connection surfacing as a plain
     # RuntimeError): the killed one is the cause. Timestamps are whole seconds (a killed
     # worker's is when torchrun saw it), so they rank the failures only among their kind.
+    # SIGABRT is what a gloo worker dies of when its peer vanishes under a C++ thread
+    # that is still running: a consequence too, unless nothing else is there.
     consequences = (LOST_PARTNER_STATUS, -signal.SIGTERM.value)
+    aborted = -signal.SIGABRT.value
     causes = (
-        {r: f for r, f in failures.items() if f.exitcode < 0 and f.exitcode not in consequences}
+        {
+            r: f
+            for r, f in failures.items()
+            if f.exitcode < 0 and f.exitcode not in (*consequences, aborted)
+        }
+        or {r: f for r, f in failures.items() if f.exitcode < 0 and f.exitcode == aborted}
         or {r: f for r, f in failures.items() if f.exitcode not in consequences}
         or failures
     )

@@ -329,6 +329,12 @@ def test_a_killed_worker_is_named_over_one_that_raised_in_the_same_second(tmp_pa
     exc = ChildFailedError("convae", {0: raised, 1: killed})
     line = distributed._failure_line(exc, 2, tmp_path / "model.pt", None)
     assert line.startswith("training worker 1 of 2 was killed by SIGKILL;"), line
+    # a partner that died by SIGABRT (gloo's thread, its peer gone) is a consequence too
+    aborted = _failure(tmp_path, 0, -signal.SIGABRT.value)
+    aborted.timestamp = killed.timestamp
+    exc = ChildFailedError("convae", {0: aborted, 1: killed})
+    line = distributed._failure_line(exc, 2, tmp_path / "model.pt", None)
+    assert line.startswith("training worker 1 of 2 was killed by SIGKILL;"), line
     # with nobody killed, the one that raised is the cause, not the one torchrun stopped
     stopped = _failure(tmp_path, 1, -signal.SIGTERM.value)
     exc = ChildFailedError("convae", {0: raised, 1: stopped})
