@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 # GNU OpenMP, which runs torch's threads, lets a thread that has done its part of an
 # operation spin until the others are done. When other work takes a core now and then (a
@@ -264,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     default_name = Path(args.data.removeprefix("folder:")).name or "data"
     out = Path(args.out or f"checkpoints/{default_name}-{args.decoder}.pt")
     if world > 1:
-        return _train_rank(args, cfg, out)
+        _train_rank(args, cfg, out)  # ends the process
     if workers > 1:
         return _launch_workers(args, cfg, out)
     threads = configure_threads(args.threads, default=TRAINING_THREADS)
@@ -383,44 +384,50 @@ def _launch_workers(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> in
     return distributed.launch(cfg.workers, args.argv, out, args.threads)
 
 
-def _train_rank(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> int:
-    """One rank of a torchrun (or ``--workers``) run: train its share; rank 0 writes."""
+def _train_rank(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> NoReturn:
+    """One rank of a torchrun (or ``--workers``) run: train its share; rank 0 writes.
+    A rank that finished ends its process here (:func:`convae.distributed.finish_rank`)."""
     from . import distributed
 
     team = distributed.join(cfg.device)
     try:
-        threads = configure_threads(
-            args.threads, processes=team.local_world, default=TRAINING_THREADS
-        )
-        main_rank = team.rank == 0
-        # Each machine's first rank decodes the data set (once, into the cache) before
-        # the others map it; not N decodes of the same files at once.
-        if team.local_rank != 0:
-            team.barrier()
-        progress = _progress_bar() if team.local_rank == 0 and not args.quiet else None
-        data = load_dataset(args.data, progress=progress)
-        if team.local_rank == 0:
-            team.barrier()
-        callback = _train_progress(args, cfg) if main_rank else None
-        try:
-            result = fit(cfg, data, callback, snapshots=args.snapshots, team=team)
-        except KeyboardInterrupt:
-            if main_rank and not os.environ.get(distributed.LAUNCHED_ENV):
-                print("\ninterrupted: no checkpoint written", file=sys.stderr)
-            return 130
-        # Every rank leaves the group together, after rank 0 has written: a worker that
-        # tore its gloo connections down while rank 0 still held them was aborted now and
-        # then ("terminate called without an active exception", SIGABRT). If rank 0 fails
-        # instead, the launcher stops the others.
-        if not main_rank:
-            team.barrier()
-            return 0
-        how = f"on {team.world} workers of {threads} thread(s) each"
-        code = _save_result(args, cfg, data, result, out, how)
-        team.barrier()
-        return code
-    finally:
+        code = _train_share(args, cfg, out, team)
+    except BaseException:
         distributed.leave(team)
+        raise
+    distributed.finish_rank(code)
+
+
+def _train_share(args: argparse.Namespace, cfg: TrainConfig, out: Path, team) -> int:
+    """This rank's part of the run, up to the barrier every rank passes at its end."""
+    from . import distributed
+
+    threads = configure_threads(args.threads, processes=team.local_world, default=TRAINING_THREADS)
+    main_rank = team.rank == 0
+    # Each machine's first rank decodes the data set (once, into the cache) before
+    # the others map it; not N decodes of the same files at once.
+    if team.local_rank != 0:
+        team.barrier()
+    progress = _progress_bar() if team.local_rank == 0 and not args.quiet else None
+    data = load_dataset(args.data, progress=progress)
+    if team.local_rank == 0:
+        team.barrier()
+    callback = _train_progress(args, cfg) if main_rank else None
+    try:
+        result = fit(cfg, data, callback, snapshots=args.snapshots, team=team)
+    except KeyboardInterrupt:
+        if main_rank and not os.environ.get(distributed.LAUNCHED_ENV):
+            print("\ninterrupted: no checkpoint written", file=sys.stderr)
+        return 130
+    # Every rank waits for rank 0 to have written before any of them ends. If rank 0
+    # fails instead, the launcher stops the others.
+    if not main_rank:
+        team.barrier()
+        return 0
+    how = f"on {team.world} workers of {threads} thread(s) each"
+    code = _save_result(args, cfg, data, result, out, how)
+    team.barrier()
+    return code
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
