@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil  # noqa: E402
 
 from bench.common import ROOT, add_out_argument, run_stamp, write_results  # noqa: E402
-from bench.test_times import FRESH_PASS, MAIN_PASS, fresh_pass_env  # noqa: E402
+from bench.test_times import FRESH_PASS, MAIN_PASS, fresh_pass_env, run_pytest  # noqa: E402
 
 EVERY_S = 0.5
 CHROMIUM_TYPES = ("renderer", "gpu-process", "utility", "zygote")
@@ -113,14 +112,7 @@ def main() -> None:
         sampler = Sampler()
         busy0, t0 = busy_cpu_s(), time.monotonic()
         sampler.start()
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = run_pytest(pytest_args, env)
         sampler.done.set()
         sampler.join()
         wall, busy = time.monotonic() - t0, busy_cpu_s() - busy0

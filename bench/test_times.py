@@ -266,6 +266,18 @@ MAIN_PASS = ["-m", "not machine_data", "-n", "2", "--dist", "loadfile"]
 FRESH_PASS = ["-m", "machine_data", "tests/e2e", "-n", "2", "--dist", "loadfile"]
 
 
+def run_pytest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """One quiet pytest process in this checkout (no cache folder), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def repeat_runs(runs: int, out: Path, note: str, tests: list[str]) -> int:
     """Run ``tests`` ``runs`` times in a row as pass 2 of ./dev test runs them (a fresh
     machine: no shared data, an empty data root, offline, CI=true), one pytest process
@@ -284,14 +296,7 @@ def repeat_runs(runs: int, out: Path, note: str, tests: list[str]) -> int:
             started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             load_before = [round(x, 2) for x in os.getloadavg()]
             t0 = time.monotonic()
-            proc = subprocess.run(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *tests],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            proc = run_pytest(tests, env)
         lines = proc.stdout.splitlines()
         run = {
             "started": started,
