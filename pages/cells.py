@@ -71,7 +71,7 @@ def _cell_from_click(event) -> None:
         st.session_state.update(cells_channel=ch, cells_row=r, cells_col=c)
 
 
-@st.fragment
+@draw.fragment
 def cell_view() -> None:
     st.subheader("One code cell")
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
@@ -141,7 +141,7 @@ def cell_view() -> None:
     )
 
 
-@st.fragment
+@draw.fragment
 def pixel_view() -> None:
     st.subheader("One output pixel, by hand")
     q1, q2, q3, _ = st.columns([1, 1, 1, 2])

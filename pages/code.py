@@ -40,7 +40,7 @@ with p1:
 z = encode(model, x)
 
 
-@st.fragment
+@draw.fragment
 def editor() -> None:
     left, right = st.columns([1, 3], gap="large")
     c, h, w = z.shape[1:]

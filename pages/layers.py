@@ -77,7 +77,7 @@ def _compare_partner():
     return None
 
 
-@st.fragment
+@draw.fragment
 def stepper() -> None:
     if st.session_state.get("layers_step") not in names:  # the other decoder's steps
         st.session_state["layers_step"] = names[1]

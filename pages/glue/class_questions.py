@@ -260,7 +260,7 @@ def tally_chart(t: Tally, key: str) -> None:
 # ------------------------------------------------------------------ the teacher's side
 
 
-@st.fragment(run_every=TALLY_REFRESH_S, key="class_tally")
+@draw.fragment(run_every=TALLY_REFRESH_S, key="class_tally")
 def live_tally() -> None:
     """The teacher's live tally and count (refreshed every couple of seconds)."""
     svc, the_lead = classroom.service(), classroom.lead()

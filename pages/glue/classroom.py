@@ -14,7 +14,7 @@ How following works (Streamlit has no way for one session to rerun another, stre
 issue #2838): the teacher's view is a shared link's settings (pages/glue/links.py), and
 :func:`view_changed` publishes it when it changed, at the end of a run and of a fragment
 rerun that changes it (Layers' stepper, Compare's close-up). A student's session polls in
-a fragment (``st.fragment(run_every=poll_every(), key="class_poll")``, drawn in the
+a fragment (``draw.fragment(run_every=poll_every(), key="class_poll")``, drawn in the
 sidebar; about every ``POLL_S``, each session at its own interval): one
 ``svc.version()`` read (a dict lookup, or one Redis GET); only when the version changed does
 it read the class's state, hand the view to the sidebar (``links_follow``: applied before
@@ -470,7 +470,7 @@ def _student_box() -> None:
     st.button("Leave the class", key="class_leave", on_click=leave, type="tertiary")
 
 
-@st.fragment(run_every=TEACHER_REFRESH_S, key="class_attendance")
+@draw.fragment(run_every=TEACHER_REFRESH_S, key="class_attendance")
 def _teacher_box() -> None:
     state = st.session_state
     the_lead, svc = lead(), service()
@@ -553,7 +553,7 @@ def sidebar_box(where) -> None:
     with where:
         if seat() is not None:
             # Made a fragment here, not by a decorator, for the session's own interval.
-            st.fragment(_student_box, run_every=poll_every(), key="class_poll")()
+            draw.fragment(_student_box, run_every=poll_every(), key="class_poll")()
         elif lead() is not None:
             _teacher_box()
         elif is_teacher():

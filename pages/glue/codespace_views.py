@@ -261,7 +261,7 @@ def _draw_map(v, cmap, space_key, what, values, title, ckey, key) -> None:
     )
 
 
-@st.fragment
+@draw.fragment
 def map_part(v: View) -> None:
     """The code map beside the raw-pixel map; a click or lasso shows those pictures with
     each model's reconstruction. A fragment: a click reruns only this part."""
@@ -361,7 +361,7 @@ def _picture(key: str, label: str, n: int, where=None, help: str | None = None) 
 SPACE_NAMES = {"code": "code", "pixel": "raw pixels", "PCA 256": "PCA of the pixels"}
 
 
-@st.fragment
+@draw.fragment
 def neighbours_part(v: View) -> None:
     """The chosen picture's nearest neighbours in the code, the pixels and PCA of the
     pixels, with their classes; the sentence over the whole split when measured."""
@@ -455,7 +455,7 @@ def probe_part(v: View) -> None:
 # ---------------------------------------------------------------- channels
 
 
-@st.fragment
+@draw.fragment
 def channels_part(v: View) -> None:
     """What each code channel carries: switch one off, swap one, and what it follows."""
     c = v.spaces["A"].code_shape[0]

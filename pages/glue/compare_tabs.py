@@ -80,7 +80,7 @@ def _content(p: Pair) -> tuple:
     return (p.a.digest, p.b.digest, p.names, caches.picture_key(p.x))
 
 
-@st.fragment
+@draw.fragment
 def close_up(p: Pair) -> None:
     """One picture large: A, B, or a swipe between them. A fragment: switching A / B or
     moving the divider reruns only this (a few kB of HTML), not the comparison."""

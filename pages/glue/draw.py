@@ -6,11 +6,13 @@ caches): one HTML block per group of rows, each picture crisp, growing with the 
 wrapping on a phone and enlarged on a projector by the app's CSS (pages/glue/css.py), and
 each with a text alternative. A row of reconstructions with "x dB" under each picture is
 built once, by :func:`recon_row`. Charts go through :func:`chart` (scaled for a projector,
-with a one-line text summary) and tables through :func:`table`.
+with a one-line text summary) and tables through :func:`table`. A part of a page that
+reruns alone is made by :func:`fragment`, never by ``st.fragment`` directly.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -47,6 +49,32 @@ class _Html(str):
 
     def _repr_html_(self) -> str:
         return str(self)
+
+
+def fragment(func: Callable | None = None, /, **options):
+    """``st.fragment(func, **options)`` (as a decorator too), drawn in a container of its
+    own, so that nothing after it can be lost to a rerun of it.
+
+    Why (Streamlit 1.67, found in issue 21; tests/e2e/test_fragment_crossing.py shows it):
+    when a fragment's rerun was asked for while a full run was going (its timer, or a click
+    in it), Streamlit starts that rerun the moment the full run ends and drops the full
+    run's not yet sent messages for the fragment, but still tells the browser the full run
+    finished. The browser then takes the fragment's block, last drawn by an older run, for
+    stale and removes it; the elements after it move up one place, and the fragment's
+    rerun, which writes to its old place, draws over the next one (the Class page lost
+    its Reveal / Export row under the live tally this way). In a container of its own the
+    fragment is that container's only child: a removal there moves nothing else.
+    """
+    if func is None:
+        return functools.partial(fragment, **options)
+    part = st.fragment(func, **options)
+
+    @functools.wraps(func)
+    def in_own_container(*args, **kwargs):
+        with st.container():
+            return part(*args, **kwargs)
+
+    return in_own_container
 
 
 def html(body: str, where=None) -> None:

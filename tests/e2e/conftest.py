@@ -92,6 +92,7 @@ window.__stRuns = 0;
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
+      (window.__stSockets ||= []).push(this);  // for a test that sends its own messages
       queueMicrotask(() => this.addEventListener('message', (e) => {
         if (e.data instanceof ArrayBuffer && finished(e.data)) window.__stRuns += 1;
       }));
@@ -164,9 +165,10 @@ def app_data(request, tmp_path_factory) -> dict:
 
 
 @contextlib.contextmanager
-def running_app(env: dict, log: Path) -> Iterator[str]:
-    """The app started as ``./dev app`` does (serve.py) on a free localhost port; yields
-    its base URL once /_stcore/health answers, and stops it afterwards."""
+def running_app(env: dict, log: Path, launcher: list[str] | None = None) -> Iterator[str]:
+    """The app started as ``./dev app`` does (serve.py), or by ``launcher`` (see
+    bench.common.serve_command), on a free localhost port; yields its base URL once
+    /_stcore/health answers, and stops it afterwards."""
     if chromium_path() is None:
         pytest.skip(
             "no Chromium found (/usr/bin/chromium, $CONVAE_CHROMIUM or PATH): "
@@ -177,7 +179,7 @@ def running_app(env: dict, log: Path) -> Iterator[str]:
     # One torch thread in the server, as in tests/conftest.py: on a busy 2-core machine
     # two OpenMP threads made training 20-80x slower, and the training tests time out.
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = serve_command(port)
+    cmd = serve_command(port, launcher=launcher)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -373,11 +375,17 @@ class Person(App):
         super().__init__(page, base)
         self.frames: list[bytes] = []
         self.documents: list[str] = []
-        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        self.traffic: list[tuple[float, str, bytes]] = []  # (when, "in"/"out", frame)
+        page.on("websocket", self._websocket)
         page.on("response", self._response)
 
+    def _websocket(self, ws) -> None:
+        ws.on("framereceived", self._frame)
+        ws.on("framesent", lambda p: self.traffic.append((time.monotonic(), "out", _raw(p))))
+
     def _frame(self, payload) -> None:
-        self.frames.append(payload if isinstance(payload, bytes) else payload.encode())
+        self.frames.append(_raw(payload))
+        self.traffic.append((time.monotonic(), "in", self.frames[-1]))
 
     def _response(self, response) -> None:
         if "text/html" in (response.headers.get("content-type") or ""):
@@ -388,6 +396,14 @@ class Person(App):
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         return [ForwardMsg.FromString(f) for f in self.frames]
+
+    def run_log(self) -> str:
+        """The session's traffic as the browser saw it, one line a message: what it asked
+        for (a rerun: full or a fragment's, timed or not, which buttons) and every run's
+        start, elements (delta path, kind, fragment) and end, tagged by run id."""
+        return "\n".join(
+            _log_line(when - self.traffic[0][0], way, raw) for when, way, raw in self.traffic
+        )
 
     def sees(self, text: str, timeout: int = FOLLOW_MS) -> None:
         expect(self.page.get_by_text(text).first).to_be_visible(timeout=timeout)
@@ -401,6 +417,49 @@ class Person(App):
         down is still the last run's, so read the line itself, not the banner."""
         line = self.main.get_by_text(re.compile(rf"^{re.escape(layer)} \(.*, step \d+ of \d+\)"))
         expect(line).to_be_visible(timeout=timeout)
+
+
+def _raw(payload) -> bytes:
+    return payload if isinstance(payload, bytes) else payload.encode()
+
+
+def _log_line(at: float, way: str, raw: bytes) -> str:
+    """One websocket message in words (for :meth:`Person.run_log`)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    if way == "out":
+        msg = BackMsg.FromString(raw)
+        if msg.WhichOneof("type") != "rerun_script":
+            return f"{at:8.3f} >> {msg.WhichOneof('type')}"
+        r = msg.rerun_script
+        pressed = [w.id.rsplit("-", 1)[-1] for w in r.widget_states.widgets if w.trigger_value]
+        scope = f"fragment {r.fragment_id[:8]}" if r.fragment_id else "full"
+        timed = " timed" if r.is_auto_rerun else ""
+        return f"{at:8.3f} >> rerun {scope}{timed} pressed={pressed}"
+    msg = ForwardMsg.FromString(raw)
+    kind = msg.WhichOneof("type")
+    run = msg.metadata.run
+    tag = f"run {run.script_run_id[:8]}" + (
+        f" frags {[f[:8] for f in run.fragment_ids]}" if run.fragment_ids else ""
+    )
+    if kind == "delta":
+        d = msg.delta
+        what = d.WhichOneof("type")
+        sub = (
+            d.new_element.WhichOneof("type")
+            if what == "new_element"
+            else d.add_block.WhichOneof("type")
+            if what == "add_block"
+            else ""
+        )
+        frag = f" in {d.fragment_id[:8]}" if d.fragment_id else ""
+        path = list(msg.metadata.delta_path)
+        return f"{at:8.3f} << {tag} {path} {what} {sub}{frag}"
+    if kind == "script_finished":
+        status = ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)
+        return f"{at:8.3f} << {tag} script_finished {status}"
+    return f"{at:8.3f} << {tag} {kind}"
 
 
 def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
@@ -420,6 +479,7 @@ def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{i}")
             with contextlib.suppress(Exception):  # a crashed page: the error says more
                 p.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
+            (ARTIFACTS / f"{safe}.runlog.txt").write_text(p.run_log(), encoding="utf-8")
         p.context.close()
 
 
