@@ -51,7 +51,7 @@ def test_two_sessions_with_the_same_model_key_see_their_own_numbers(app_env, mon
 
 def test_no_shared_cache_is_keyed_by_id():
     """id() of a model is reused after garbage collection: never a cache key."""
-    for page in sorted((ROOT / "pages").glob("*.py")):
+    for page in sorted((ROOT / "pages").rglob("*.py")):
         calls = [
             n
             for n in ast.walk(ast.parse(page.read_text()))
