@@ -1,6 +1,8 @@
 """Exports in a real browser: the files a user downloads open as what they claim to be
-(PNG pictures, CSV tables; the checkpoint download is checked after training in
-test_pages.py and test_train_stop.py)."""
+(PNG pictures, CSV tables). The checks of a page that the per-page test opens anyway run
+there (test_pages.py: picture rows, the layer table, an activation map, a score table,
+the checkpoint after training; a browser page costs Chromium seconds of CPU, see
+docs/testing.md); the style transfer's result, a slow run of its own, is checked here."""
 
 from __future__ import annotations
 
@@ -117,23 +119,12 @@ def enlarged(side: int) -> int:
     return side * max(1, round(SHOWN_PX / side))
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    "path,nth,rows,columns",
-    [
-        ("decoders", 0, 5, 8),  # input, A, B, error of A, error of B for 8 pictures
-        ("denoising", 0, 4, 8),  # noisy, plain model, denoiser, clean
-        ("repairing", 0, 1, 4),  # original, input, plain model, repair model
-        ("the-code", 0, 1, 3),  # original, decoded, decoded from the edit
-        ("the-code", 1, 2, 8),  # code path and cross-fade, 8 frames
-    ],
-)
-def test_image_rows_download_as_one_png(app, path, nth, rows, columns):
-    """Every page's picture rows save as one PNG holding what the page shows, each
+def rows_png(app: App, nth: int, rows: int, columns: int) -> None:
+    """The page's ``nth`` "Download these pictures (PNG)" saves its picture rows as one
+    PNG holding what the page shows (at least ``rows`` x ``columns`` pictures), each
     picture enlarged so that the file reads on its own. (The shipped task models take
-    32x32 colour pictures: the embedded CIFAR-10 sample too.)"""
-    app.open(path)
-    app.no_exception()
+    32x32 colour pictures: the embedded CIFAR-10 sample too.) Checked on every page that
+    has one, in test_pages.py, where the page is open anyway."""
     shown = app.main.locator(".cae-pic img")
     expect(shown.first).to_be_visible()
     arr = picture(download(app, PICTURES_PNG, nth))
@@ -143,6 +134,64 @@ def test_image_rows_download_as_one_png(app, path, nth, rows, columns):
     assert side >= SHOWN_PX * 2 // 3, side
     assert arr.shape[1] >= columns * side, (arr.shape, side)
     assert arr.shape[0] >= rows * side, (arr.shape, side)
+
+
+def layer_table_csv(app: App) -> None:
+    """The Overview's layer table downloads as a CSV of the model's steps."""
+    expand(app, "Layer by layer: shapes and parameters")
+    rows = list(
+        csv.DictReader(io.StringIO(download(app, "Download the layer table (CSV)").decode()))
+    )
+    assert rows[0]["step"] == "input" and any(r["step"] == "pool2" for r in rows)
+    assert sum(int(r["parameters"]) for r in rows) in (1495, 2055)
+
+
+def activation_map_png(app: App) -> None:
+    """Layers draws its maps as pictures; one channel's exact values are a plotly heatmap
+    whose toolbar saves it as a PNG (drawn by the browser)."""
+    toggle = app.main.get_by_role("switch", name="Read the exact values of one channel")
+    expect(toggle).not_to_be_checked()
+    charts = app.main.locator('[data-testid="stPlotlyChart"]')
+    expect(charts).to_have_count(0)
+    # by keyboard: the switch's own <input> is a 1 px box that other elements cover
+    in_fragment(lambda: toggle.press("Space"))
+    expect(toggle).to_be_checked()
+    chart = charts.first
+    expect(chart).to_be_visible()
+    expect(app.main.get_by_text(re.compile(r"^Channel 0 of \w+: \d+x\d+ values"))).to_be_visible()
+    chart.hover()
+    button = chart.locator('.modebar-btn[data-title*="png" i]')
+    with app.page.expect_download(timeout=60_000) as info:
+        button.click()
+    png = Image.open(info.value.path())
+    assert png.format == "PNG" and png.width > 300
+
+
+# Chromium's native save dialog cannot be driven headless; without it Streamlit falls back
+# to an ordinary download (its file-system-access polyfill). For a page context's init.
+NO_SAVE_PICKER = "delete window.showSaveFilePicker"
+
+
+def table_csv_from_toolbar(app: App) -> None:
+    """st.dataframe's own toolbar button: the Repair page's score table as a CSV file
+    (the context needs :data:`NO_SAVE_PICKER`)."""
+    expect(app.main.get_by_text(re.compile("^PSNR of the mean MSE against"))).to_be_visible()
+    table = app.main.locator('[data-testid="stDataFrame"]').first
+    expect(table).to_be_visible()
+    table.scroll_into_view_if_needed()
+    table.hover()  # the toolbar shows while the mouse is over the table
+    button = app.main.get_by_role("button", name="Download as CSV", exact=True)
+    expect(button).to_be_visible()
+    # By keyboard: the table is the first thing in an expander, and its toolbar overlaps
+    # the expander's title, which takes a click aimed at the button's top half; the
+    # mouse then leaves the table, the toolbar slides away and the click hits the grid.
+    with app.page.expect_download(timeout=60_000) as info:
+        button.focus()
+        button.press("Enter")
+    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["output"] for r in rows][0] == "corrupted input"
+    assert all(float(r["PSNR whole (dB)"]) > 0 for r in rows)
 
 
 @pytest.mark.e2e
@@ -169,73 +218,3 @@ def test_style_transfer_result_downloads(app):
     arr = picture(download(app, "Download (PNG)"))
     assert arr.shape[1] >= 3 * enlarged(32)  # content, style and result, side by side
     assert arr.shape[0] < 2 * enlarged(32)  # in one row
-
-
-@pytest.mark.e2e
-def test_overview_pictures_download(app):
-    app.open()
-    expect(app.main.locator(".cae-pic img").first).to_be_visible()
-    arr = picture(download(app, PICTURES_PNG))
-    # the originals and the two picked models' copies: three rows of eight
-    side = enlarged(32)
-    assert 8 * side <= arr.shape[1] and 3 * side <= arr.shape[0] < 4 * side, arr.shape
-
-
-@pytest.mark.e2e
-def test_overview_layer_table_downloads_as_csv(app):
-    app.open()
-    expand(app, "Layer by layer: shapes and parameters")
-    rows = list(
-        csv.DictReader(io.StringIO(download(app, "Download the layer table (CSV)").decode()))
-    )
-    assert rows[0]["step"] == "input" and any(r["step"] == "pool2" for r in rows)
-    assert sum(int(r["parameters"]) for r in rows) in (1495, 2055)
-
-
-@pytest.mark.e2e
-def test_activation_maps_save_as_png(app):
-    """Layers draws its maps as pictures; one channel's exact values are a plotly heatmap
-    whose toolbar saves it as a PNG (drawn by the browser)."""
-    app.open("layer-by-layer")
-    toggle = app.main.get_by_role("switch", name="Read the exact values of one channel")
-    expect(toggle).not_to_be_checked()
-    charts = app.main.locator('[data-testid="stPlotlyChart"]')
-    expect(charts).to_have_count(0)
-    # by keyboard: the switch's own <input> is a 1 px box that other elements cover
-    in_fragment(lambda: toggle.press("Space"))
-    expect(toggle).to_be_checked()
-    chart = charts.first
-    expect(chart).to_be_visible()
-    expect(app.main.get_by_text(re.compile(r"^Channel 0 of conv1: 32x32 values"))).to_be_visible()
-    chart.hover()
-    button = chart.locator('.modebar-btn[data-title*="png" i]')
-    with app.page.expect_download(timeout=60_000) as info:
-        button.click()
-    png = Image.open(info.value.path())
-    assert png.format == "PNG" and png.width > 300
-
-
-@pytest.mark.e2e
-def test_tables_download_as_csv_from_their_toolbar(app):
-    """st.dataframe's own toolbar button: the Repair page's score table as a CSV file."""
-    # Chromium's native save dialog cannot be driven headless; without it Streamlit
-    # falls back to an ordinary download (its file-system-access polyfill).
-    app.page.add_init_script("delete window.showSaveFilePicker")
-    app.open("repairing")
-    expect(app.main.get_by_text(re.compile("^PSNR of the mean MSE against"))).to_be_visible()
-    table = app.main.locator('[data-testid="stDataFrame"]').first
-    expect(table).to_be_visible()
-    table.scroll_into_view_if_needed()
-    table.hover()  # the toolbar shows while the mouse is over the table
-    button = app.main.get_by_role("button", name="Download as CSV", exact=True)
-    expect(button).to_be_visible()
-    # By keyboard: the table is the first thing in an expander, and its toolbar overlaps
-    # the expander's title, which takes a click aimed at the button's top half; the
-    # mouse then leaves the table, the toolbar slides away and the click hits the grid.
-    with app.page.expect_download(timeout=60_000) as info:
-        button.focus()
-        button.press("Enter")
-    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["output"] for r in rows][0] == "corrupted input"
-    assert all(float(r["PSNR whole (dB)"]) > 0 for r in rows)

@@ -1,5 +1,7 @@
 """Every page of the app in a real browser: it renders without an exception box, shows
-its pictures or charts, and its main control changes what is on screen. Class names and
+its pictures or charts, and its main control changes what is on screen; then what it
+exports downloads as what it claims to be (test_exports.py's checks, here where the page
+is open anyway). Class names and
 image counts come from the server's data set (``app_data``), whichever it is.
 
 Pages draw their pictures as HTML rows (``<figure class="cae-pic"><img alt><figcaption>``,
@@ -17,7 +19,20 @@ from pages.glue.page_table import page_paths
 
 from .conftest import _RUN_COUNTER, App, running_app
 from .test_accessibility import assert_accessible
-from .test_exports import choose, download, expand, in_fragment
+from .test_exports import (
+    NO_SAVE_PICKER,
+    PICTURES_PNG,
+    activation_map_png,
+    choose,
+    download,
+    enlarged,
+    expand,
+    in_fragment,
+    layer_table_csv,
+    picture,
+    rows_png,
+    table_csv_from_toolbar,
+)
 
 PICTURES = ".cae-pic img"
 VISIBLE = (
@@ -65,6 +80,12 @@ def _overview(app: App, data: dict) -> None:
     assert len(scores) == 2 * len(originals) and scores != [c for c in before if PSNR.match(c)]
     described = [a for a in alts(app) if re.match(r"^test picture \d+: ", a)]
     assert described and all(a.endswith(f": {cls}") for a in described), described
+    # Its exports: the pictures as one PNG (the originals and the two picked models'
+    # copies: three rows of eight) and the layer table as a CSV.
+    arr = picture(download(app, PICTURES_PNG))
+    side = enlarged(32)
+    assert 8 * side <= arr.shape[1] and 3 * side <= arr.shape[0] < 4 * side, arr.shape
+    layer_table_csv(app)
 
 
 def _scores_by_model(app: App) -> dict[str, list[float]]:
@@ -109,6 +130,7 @@ def _layers(app: App, data: dict) -> None:
     expect(app.main.locator('.cae-pic img[alt="relu1, ch 0"]')).to_be_visible()
     expect(app.main.locator('.cae-pic img[alt^="conv1, ch "]')).to_have_count(0)
     assert srcs(app) != before
+    activation_map_png(app)  # one channel's exact values, saved from the chart's toolbar
 
 
 def _compare(app: App, data: dict) -> None:
@@ -118,6 +140,7 @@ def _compare(app: App, data: dict) -> None:
     )
     side = app.main.locator(".cae-rows")  # the side-by-side picture rows
     expect(side.first).to_be_visible()
+    rows_png(app, 0, 5, 8)  # input, A, B, error of A, error of B for 8 pictures
     app.act(app.main.get_by_role("tab", name="Per class").click)
     panel = app.main.locator('[data-testid="stTabPanel"]:visible')
     expect(panel).to_have_count(1)
@@ -150,6 +173,7 @@ def _denoise(app: App, data: dict) -> None:
     assert srcs(app) != before
     shown = alts(app)
     assert any("Gaussian" in a for a in shown) and not any("salt and pepper" in a for a in shown)
+    rows_png(app, 0, 4, 8)  # noisy, plain model, denoiser, clean
 
 
 def _repair(app: App, data: dict) -> None:
@@ -158,6 +182,8 @@ def _repair(app: App, data: dict) -> None:
     app.click("Missing colour")
     assert srcs(app) != before
     assert not any(" hole / " in c for c in captions(app))
+    rows_png(app, 0, 1, 4)  # original, input, plain model, repair model
+    table_csv_from_toolbar(app)
 
 
 def _code(app: App, data: dict) -> None:
@@ -166,6 +192,8 @@ def _code(app: App, data: dict) -> None:
     app.set_number("Test picture", value)
     after = srcs(app)
     assert after != before and after[0] != before[0]  # the edited picture itself changed
+    rows_png(app, 0, 1, 3)  # original, decoded, decoded from the edit
+    rows_png(app, 1, 2, 8)  # code path and cross-fade, 8 frames
 
 
 def _cells(app: App, data: dict) -> None:
@@ -241,6 +269,7 @@ def test_pages_are_read_from_app_py():
 @pytest.mark.e2e
 @pytest.mark.parametrize("path,title", page_paths(), ids=[p or "default" for p, _ in page_paths()])
 def test_page_renders_and_its_main_control_works(app, app_data, path, title):
+    app.page.add_init_script(NO_SAVE_PICKER)  # for the Repair page's table download
     app.open(path)
     app.no_exception()
     # The navigation marks this page, and it shows something to look at.
