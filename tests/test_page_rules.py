@@ -18,8 +18,13 @@ def test_every_fragment_is_made_by_draw_fragment():
         if path == DRAW:
             continue
         for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(n, ast.Attribute) and n.attr == "fragment":
-                if isinstance(n.value, ast.Name) and n.value.id == "st":
-                    found.append(f"{path.relative_to(ROOT)}:{n.lineno}")
+            direct = (
+                isinstance(n, ast.Attribute)
+                and n.attr == "fragment"
+                and isinstance(n.value, ast.Name)
+                and n.value.id == "st"
+            )
+            if direct:
+                found.append(f"{path.relative_to(ROOT)}:{n.lineno}")
     assert not found, f"st.fragment used directly: {found}"
     assert "st.fragment(" in DRAW.read_text(encoding="utf-8")
