@@ -479,7 +479,8 @@ def people_on(browser, base: str, request) -> Iterator[Callable[..., Person]]:
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.name}-{i}")
             with contextlib.suppress(Exception):  # a crashed page: the error says more
                 p.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
-            (ARTIFACTS / f"{safe}.runlog.txt").write_text(p.run_log(), encoding="utf-8")
+            with contextlib.suppress(Exception):  # never an error of its own on top
+                (ARTIFACTS / f"{safe}.runlog.txt").write_text(p.run_log(), encoding="utf-8")
         p.context.close()
 
 
