@@ -595,9 +595,7 @@ def _report(exc: Exception) -> int:
             # its peer was destroyed still running, C++ printed "terminate called without
             # an active exception" and the worker died by SIGABRT, which the launcher
             # could take for the cause (a CI run, 2026-12-06).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(distributed.LOST_PARTNER_STATUS)
+            distributed.finish_rank(distributed.LOST_PARTNER_STATUS)
         if distributed.record_error(text):
             return 2
     rank = os.environ.get("RANK", "0") if distributed.env_world() > 1 else "0"

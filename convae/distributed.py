@@ -153,8 +153,9 @@ def leave(team: Team | None) -> None:
 
 
 def finish_rank(code: int) -> NoReturn:
-    """A rank's last act once every rank has passed the run's final barrier: end the
-    process at once with ``code``, leaving the sockets to the operating system.
+    """A rank's last act, once every rank has passed the run's final barrier or its
+    partner is gone: end the process at once with ``code``, leaving the sockets to the
+    operating system.
 
     Tearing gloo down on the way out (destroy_process_group, or the interpreter's
     shutdown) while the other rank tore down its side aborted a worker now and then, after
@@ -295,7 +296,7 @@ def _failure_line(exc: Exception, workers: int, out: Path, before: tuple | None)
             for r, f in failures.items()
             if f.exitcode < 0 and f.exitcode not in (*consequences, aborted)
         }
-        or {r: f for r, f in failures.items() if f.exitcode < 0 and f.exitcode == aborted}
+        or {r: f for r, f in failures.items() if f.exitcode == aborted}
         or {r: f for r, f in failures.items() if f.exitcode not in consequences}
         or failures
     )
